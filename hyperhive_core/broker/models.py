@@ -1,0 +1,45 @@
+"""The SQL tables: every message ever sent, and the desired hive (which agents exist, which should run).
+
+Times are unix seconds (float): compact, ordered, and free of SQLite's timezone loss.
+"""
+
+from enum import StrEnum
+
+from sqlalchemy import Index
+from sqlmodel import Field, SQLModel
+
+
+class MessageState(StrEnum):
+    """Where a message is in its life: queued → delivered (handed out by recv) → acked (answered)."""
+
+    QUEUED = "queued"
+    DELIVERED = "delivered"
+    ACKED = "acked"
+
+
+class MessageRow(SQLModel, table=True):
+    """One message; the row is the source of truth, in-process wake-ups only hint at it."""
+
+    __tablename__ = "message"  # pyright: ignore[reportAssignmentType, reportIncompatibleVariableOverride]  # sqlmodel types it as a declared_attr
+    __table_args__ = (Index("ix_message_inbox", "recipient", "state", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    sender: str
+    recipient: str
+    body: str
+    created_at: float
+    reply_to: int | None = None
+    state: MessageState = MessageState.QUEUED
+    delivered_at: float | None = None
+    acked_at: float | None = None
+
+
+class AgentRow(SQLModel, table=True):
+    """An agent of the desired hive: it exists until killed, and runs again after a restart when `enabled`."""
+
+    __tablename__ = "agent"  # pyright: ignore[reportAssignmentType, reportIncompatibleVariableOverride]  # as above
+
+    name: str = Field(primary_key=True)
+    backend: str
+    enabled: bool = True
+    created_at: float

@@ -1,0 +1,44 @@
+"""`hivectl`: the operator's command line. Every verb but `serve` speaks MCP to the daemon's host.sock.
+
+Verbs stay flat as in the seed (`hivectl spawn alice`, `hivectl list`); each prints a rich table
+for people or JSON with `--json`, and exits 1 with one line on stderr when something is refused.
+"""
+
+import typer
+
+from hyperhive_core.cli import agents, daemon, messages
+from hyperhive_core.cli._common import RunDir, StateDir, make_dirs
+
+app = typer.Typer(
+    name="hivectl",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    help="Run and steer a hive of Claude Code agents.",
+)
+
+
+@app.callback()
+def root(ctx: typer.Context, run_dir: RunDir = None, state_dir: StateDir = None) -> None:
+    """Run and steer a hive of Claude Code agents, each in its own sandbox."""
+    ctx.obj = make_dirs(run_dir, state_dir)
+
+
+app.command()(daemon.serve)
+app.command()(daemon.shutdown)
+app.command()(agents.spawn)
+app.command()(agents.kill)
+app.command()(agents.rebuild)
+app.command(name="list")(agents.list_agents)
+app.command()(agents.status)
+app.command()(messages.send)
+app.command()(messages.recv)
+app.command()(messages.inbox)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+__all__ = ["app", "main"]

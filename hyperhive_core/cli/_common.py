@@ -1,0 +1,100 @@
+"""Shared by every hivectl command: the directory options, the consoles, and the call-the-daemon shell."""
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import anyio
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+
+from hyperhive_core.client import HiveClient, open_hive_client
+from hyperhive_core.config import default_run_dir, default_state_dir
+from hyperhive_core.errors import HiveError
+
+T = TypeVar("T")
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+RunDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--run-dir",
+        envvar="HYPERHIVE_RUN_DIR",
+        help="Where the daemon's sockets live [default: /run/hyperhive as root, else $XDG_RUNTIME_DIR/hyperhive].",
+        show_default=False,
+    ),
+]
+StateDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-dir",
+        envvar="HYPERHIVE_STATE_DIR",
+        help="Where messages and agent work dirs live [default: /var/lib/hyperhive as root, "
+        "else $XDG_STATE_HOME/hyperhive].",
+        show_default=False,
+    ),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
+
+
+@dataclass(frozen=True, slots=True)
+class Dirs:
+    """The directories chosen on the command line (or by default)."""
+
+    run_dir: Path
+    state_dir: Path
+
+    @property
+    def host_socket(self) -> Path:
+        """The operator's socket."""
+        return self.run_dir / "host.sock"
+
+
+def dirs(ctx: typer.Context) -> Dirs:
+    """The directories the root callback chose."""
+    obj: Any = ctx.obj
+    assert isinstance(obj, Dirs), "the root callback sets ctx.obj"
+    return obj
+
+
+def make_dirs(run_dir: Path | None, state_dir: Path | None) -> Dirs:
+    """Fill in the defaults for directories not given."""
+    return Dirs(run_dir=run_dir or default_run_dir(), state_dir=state_dir or default_state_dir())
+
+
+def fail(message: str) -> typer.Exit:
+    """Print one error line to stderr and return the exit to raise."""
+    err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
+def call_daemon(ctx: typer.Context, action: Callable[[HiveClient], Awaitable[T]]) -> T:
+    """Run `action` against the daemon's operator socket; a `HiveError` becomes one line and exit 1."""
+
+    async def run() -> T:
+        async with open_hive_client(dirs(ctx).host_socket) as client:
+            return await action(client)
+
+    try:
+        return anyio.run(run)
+    except HiveError as exc:
+        raise fail(str(exc)) from None
+
+
+def print_json(value: BaseModel | list[Any] | dict[str, Any]) -> None:
+    """Print a model (or a list of them) as JSON on stdout."""
+    if isinstance(value, BaseModel):
+        text = value.model_dump_json(indent=2)
+    else:
+        text = json.dumps(
+            [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
+            if isinstance(value, list)
+            else value,
+            indent=2,
+        )
+    console.print(text, markup=False, highlight=False, soft_wrap=True)

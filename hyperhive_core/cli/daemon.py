@@ -1,0 +1,125 @@
+"""`hivectl serve` (foreground, or `--detach`ed until ready) and `hivectl shutdown`.
+
+A detached daemon is a forked child in its own session, logging to <state dir>/daemon.log; the
+parent returns only when the child listens (it writes one byte on a pipe), or fails with the
+log's last lines, so a script can use the hive on the next line.
+"""
+
+import logging
+import os
+import select
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+import typer
+
+from hyperhive_core.cli._common import call_daemon, console, dirs, err_console, fail
+from hyperhive_core.client import HiveClient
+from hyperhive_core.config import HiveConfig, SandboxMode
+from hyperhive_core.daemon import serve_until_signalled
+from hyperhive_core.errors import HiveError
+
+READY_TIMEOUT_S = 30.0
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr, force=True)
+    # The SDK logs every refused tool call at INFO; the caller already got the error.
+    logging.getLogger("mcp.server.mcpserver.server").setLevel(logging.WARNING)
+
+
+def _run_foreground(config: HiveConfig) -> None:
+    try:
+        anyio.run(serve_until_signalled, config)
+    except HiveError as exc:
+        raise fail(str(exc)) from None
+
+
+class _ReadyPipe:
+    """Tells a waiting parent that the daemon listens."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def __call__(self) -> None:
+        os.write(self._fd, b"1")
+        os.close(self._fd)
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _detach(config: HiveConfig, log_level: str) -> None:
+    log_path = config.state_dir / "daemon.log"
+    config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the daemon
+        os.close(read_fd)
+        os.setsid()
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        null_fd = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null_fd, 0)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        _configure_logging(log_level)
+        code = 0
+        try:
+            anyio.run(lambda: serve_until_signalled(config, on_ready=_ReadyPipe(write_fd)))
+        except HiveError as exc:
+            logging.getLogger("hivectl").error("daemon failed: %s", exc)
+            code = 1
+        except BaseException:
+            logging.getLogger("hivectl").exception("daemon crashed")
+            code = 1
+        os._exit(code)
+    os.close(write_fd)
+    ready, _, _ = select.select([read_fd], [], [], READY_TIMEOUT_S)
+    answer = os.read(read_fd, 1) if ready else b""
+    os.close(read_fd)
+    if answer != b"1":
+        tail = _tail(log_path)
+        raise fail(f"the daemon did not start; {log_path} says:\n{tail}" if tail else "the daemon did not start")
+    console.print(
+        f"daemon ready (pid {pid}); operator socket {config.host_socket}; log {log_path}", markup=False, soft_wrap=True
+    )
+
+
+def serve(
+    ctx: typer.Context,
+    backend: Annotated[str, typer.Option(help="Lifecycle backend.", envvar="HYPERHIVE_BACKEND")] = "local",
+    sandbox: Annotated[
+        str, typer.Option(help="local backend: auto (bwrap if installed), bwrap (required) or none.")
+    ] = "auto",
+    share_net: Annotated[bool, typer.Option(help="Let agents reach the network (claude needs its API).")] = True,
+    detach: Annotated[bool, typer.Option(help="Run in the background; return once the daemon listens.")] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the hive daemon: the broker, every agent's MCP socket and the operator's host.sock."""
+    if sandbox not in ("auto", "bwrap", "none"):
+        raise fail(f"--sandbox must be auto, bwrap or none, not {sandbox!r}")
+    chosen: SandboxMode = "auto" if sandbox == "auto" else "bwrap" if sandbox == "bwrap" else "none"
+    d = dirs(ctx)
+    config = HiveConfig(run_dir=d.run_dir, state_dir=d.state_dir, backend=backend, sandbox=chosen, share_net=share_net)
+    if detach:
+        _detach(config, log_level)
+        return
+    _configure_logging(log_level)
+    _run_foreground(config)
+
+
+def shutdown(ctx: typer.Context) -> None:
+    """Stop the daemon: agents stop, messages stay stored, the hive returns on the next serve."""
+
+    async def act(client: HiveClient) -> None:
+        await client.shutdown()
+
+    call_daemon(ctx, act)
+    err_console.print("daemon is shutting down")

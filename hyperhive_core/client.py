@@ -1,0 +1,169 @@
+"""A typed MCP client for the hive's sockets: what hivectl, the tests and the benchmarks speak.
+
+`open_session` gives a plain SDK `ClientSession` on any socket (an agent's or host.sock);
+`HiveClient` wraps one with a method per tool that returns the tool's pydantic model and raises
+`ToolCallError` with the daemon's own words when a call is refused.
+"""
+
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import mcp_types
+from mcp import ClientSession, MCPError
+from pydantic import BaseModel
+
+from hyperhive_core.errors import DaemonUnavailableError, HiveError
+from hyperhive_core.mcp.models import (
+    AgentInfo,
+    AgentList,
+    Identity,
+    InboxView,
+    PeerList,
+    RecvResult,
+    SendReceipt,
+    StopReceipt,
+)
+from hyperhive_core.mcp.transport import connect_unix_streams
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ToolCallError(HiveError):
+    """The daemon refused a tool call; the message is the daemon's explanation."""
+
+    def __init__(self, tool: str, reason: str) -> None:
+        # The SDK prefixes every tool error with this; the reason alone is what a person needs.
+        prefix = f"Error executing tool {tool}: "
+        self.tool = tool
+        self.reason = reason.removeprefix(prefix)
+        super().__init__(self.reason)
+
+
+@asynccontextmanager
+async def open_session(socket: Path) -> AsyncGenerator[ClientSession]:
+    """An initialized MCP client session on `socket`.
+
+    Raises:
+        DaemonUnavailableError: nothing listens on `socket`.
+    """
+    try:
+        async with connect_unix_streams(socket) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            # Caches every tool's output schema now, so a later call never needs a second round
+            # trip to validate its result (and a call that ends the daemon still gets its answer).
+            await session.list_tools()
+            yield session
+    except BaseExceptionGroup as group:
+        # The SDK's task groups wrap whatever the caller raised inside the session; hand the
+        # caller back its own exception when it is the only one.
+        raise _sole_exception(group) from None
+
+
+def _sole_exception(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    leaves: list[BaseException] = []
+
+    def collect(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:  # pyright: ignore[reportUnknownVariableType, reportUnknownMemberType]  # a group of BaseException
+                collect(inner)  # pyright: ignore[reportUnknownArgumentType]
+        else:
+            leaves.append(exc)
+
+    collect(group)
+    return leaves[0] if len(leaves) == 1 else group
+
+
+def _text(result: mcp_types.CallToolResult) -> str:
+    return "\n".join(block.text for block in result.content if isinstance(block, mcp_types.TextContent))
+
+
+class HiveClient:
+    """One method per tool; works on any principal's socket for the tools that principal has."""
+
+    def __init__(self, session: ClientSession, socket: Path) -> None:
+        self.session = session
+        self.socket = socket
+
+    async def _call_tool(self, tool: str, arguments: dict[str, Any]) -> mcp_types.CallToolResult:
+        try:
+            return await self.session.call_tool(tool, arguments)
+        except MCPError as exc:
+            raise DaemonUnavailableError(
+                self.socket, f"the daemon dropped the connection during {tool}: {exc}"
+            ) from exc
+
+    async def call(self, tool: str, arguments: dict[str, Any], model: type[M]) -> M:
+        """Call `tool` and validate its structured result as `model`.
+
+        Raises:
+            ToolCallError: the daemon refused the call.
+        """
+        result = await self._call_tool(tool, arguments)
+        if result.is_error:
+            raise ToolCallError(tool, _text(result))
+        return model.model_validate(result.structured_content)
+
+    async def send(self, to: str, body: str, *, reply_to: int | None = None) -> SendReceipt:
+        """Send a message as this socket's principal."""
+        arguments: dict[str, Any] = {"to": to, "body": body}
+        if reply_to is not None:
+            arguments["reply_to"] = reply_to
+        return await self.call("send", arguments, SendReceipt)
+
+    async def recv(self, *, timeout_s: float = 0.0, max: int = 10) -> RecvResult:
+        """Take messages addressed to this principal, waiting up to `timeout_s`."""
+        return await self.call("recv", {"timeout_s": timeout_s, "max": max}, RecvResult)
+
+    async def inbox(self, agent: str | None = None, *, limit: int = 20) -> InboxView:
+        """Peek at an inbox (another agent's only on host.sock)."""
+        arguments: dict[str, Any] = {"limit": limit}
+        if agent is not None:
+            arguments["agent"] = agent
+        return await self.call("inbox", arguments, InboxView)
+
+    async def whoami(self) -> Identity:
+        """Who the daemon says this socket is."""
+        return await self.call("whoami", {}, Identity)
+
+    async def peers(self) -> PeerList:
+        """Everyone this principal can send to."""
+        return await self.call("peers", {}, PeerList)
+
+    async def spawn(self, name: str) -> AgentInfo:
+        """Add and start an agent."""
+        return await self.call("spawn", {"name": name}, AgentInfo)
+
+    async def kill(self, name: str) -> StopReceipt:
+        """Stop and remove an agent."""
+        return await self.call("kill", {"name": name}, StopReceipt)
+
+    async def rebuild(self, name: str) -> AgentInfo:
+        """Restart an agent and re-create its socket."""
+        return await self.call("rebuild", {"name": name}, AgentInfo)
+
+    async def list_agents(self) -> list[AgentInfo]:
+        """Every agent of the hive."""
+        return (await self.call("list_agents", {}, AgentList)).agents
+
+    async def status(self, name: str) -> AgentInfo:
+        """One agent's state."""
+        return await self.call("agent_status", {"name": name}, AgentInfo)
+
+    async def shutdown(self) -> None:
+        """Ask the daemon to stop."""
+        result = await self._call_tool("shutdown", {})
+        if result.is_error:
+            raise ToolCallError("shutdown", _text(result))
+
+
+@asynccontextmanager
+async def open_hive_client(socket: Path) -> AsyncGenerator[HiveClient]:
+    """A `HiveClient` on `socket`.
+
+    Raises:
+        DaemonUnavailableError: nothing listens on `socket`.
+    """
+    async with open_session(socket) as session:
+        yield HiveClient(session, socket)

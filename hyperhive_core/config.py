@@ -1,0 +1,100 @@
+"""HiveConfig: where the hive keeps its sockets and state, and the daemon's bounds.
+
+The only module that reads the environment (besides typer's `envvar=`). Directory defaults:
+explicit flag, then `HYPERHIVE_RUN_DIR`/`HYPERHIVE_STATE_DIR`, then systemd's
+`RUNTIME_DIRECTORY`/`STATE_DIRECTORY` (a system service), then `/run/hyperhive` and
+`/var/lib/hyperhive` for root, else the XDG runtime and state dirs of the user.
+"""
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hyperhive_core.errors import ConfigError
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_INBOX_DEPTH = 10_000
+STOP_GRACE_S = 5.0
+# AF_UNIX paths are limited to 108 bytes including the terminating NUL.
+MAX_SOCKET_PATH_BYTES = 107
+SandboxMode = Literal["auto", "bwrap", "none"]
+
+
+def default_run_dir() -> Path:
+    """Return the run dir a daemon started now would use, ignoring flags."""
+    if env := os.environ.get("HYPERHIVE_RUN_DIR"):
+        return Path(env)
+    if env := os.environ.get("RUNTIME_DIRECTORY"):
+        return Path(env.split(":")[0])
+    if os.geteuid() == 0:
+        return Path("/run/hyperhive")
+    if env := os.environ.get("XDG_RUNTIME_DIR"):
+        return Path(env) / "hyperhive"
+    return Path(f"/tmp/hyperhive-{os.geteuid()}")
+
+
+def default_state_dir() -> Path:
+    """Return the state dir a daemon started now would use, ignoring flags."""
+    if env := os.environ.get("HYPERHIVE_STATE_DIR"):
+        return Path(env)
+    if env := os.environ.get("STATE_DIRECTORY"):
+        return Path(env.split(":")[0])
+    if os.geteuid() == 0:
+        return Path("/var/lib/hyperhive")
+    if env := os.environ.get("XDG_STATE_HOME"):
+        return Path(env) / "hyperhive"
+    return Path.home() / ".local" / "state" / "hyperhive"
+
+
+class HiveConfig(BaseModel):
+    """Everything the daemon needs to know, loaded once at the edge and passed down."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_dir: Path = Field(default_factory=default_run_dir)
+    state_dir: Path = Field(default_factory=default_state_dir)
+    backend: str = "local"
+    sandbox: SandboxMode = "auto"
+    share_net: bool = True
+    max_body_bytes: int = Field(default=MAX_BODY_BYTES, gt=0)
+    max_inbox_depth: int = Field(default=MAX_INBOX_DEPTH, gt=0)
+    stop_grace_s: float = Field(default=STOP_GRACE_S, ge=0)
+    # Command that runs an agent's turn loop; None = this interpreter's `-m hyperhive_agent serve`.
+    agent_command: tuple[str, ...] | None = None
+
+    @property
+    def host_socket(self) -> Path:
+        """The operator's socket."""
+        return self.run_dir / "host.sock"
+
+    @property
+    def broker_path(self) -> Path:
+        """The SQLite database that holds messages and the desired hive."""
+        return self.state_dir / "broker.sqlite"
+
+    def agent_socket_dir(self, name: str) -> Path:
+        """The dir bound at /run/hive inside the agent's sandbox."""
+        return self.run_dir / "agents" / name
+
+    def agent_socket(self, name: str) -> Path:
+        """The agent's MCP socket; its path is the agent's identity."""
+        return self.agent_socket_dir(name) / "mcp.sock"
+
+    def agent_state_dir(self, name: str) -> Path:
+        """Per-agent state: its work dir and its log."""
+        return self.state_dir / "agents" / name
+
+    def check_socket_paths(self) -> None:
+        """Fail early when the longest socket path would not fit AF_UNIX.
+
+        Raises:
+            ConfigError: the run dir is too deep for unix socket paths.
+        """
+        longest = self.agent_socket("x" * 9)
+        if len(os.fsencode(longest)) > MAX_SOCKET_PATH_BYTES:
+            raise ConfigError(
+                f"run dir {self.run_dir} is too long: socket paths like {longest} exceed "
+                f"{MAX_SOCKET_PATH_BYTES} bytes; choose a shorter --run-dir"
+            )

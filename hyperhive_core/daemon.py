@@ -1,0 +1,155 @@
+"""The daemon: owns the root task group, the database, the backend, the hive and every socket.
+
+`serve` reports started only once host.sock and every restored agent socket listen, so "ready"
+means reachable. Shutdown (cancel, SIGTERM, or the operator's shutdown tool) stops the backend's
+children shielded and bounded, closes the sockets and leaves the database consistent.
+"""
+
+import logging
+import os
+import signal
+from collections.abc import AsyncGenerator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+from anyio.abc import TaskStatus
+
+from hyperhive_core.broker.broker import Broker
+from hyperhive_core.broker.store import HiveStore, open_engine
+from hyperhive_core.config import HiveConfig
+from hyperhive_core.errors import ConfigError
+from hyperhive_core.hive import Hive
+from hyperhive_core.lifecycle import create_backend
+from hyperhive_core.mcp.sockets import SocketHost
+from hyperhive_core.mcp.tools import build_agent_server, build_operator_server
+
+logger = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_S = 15.0
+
+
+async def _daemon_alive(socket: Path) -> bool:
+    try:
+        stream = await anyio.connect_unix(socket)
+    except OSError:
+        return False
+    await stream.aclose()
+    return True
+
+
+class Daemon:
+    """One hive daemon for one run dir and state dir."""
+
+    def __init__(self, config: HiveConfig) -> None:
+        self.config = config
+        self._started = False
+        self._hive: Hive | None = None
+
+    @property
+    def hive(self) -> Hive:
+        """The running hive."""
+        if self._hive is None:
+            raise RuntimeError("Daemon.serve() has not started yet")
+        return self._hive
+
+    @property
+    def host_socket(self) -> Path:
+        """The operator's socket."""
+        return self.config.host_socket
+
+    async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run the daemon until cancelled or asked to shut down.
+
+        Raises:
+            ConfigError: the dirs cannot be used, or another daemon serves this run dir.
+            StorageError: the database cannot be opened.
+            BackendUnavailableError: the configured backend cannot run here.
+        """
+        if self._started:
+            raise RuntimeError("Daemon.serve() was already started")
+        self._started = True
+        config = self.config
+        config.check_socket_paths()
+        if await _daemon_alive(config.host_socket):
+            raise ConfigError(f"a hyperhive daemon already serves {config.host_socket}; stop it first")
+        for path in (config.run_dir, config.state_dir):
+            try:
+                path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            except OSError as exc:
+                raise ConfigError(f"cannot create {path}: {exc}") from exc
+        engine = await anyio.to_thread.run_sync(open_engine, config.broker_path)
+        store = HiveStore(engine)
+        broker = Broker(store, max_body_bytes=config.max_body_bytes, max_inbox_depth=config.max_inbox_depth)
+        backend = create_backend(config)
+        for warning in backend.info.warnings:
+            logger.warning("%s", warning)
+        stop_requested = anyio.Event()
+        pid_file = config.run_dir / "daemon.pid"
+        try:
+            async with anyio.create_task_group() as tg:
+                sockets = SocketHost(tg)
+                hive = Hive(config, broker, backend, sockets, lambda name: build_agent_server(name, hive))
+                self._hive = hive
+                try:
+                    await sockets.open(
+                        config.host_socket,
+                        build_operator_server(hive, stop_requested=stop_requested),
+                        label="operator",
+                        mode=0o600,
+                    )
+                    await hive.restore()
+                    pid_file.write_text(f"{os.getpid()}\n")
+                    logger.info(
+                        "hyperhive daemon ready: %d agents, operator socket %s, state %s",
+                        len(hive.agent_names),
+                        config.host_socket,
+                        config.state_dir,
+                    )
+                    task_status.started()
+                    await stop_requested.wait()
+                    logger.info("shutdown requested by the operator")
+                finally:
+                    # shielded and bounded: a cancelled daemon must still reap its agents.
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_GRACE_S):
+                        await backend.aclose()
+                        await sockets.close_all()
+                    tg.cancel_scope.cancel()
+        finally:
+            pid_file.unlink(missing_ok=True)
+            engine.dispose()
+
+
+@asynccontextmanager
+async def running_daemon(config: HiveConfig) -> AsyncGenerator[Daemon]:
+    """Run a daemon in the background of the caller's task; cancel it on exit."""
+    daemon = Daemon(config)
+    async with anyio.create_task_group() as tg:
+        await tg.start(daemon.serve)
+        try:
+            yield daemon
+        finally:
+            tg.cancel_scope.cancel()
+
+
+async def serve_until_signalled(config: HiveConfig, *, on_ready: Callable[[], None] | None = None) -> None:
+    """Run a daemon in the foreground until SIGTERM, SIGINT or the operator's shutdown."""
+    daemon = Daemon(config)
+    async with anyio.create_task_group() as tg:
+
+        async def watch_signals() -> None:
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for signum in signals:
+                    logger.info("received %s, shutting down", signal.Signals(signum).name)
+                    tg.cancel_scope.cancel()
+                    return
+
+        async def run_daemon(*, task_status: TaskStatus[None]) -> None:
+            await daemon.serve(task_status=task_status)
+            # The operator asked for shutdown: stop watching for signals too.
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(watch_signals)
+        await tg.start(run_daemon)
+        if on_ready is not None:
+            on_ready()

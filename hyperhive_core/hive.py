@@ -1,0 +1,228 @@
+"""The hive: which agents exist, their sockets and processes, and who may send to whom.
+
+The desired hive lives in the database (an agent exists from spawn to kill, and runs again after
+a daemon restart while enabled); the runtime (sockets, processes) is rebuilt from it by `restore`.
+Lifecycle verbs on one agent are serialised by a per-agent lock; a failed spawn leaves nothing behind.
+"""
+
+import logging
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+from mcp.server.mcpserver import MCPServer
+
+from hyperhive_core.broker.broker import Broker
+from hyperhive_core.broker.models import AgentRow, MessageRow
+from hyperhive_core.config import HiveConfig
+from hyperhive_core.errors import AgentExistsError, UnknownAgentError
+from hyperhive_core.lifecycle.base import AgentSpec, LifecycleBackend
+from hyperhive_core.mcp.models import AgentInfo, MessageView, PeerInfo
+from hyperhive_core.mcp.sockets import SocketHost
+from hyperhive_core.names import OPERATOR, validate_agent_name
+
+logger = logging.getLogger(__name__)
+
+ServerFactory = Callable[[str], MCPServer[Any]]
+
+
+def message_view(row: MessageRow) -> MessageView:
+    """The wire view of a stored message."""
+    assert row.id is not None, "a stored message has an id"
+    return MessageView(
+        id=row.id,
+        sender=row.sender,
+        recipient=row.recipient,
+        body=row.body,
+        created_at=datetime.fromtimestamp(row.created_at, UTC),
+        reply_to=row.reply_to,
+        state=row.state,
+    )
+
+
+class Hive:
+    """Agents, their sockets and processes, and the rules for messages between principals."""
+
+    def __init__(
+        self,
+        config: HiveConfig,
+        broker: Broker,
+        backend: LifecycleBackend,
+        sockets: SocketHost,
+        agent_server: ServerFactory,
+    ) -> None:
+        self.config = config
+        self.broker = broker
+        self.backend = backend
+        self._sockets = sockets
+        self._agent_server = agent_server
+        self._agents: dict[str, AgentRow] = {}
+        self._locks: dict[str, anyio.Lock] = {}
+
+    # principals
+
+    @property
+    def agent_names(self) -> list[str]:
+        """Every agent of the hive, sorted."""
+        return sorted(self._agents)
+
+    def _require(self, name: str) -> AgentRow:
+        try:
+            return self._agents[name]
+        except KeyError:
+            raise UnknownAgentError(name, self._agents) from None
+
+    def _recipient(self, name: str) -> str:
+        if name == OPERATOR or name in self._agents:
+            return name
+        raise UnknownAgentError(name, [*self._agents, OPERATOR])
+
+    async def send(self, sender: str, to: str, body: str, *, reply_to: int | None = None) -> MessageRow:
+        """Send `body` from `sender` to `to`, durably.
+
+        Raises:
+            UnknownAgentError: `to` is neither an agent nor the operator.
+            BrokerError: the broker refused the message (size, inbox depth, reply_to, storage).
+        """
+        return await self.broker.send(sender, self._recipient(to), body, reply_to=reply_to)
+
+    async def peers(self, caller: str) -> list[PeerInfo]:
+        """Everyone `caller` can send to, with their state."""
+        peers = [PeerInfo(name=OPERATOR, state="operator")] if caller != OPERATOR else []
+        for name in self.agent_names:
+            if name != caller:
+                status = await self.backend.status(name)
+                peers.append(PeerInfo(name=name, state=status.state))
+        return peers
+
+    # lifecycle
+
+    def _lock(self, name: str) -> anyio.Lock:
+        return self._locks.setdefault(name, anyio.Lock())
+
+    def _spec(self, name: str) -> AgentSpec:
+        command = self.config.agent_command or (sys.executable, "-m", "hyperhive_agent", "serve")
+        agent_dir = self.config.agent_state_dir(name)
+        return AgentSpec(
+            name=name,
+            socket_dir=self.config.agent_socket_dir(name),
+            work_dir=agent_dir / "work",
+            log_path=agent_dir / "agent.log",
+            command=tuple(command),
+            share_net=self.config.share_net,
+        )
+
+    async def _bring_up(self, name: str) -> None:
+        spec = self._spec(name)
+        await self._sockets.open(self.config.agent_socket(name), self._agent_server(name), label=f"agent {name}")
+        await self.backend.create(spec)
+        await self.backend.start(spec)
+
+    async def spawn(self, name: str) -> AgentInfo:
+        """Add an agent to the hive and start it.
+
+        Raises:
+            InvalidAgentNameError: the name breaks the naming rules.
+            AgentExistsError: an agent of that name exists.
+            BackendError: the backend could not start it (nothing is left behind).
+        """
+        validate_agent_name(name)
+        async with self._lock(name):
+            if name in self._agents:
+                raise AgentExistsError(name)
+            row = AgentRow(name=name, backend=self.backend.info.name, enabled=True, created_at=time.time())
+            try:
+                await self._bring_up(name)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self._tear_down(name)
+                raise
+            await anyio.to_thread.run_sync(self.broker.store.put_agent, row)
+            self._agents[name] = row
+        return await self.status(name)
+
+    async def _tear_down(self, name: str) -> None:
+        await self.backend.stop(name, grace_s=self.config.stop_grace_s)
+        await self.backend.destroy(name)
+        await self._sockets.close(self.config.agent_socket(name))
+
+    async def kill(self, name: str) -> None:
+        """Stop an agent and remove it from the hive; its messages stay as history.
+
+        Raises:
+            UnknownAgentError: no agent has that name.
+        """
+        async with self._lock(name):
+            self._require(name)
+            with anyio.CancelScope(shield=True):
+                await self._tear_down(name)
+                await anyio.to_thread.run_sync(self.broker.store.delete_agent, name)
+            del self._agents[name]
+
+    async def rebuild(self, name: str) -> AgentInfo:
+        """Reconcile an agent: stop it, re-create its socket and start it again; idempotent.
+
+        Raises:
+            UnknownAgentError: no agent has that name.
+            BackendError: the backend could not start it.
+        """
+        async with self._lock(name):
+            row = self._require(name)
+            with anyio.CancelScope(shield=True):
+                await self.backend.stop(name, grace_s=self.config.stop_grace_s)
+            await self._bring_up(name)
+            if not row.enabled:
+                row.enabled = True
+                await anyio.to_thread.run_sync(self.broker.store.put_agent, row)
+        return await self.status(name)
+
+    async def restore(self) -> None:
+        """Re-create every agent's socket and start those that should run; one failure stops no other."""
+        rows = await anyio.to_thread.run_sync(self.broker.store.agents)
+        for row in rows:
+            self._agents[row.name] = row
+            try:
+                if row.enabled:
+                    await self._bring_up(row.name)
+                else:
+                    await self._sockets.open(
+                        self.config.agent_socket(row.name), self._agent_server(row.name), label=f"agent {row.name}"
+                    )
+            except Exception:
+                logger.exception("could not restore agent %s", row.name)
+
+    # views
+
+    async def status(self, name: str) -> AgentInfo:
+        """The agent's state, process, uptime and unread count.
+
+        Raises:
+            UnknownAgentError: no agent has that name.
+        """
+        row = self._require(name)
+        unread = await self.broker.unread_counts()
+        return await self._info(row, unread)
+
+    async def list(self) -> list[AgentInfo]:
+        """Every agent of the hive, by name."""
+        unread = await self.broker.unread_counts()
+        return [await self._info(self._agents[name], unread) for name in self.agent_names]
+
+    async def _info(self, row: AgentRow, unread: dict[str, int]) -> AgentInfo:
+        status = await self.backend.status(row.name)
+        now = time.time()
+        return AgentInfo(
+            name=row.name,
+            backend=row.backend,
+            state=status.state,
+            pid=status.pid,
+            started_at=datetime.fromtimestamp(status.started_at, UTC) if status.started_at else None,
+            uptime_s=round(now - status.started_at, 3) if status.started_at else None,
+            unread=unread.get(row.name, 0),
+            sandbox=status.sandbox,
+            socket=str(self.config.agent_socket(row.name)),
+            detail=status.detail,
+        )

@@ -1,0 +1,85 @@
+"""The lifecycle seam: one small protocol every backend (local bubblewrap, nixos, nspawn) implements.
+
+The hive composes the verbs: spawn = create + start, kill = stop + destroy, rebuild = stop +
+create (idempotent) + start. A backend owns only the agent's process or container; sockets, names
+and messages belong to the hive.
+"""
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+
+class AgentState(StrEnum):
+    """What a backend reports about an agent's process or container."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    MISSING = "missing"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSpec:
+    """Everything a backend needs to run one agent."""
+
+    name: str
+    socket_dir: Path  # bound at /run/hive inside the sandbox
+    work_dir: Path  # the agent's only writable place besides /tmp
+    log_path: Path
+    command: tuple[str, ...]  # the turn loop, run inside the sandbox
+    env: tuple[tuple[str, str], ...] = ()
+    share_net: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStatus:
+    """A backend's answer to "how is this agent?"."""
+
+    state: AgentState
+    pid: int | None = None
+    started_at: float | None = None
+    sandbox: str = ""
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class BackendInfo:
+    """What a backend says about itself, once, when the daemon starts."""
+
+    name: str
+    warnings: list[str] = field(default_factory=list[str])
+
+
+class LifecycleBackend(Protocol):
+    """Runs agents; one module per implementation, looked up by name."""
+
+    @property
+    def info(self) -> BackendInfo:
+        """The backend's name and anything the operator should be warned about."""
+        ...
+
+    async def create(self, spec: AgentSpec) -> None:
+        """Prepare the agent's container or dirs; idempotent, also for an agent that exists."""
+        ...
+
+    async def start(self, spec: AgentSpec) -> None:
+        """Start the agent; a running agent is left running."""
+        ...
+
+    async def stop(self, name: str, *, grace_s: float) -> None:
+        """Stop the agent: ask, wait up to `grace_s`, then force; a stopped agent is left stopped."""
+        ...
+
+    async def destroy(self, name: str) -> None:
+        """Remove what `create` made; the agent must be stopped."""
+        ...
+
+    async def status(self, name: str) -> AgentStatus:
+        """Report the agent's state."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop everything this backend owns that must not outlive the daemon."""
+        ...

@@ -1,0 +1,219 @@
+"""The local backend, the embedded default: each agent is a child process in a bubblewrap sandbox.
+
+Inside the sandbox the root filesystem is read-only, /tmp and /run are private, the hive's state
+and run dirs are hidden, the agent's socket dir is bound at /run/hive and its work dir is the only
+other writable place. Without `bwrap` on PATH (and sandbox="auto") agents run as plain
+subprocesses, and the backend says so in a warning. Children never outlive the daemon: bwrap's
+--die-with-parent, or the agent's own parent-death signal (HIVE_PARENT_PID) when unsandboxed.
+"""
+
+import importlib.util
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import anyio
+from anyio.abc import Process
+
+from hyperhive_core.config import SandboxMode
+from hyperhive_core.errors import BackendError, BackendUnavailableError
+from hyperhive_core.lifecycle.base import AgentSpec, AgentState, AgentStatus, BackendInfo
+
+logger = logging.getLogger(__name__)
+
+SANDBOX_SOCKET_DIR = Path("/run/hive")
+KILL_WAIT_S = 5.0
+# Passed through from the daemon's environment; everything else (tokens, keys) stays outside.
+PASSTHROUGH_ENV = ("PATH", "LANG", "LC_ALL", "TERM", "TZ")
+
+
+@dataclass(slots=True)
+class _Child:
+    process: Process
+    started_at: float
+    log: IO[bytes]
+    stopping: bool = False
+
+
+def _under(path: Path, roots: Sequence[Path]) -> bool:
+    return any(path == root or root in path.parents for root in roots)
+
+
+class LocalBackend:
+    """Agents as child processes of the daemon, sandboxed with bubblewrap when it is installed."""
+
+    def __init__(self, *, sandbox: SandboxMode = "auto", hidden: Sequence[Path] = ()) -> None:
+        self._bwrap = shutil.which("bwrap") if sandbox != "none" else None
+        if sandbox == "bwrap" and self._bwrap is None:
+            raise BackendUnavailableError(
+                "sandbox 'bwrap' was asked for but bwrap is not on PATH; install bubblewrap "
+                "(apt-get install bubblewrap) or choose --sandbox auto"
+            )
+        self._hidden = tuple(p.resolve() for p in hidden)
+        self._children: dict[str, _Child] = {}
+        warnings: list[str] = []
+        if self._bwrap is None and sandbox == "auto":
+            warnings.append(
+                "bwrap is not on PATH: agents run as plain subprocesses WITHOUT a sandbox; "
+                "install bubblewrap (apt-get install bubblewrap) to isolate them"
+            )
+        self._info = BackendInfo(name="local", warnings=warnings)
+
+    @property
+    def info(self) -> BackendInfo:
+        """The backend's name and its warning when it cannot sandbox."""
+        return self._info
+
+    @property
+    def sandboxed(self) -> bool:
+        """Whether agents run inside bubblewrap."""
+        return self._bwrap is not None
+
+    async def create(self, spec: AgentSpec) -> None:
+        """Make the agent's work and socket dirs; idempotent."""
+        for path in (spec.work_dir, spec.socket_dir, spec.log_path.parent):
+            path.mkdir(parents=True, exist_ok=True)
+
+    async def start(self, spec: AgentSpec) -> None:
+        """Start the agent's turn loop; a running agent is left running.
+
+        Raises:
+            BackendError: the process could not be started.
+        """
+        child = self._children.get(spec.name)
+        if child is not None and child.process.returncode is None:
+            return
+        if child is not None:
+            child.log.close()
+        await self.create(spec)
+        argv, env = self._command(spec)
+        log = spec.log_path.open("ab")
+        try:
+            process = await anyio.open_process(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=spec.work_dir,
+                env=env,
+                # Own process group: stop signals reach the sandbox and the agent, not the daemon.
+                start_new_session=True,
+            )
+        except OSError as exc:
+            log.close()
+            raise BackendError(f"cannot start agent {spec.name!r} ({argv[0]}): {exc}") from exc
+        self._children[spec.name] = _Child(process=process, started_at=time.time(), log=log)
+        logger.info("started agent %s (pid %d, %s)", spec.name, process.pid, self._sandbox_label)
+
+    async def stop(self, name: str, *, grace_s: float) -> None:
+        """SIGTERM the agent's process group, wait up to `grace_s`, then SIGKILL it."""
+        child = self._children.get(name)
+        if child is None or child.process.returncode is not None:
+            return
+        child.stopping = True
+        # shielded: a cancelled caller must still not leave a half-stopped agent behind.
+        with anyio.CancelScope(shield=True):
+            self._signal_group(child.process, signal.SIGTERM)
+            with anyio.move_on_after(grace_s):
+                await child.process.wait()
+            if child.process.returncode is None:
+                logger.warning("agent %s ignored SIGTERM for %.1f s; killing it", name, grace_s)
+                self._signal_group(child.process, signal.SIGKILL)
+                with anyio.move_on_after(KILL_WAIT_S):
+                    await child.process.wait()
+
+    async def destroy(self, name: str) -> None:
+        """Forget the agent; its work dir and log stay for the operator to read."""
+        child = self._children.pop(name, None)
+        if child is not None:
+            child.log.close()
+
+    async def status(self, name: str) -> AgentStatus:
+        """Report running, stopped (on purpose) or failed (exited by itself)."""
+        child = self._children.get(name)
+        if child is None:
+            return AgentStatus(state=AgentState.STOPPED, sandbox=self._sandbox_label)
+        code = child.process.returncode
+        if code is None:
+            return AgentStatus(
+                state=AgentState.RUNNING,
+                pid=child.process.pid,
+                started_at=child.started_at,
+                sandbox=self._sandbox_label,
+            )
+        if child.stopping:
+            return AgentStatus(state=AgentState.STOPPED, sandbox=self._sandbox_label)
+        return AgentStatus(
+            state=AgentState.FAILED, sandbox=self._sandbox_label, detail=f"exited with code {code}; see its log"
+        )
+
+    async def aclose(self) -> None:
+        """Stop every child; agents never outlive the daemon that started them."""
+        async with anyio.create_task_group() as tg:
+            for name in list(self._children):
+                tg.start_soon(lambda n=name: self.stop(n, grace_s=KILL_WAIT_S))
+        for name in list(self._children):
+            await self.destroy(name)
+
+    @property
+    def _sandbox_label(self) -> str:
+        return "bwrap" if self._bwrap else "none"
+
+    def _signal_group(self, process: Process, signum: signal.Signals) -> None:
+        try:
+            os.killpg(process.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def _command(self, spec: AgentSpec) -> tuple[list[str], dict[str, str]]:
+        env = {k: v for k in PASSTHROUGH_ENV if (v := os.environ.get(k)) is not None}
+        env |= {"HOME": str(spec.work_dir), "HIVE_AGENT_NAME": spec.name, "PYTHONUNBUFFERED": "1"}
+        env |= dict(spec.env)
+        if self._bwrap is None:
+            env["HIVE_SOCKET"] = str(spec.socket_dir / "mcp.sock")
+            env["HIVE_PARENT_PID"] = str(os.getpid())
+            return list(spec.command), env
+        env["HIVE_SOCKET"] = str(SANDBOX_SOCKET_DIR / "mcp.sock")
+        argv = [self._bwrap, "--unshare-all"]
+        if spec.share_net:
+            argv.append("--share-net")
+        argv += ["--die-with-parent", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
+        argv += ["--tmpfs", "/tmp", "--tmpfs", "/run"]
+        for hidden in self._hidden:
+            if not _under(hidden, (Path("/tmp"), Path("/run"))):
+                argv += ["--tmpfs", str(hidden)]
+        # The interpreter and our code may live under a hidden path (a venv in /tmp, a checkout in
+        # the state dir): bind them back read-only so the agent can start.
+        for needed in _interpreter_paths():
+            if _under(needed, (Path("/tmp"), Path("/run"), *self._hidden)):
+                argv += ["--ro-bind", str(needed), str(needed)]
+        argv += ["--bind", str(spec.work_dir), str(spec.work_dir)]
+        argv += ["--bind", str(spec.socket_dir), str(SANDBOX_SOCKET_DIR), "--chdir", str(spec.work_dir)]
+        argv += ["--clearenv"]
+        for key, value in sorted(env.items()):
+            argv += ["--setenv", key, value]
+        return [*argv, "--", *spec.command], env
+
+
+def _interpreter_paths() -> list[Path]:
+    paths: list[Path] = [Path(sys.prefix), Path(sys.base_prefix)]
+    # The agent's code: an editable install keeps it in a checkout, outside the venv.
+    spec = importlib.util.find_spec("hyperhive_agent")
+    if spec is not None and spec.origin is not None:
+        paths.append(Path(spec.origin).resolve().parent.parent)
+    resolved: list[Path] = []
+    for path in paths:
+        real = path.resolve()
+        if real not in resolved:
+            resolved.append(real)
+        if path not in resolved and path.exists():
+            resolved.append(path)
+    return resolved

@@ -1,0 +1,97 @@
+"""What the MCP tools return: pydantic models, so each tool has an output schema and structured content.
+
+These are the wire shapes every principal sees (agents, the manager, the operator's hivectl); the
+SQL tables in `broker/models.py` stay behind them.
+"""
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from hyperhive_core.broker.models import MessageState
+from hyperhive_core.lifecycle.base import AgentState
+
+
+class MessageView(BaseModel):
+    """One message as a principal sees it."""
+
+    id: int = Field(description="Message id; pass it as reply_to to answer this message.")
+    sender: str = Field(description="Who sent it: an agent name, 'operator' or 'hm1nd'.")
+    recipient: str
+    body: str
+    created_at: datetime
+    reply_to: int | None = Field(default=None, description="Id of the message this one answers, if any.")
+    state: MessageState
+
+
+class SendReceipt(BaseModel):
+    """A committed message: it survives a crash of the daemon from here on."""
+
+    id: int
+    recipient: str
+    created_at: datetime
+
+
+class RecvResult(BaseModel):
+    """Messages handed out by recv; each is handed out once and only once."""
+
+    messages: list[MessageView]
+    remaining: int = Field(description="Unread messages still queued after these.")
+
+
+class InboxView(BaseModel):
+    """A peek at an inbox: consumes nothing."""
+
+    agent: str
+    queued: int = Field(description="Unread messages waiting for recv.")
+    delivered: int = Field(description="Messages recv handed out that no reply has acknowledged yet.")
+    messages: list[MessageView] = Field(description="The oldest queued messages, up to the limit asked for.")
+
+
+class Identity(BaseModel):
+    """Who the caller is, as the daemon knows it from the socket it connected to."""
+
+    name: str
+    role: Literal["agent", "manager", "operator"]
+
+
+class PeerInfo(BaseModel):
+    """Another principal the caller can send to."""
+
+    name: str
+    state: AgentState | Literal["operator"]
+
+
+class PeerList(BaseModel):
+    """Everyone the caller can send to."""
+
+    peers: list[PeerInfo]
+
+
+class AgentInfo(BaseModel):
+    """One agent of the hive, as the operator sees it."""
+
+    name: str
+    backend: str
+    state: AgentState
+    pid: int | None = None
+    started_at: datetime | None = None
+    uptime_s: float | None = None
+    unread: int = 0
+    sandbox: str = Field(default="", description="How the agent is isolated: bwrap, none, or the container name.")
+    socket: str = ""
+    detail: str = Field(default="", description="Why the agent is in its state, when there is something to say.")
+
+
+class AgentList(BaseModel):
+    """The whole hive."""
+
+    agents: list[AgentInfo]
+
+
+class StopReceipt(BaseModel):
+    """An agent that was stopped and removed."""
+
+    name: str
+    removed: bool

@@ -1,0 +1,104 @@
+"""Serves MCP servers on unix sockets: one listener per principal, one MCP session per connection.
+
+The socket's path is the caller's identity, so the server bound to a path is built for exactly
+one principal. Re-opening a path is idempotent (the old listener and its sessions go first);
+closing removes the socket file. One connection's crash is logged and closes only that connection.
+"""
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import SocketStream, TaskGroup, TaskStatus
+from mcp.server.mcpserver import MCPServer
+
+from hyperhive_core.errors import HiveError
+from hyperhive_core.mcp.transport import open_message_streams
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Listening:
+    scope: anyio.CancelScope
+    done: anyio.Event
+
+
+async def serve_connection(server: MCPServer[Any], stream: SocketStream) -> None:
+    """Run one MCP session of `server` over a connected stream until either side closes."""
+    # The SDK has no public way to serve an MCPServer over custom streams; its own in-memory
+    # client reaches for the wrapped low-level server the same way.
+    lowlevel = server._lowlevel_server  # pyright: ignore[reportPrivateUsage]
+    async with stream, open_message_streams(stream) as (read, write):
+        await lowlevel.run(read, write, lowlevel.create_initialization_options())
+
+
+class SocketHost:
+    """Owns every MCP socket of the daemon, inside the daemon's task group."""
+
+    def __init__(self, task_group: TaskGroup) -> None:
+        self._tg = task_group
+        self._listening: dict[Path, _Listening] = {}
+
+    @property
+    def paths(self) -> list[Path]:
+        """Every socket being served."""
+        return list(self._listening)
+
+    async def open(self, path: Path, server: MCPServer[Any], *, label: str, mode: int = 0o600) -> None:
+        """Serve `server` on `path`, replacing whatever was served there.
+
+        Raises:
+            HiveError: the socket cannot be bound.
+        """
+        await self.close(path)
+        await anyio.Path(path.parent).mkdir(parents=True, exist_ok=True, mode=0o700)
+        # A file left by a daemon that was killed: nothing listens on it any more.
+        await anyio.Path(path).unlink(missing_ok=True)
+        try:
+            listener = await anyio.create_unix_listener(path)
+        except OSError as exc:
+            raise HiveError(f"cannot listen on {path}: {exc}") from exc
+        os.chmod(path, mode)
+        entry = _Listening(scope=anyio.CancelScope(), done=anyio.Event())
+        self._listening[path] = entry
+        await self._tg.start(self._serve, listener, server, label, entry)
+
+    async def close(self, path: Path) -> None:
+        """Stop serving `path`, end its live sessions and remove the socket file."""
+        entry = self._listening.pop(path, None)
+        if entry is not None:
+            entry.scope.cancel()
+            await entry.done.wait()
+        await anyio.Path(path).unlink(missing_ok=True)
+
+    async def close_all(self) -> None:
+        """Close every socket."""
+        for path in list(self._listening):
+            await self.close(path)
+
+    async def _serve(
+        self,
+        listener: anyio.abc.SocketListener,
+        server: MCPServer[Any],
+        label: str,
+        entry: _Listening,
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        async def handle(stream: SocketStream) -> None:
+            try:
+                await serve_connection(server, stream)
+            except Exception:
+                logger.exception("MCP session for %s crashed", label)
+
+        try:
+            with entry.scope:
+                async with listener, anyio.create_task_group() as connections:
+                    task_status.started()
+                    await listener.serve(handle, task_group=connections)
+        finally:
+            entry.done.set()

@@ -1,0 +1,23 @@
+"""Shared fixtures: the anyio backend and short temp dirs that fit AF_UNIX socket paths."""
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def short_tmpdir() -> Iterator[Path]:
+    """A temp dir under /tmp with a short name: pytest's tmp_path can overflow the 107-byte socket limit."""
+    path = Path(tempfile.mkdtemp(prefix="hh-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
