@@ -1,0 +1,35 @@
+"""The echo driver: answers every message with `echo: <body>` to its sender.
+
+It never answers a body that already starts with `echo: `, so two echo agents cannot ping-pong.
+"""
+
+import logging
+from collections.abc import Sequence
+
+from hyperhive_agent.errors import ToolCallError
+from hyperhive_agent.tools import AgentTools, Message
+
+logger = logging.getLogger(__name__)
+
+ECHO_PREFIX = "echo: "
+
+
+class EchoDriver:
+    """Replies `echo: <body>` to each message, except to echoes."""
+
+    name = "echo"
+
+    def run_turn(self, messages: Sequence[Message], tools: AgentTools) -> None:
+        """Echo each message back to its sender as a reply to it.
+
+        Raises:
+            ConnectionLostError: the hive went away mid-turn.
+        """
+        for message in messages:
+            if message.body.startswith(ECHO_PREFIX):
+                logger.info("not echoing message %d from %s: it is an echo", message.id, message.sender)
+                continue
+            try:
+                tools.send(message.sender, ECHO_PREFIX + message.body, reply_to=message.id)
+            except ToolCallError as exc:
+                logger.warning("echo to %s refused: %s", message.sender, exc.text)

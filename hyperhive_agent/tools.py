@@ -1,0 +1,119 @@
+"""The hive's agent tools as typed Python calls, and the values they return.
+
+`AgentTools` is the seam drivers see; `HiveTools` implements it over an `McpClient`.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+from hyperhive_agent.client import McpClient
+
+# Slack on top of a blocking tool's own timeout, so the daemon answers before our socket gives up.
+BLOCKING_CALL_SLACK_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message handed out by `recv`."""
+
+    id: int
+    sender: str
+    recipient: str
+    body: str
+    created_at: str
+    reply_to: int | None = None
+    state: str = "delivered"
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> "Message":
+        """Build a message from one entry of `recv`'s `messages`.
+
+        Raises:
+            ValueError: a required field is missing or has the wrong type.
+        """
+        try:
+            reply_to = data.get("reply_to")
+            return cls(
+                id=int(data["id"]),
+                sender=str(data["sender"]),
+                recipient=str(data["recipient"]),
+                body=str(data["body"]),
+                created_at=str(data["created_at"]),
+                reply_to=None if reply_to is None else int(reply_to),
+                state=str(data.get("state", "delivered")),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed message from recv: {exc!r}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    """The daemon's receipt for a `send`: the message is committed."""
+
+    id: int
+    recipient: str
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What one `recv` returned: the messages and how many still wait."""
+
+    messages: tuple[Message, ...]
+    remaining: int
+
+
+class AgentTools(Protocol):
+    """The hive tools a driver may call on the agent's behalf."""
+
+    def send(self, to: str, body: str, reply_to: int | None = None) -> SentMessage:
+        """Send `body` to agent `to`.
+
+        Raises:
+            ToolCallError: the hive refused the message (unknown recipient, too big, rate limit).
+            ConnectionLostError: the connection to the hive broke.
+        """
+        ...
+
+
+class HiveTools:
+    """`AgentTools` (plus `recv`) over one MCP connection."""
+
+    def __init__(self, client: McpClient) -> None:
+        self._client = client
+
+    def send(self, to: str, body: str, reply_to: int | None = None) -> SentMessage:
+        """Send `body` to agent `to`, optionally as a reply to message `reply_to`.
+
+        Raises:
+            ToolCallError: the hive refused the message.
+            ConnectionLostError: the connection to the hive broke.
+        """
+        arguments: dict[str, Any] = {"to": to, "body": body}
+        if reply_to is not None:
+            arguments["reply_to"] = reply_to
+        result = self._client.call_tool("send", arguments)
+        try:
+            return SentMessage(
+                id=int(result["id"]), recipient=str(result["recipient"]), created_at=str(result["created_at"])
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"malformed receipt from send: {result!r}") from exc
+
+    def recv(self, timeout_s: float = 30.0, max_messages: int = 10) -> Batch:
+        """Wait up to `timeout_s` for messages; an empty batch means the wait timed out.
+
+        Raises:
+            ToolCallError: the hive refused the call.
+            ConnectionLostError: the connection broke or the daemon did not answer in time.
+        """
+        result = self._client.call_tool(
+            "recv",
+            {"timeout_s": timeout_s, "max": max_messages},
+            timeout_s=timeout_s + BLOCKING_CALL_SLACK_S,
+        )
+        raw = result.get("messages", [])
+        if not isinstance(raw, list):
+            raise ValueError(f"malformed batch from recv: {result!r}")
+        messages = tuple(Message.from_wire(cast(dict[str, Any], item)) for item in cast(list[object], raw))
+        return Batch(messages=messages, remaining=int(result.get("remaining", 0)))

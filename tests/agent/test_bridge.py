@@ -1,0 +1,118 @@
+"""The stdio bridge, driven by the SDK's own stdio client and by raw JSON-RPC lines."""
+
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import anyio
+import anyio.abc
+import mcp_types
+from mcp import ClientSession, StdioServerParameters, stdio_client
+
+from tests.agent._process import REPO_ROOT, LineReader, running_agent
+from tests.agent._server import FakeHive, serve_unix
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "test", "version": "0"}},
+}
+INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+
+
+def line(message: Mapping[str, object]) -> bytes:
+    return json.dumps(message).encode() + b"\n"
+
+
+async def test_an_sdk_client_lists_and_calls_tools_through_the_bridge(short_tmpdir: Path) -> None:
+    sock = short_tmpdir / "mcp.sock"
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "hyperhive_agent", "mcp", "--socket", str(sock)], cwd=REPO_ROOT
+    )
+    async with FakeHive("alice") as hive, serve_unix(hive.server, sock):
+        with anyio.fail_after(5):
+            async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+                await session.initialize()
+                tools = await session.list_tools()
+                assert {"send", "recv", "whoami"} <= {tool.name for tool in tools.tools}
+
+                me = await session.call_tool("whoami", {})
+                assert not me.is_error
+                assert me.structured_content == {"result": "alice"}
+
+                refused = await session.call_tool("send", {"to": "ghost", "body": "boo"})
+                assert refused.is_error
+                text = refused.content[0]
+                assert isinstance(text, mcp_types.TextContent)
+                assert "ghost" in text.text
+
+
+async def test_the_bridge_exits_0_when_stdin_closes(short_tmpdir: Path) -> None:
+    sock = short_tmpdir / "mcp.sock"
+    async with (
+        FakeHive("alice") as hive,
+        serve_unix(hive.server, sock),
+        running_agent("mcp", "--socket", str(sock)) as bridge,
+    ):
+        assert bridge.stdin is not None
+        stdout = LineReader(bridge.stdout)
+        with anyio.fail_after(5):
+            await bridge.stdin.send(line(INITIALIZE))
+            assert json.loads(await stdout.line())["id"] == 1
+            await bridge.stdin.aclose()
+            assert await stdout.rest() == ""
+            assert await bridge.wait() == 0
+
+
+async def test_the_bridge_relays_answers_the_server_sends_after_stdin_closed(short_tmpdir: Path) -> None:
+    sock = short_tmpdir / "raw.sock"
+    received = b""
+
+    async def answer_after_eof(conn: anyio.abc.SocketStream) -> None:
+        # a server that answers only once its input has ended proves the bridge half-closes and drains
+        nonlocal received
+        async with conn:
+            try:
+                while True:
+                    received += await conn.receive()
+            except anyio.EndOfStream:
+                pass
+            await conn.send(b'{"jsonrpc":"2.0","id":7,"result":{}}\n')
+
+    async with await anyio.create_unix_listener(sock) as listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, answer_after_eof)
+        async with running_agent("mcp", "--socket", str(sock)) as bridge:
+            assert bridge.stdin is not None
+            with anyio.fail_after(5):
+                await bridge.stdin.send(b'{"jsonrpc":"2.0","id":7,"method":"ping"}\n')
+                await bridge.stdin.aclose()
+                assert json.loads(await LineReader(bridge.stdout).rest()) == {"jsonrpc": "2.0", "id": 7, "result": {}}
+                assert await bridge.wait() == 0
+        tg.cancel_scope.cancel()
+    assert received == b'{"jsonrpc":"2.0","id":7,"method":"ping"}\n'
+
+
+async def test_the_bridge_exits_0_when_the_server_closes_the_connection(short_tmpdir: Path) -> None:
+    sock = short_tmpdir / "mcp.sock"
+    async with (
+        FakeHive("alice") as hive,
+        serve_unix(hive.server, sock) as server,
+        running_agent("mcp", "--socket", str(sock)) as bridge,
+    ):
+        with anyio.fail_after(5):
+            await server.wait_connected(1)
+            server.drop_connections()
+            assert await bridge.wait() == 0
+        assert await LineReader(bridge.stderr).rest() == ""
+
+
+async def test_a_missing_socket_fails_with_one_line_naming_it(short_tmpdir: Path) -> None:
+    sock = short_tmpdir / "absent.sock"
+    async with running_agent("mcp", "--socket", str(sock)) as bridge:
+        with anyio.fail_after(5):
+            stderr = await LineReader(bridge.stderr).rest()
+            assert await bridge.wait() == 1
+    assert len(stderr.splitlines()) == 1
+    assert str(sock) in stderr
