@@ -23,6 +23,7 @@ from hyperhive_core.hive import Hive
 from hyperhive_core.lifecycle import create_backend
 from hyperhive_core.mcp.sockets import SocketHost
 from hyperhive_core.mcp.tools import build_agent_server, build_operator_server
+from hyperhive_core.mcp.unix import connect_unix
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ SHUTDOWN_GRACE_S = 15.0
 
 async def _daemon_alive(socket: Path) -> bool:
     try:
-        stream = await anyio.connect_unix(socket)
+        stream = await connect_unix(socket)
     except OSError:
         return False
     await stream.aclose()

@@ -70,15 +70,20 @@ class Broker:
         Raises:
             StorageError: the database refused the read.
         """
-        with anyio.move_on_after(timeout_s):
-            while True:
-                # Take the event before looking, so a send that lands in between still wakes us.
-                wakeup = self._wakeups.setdefault(recipient, anyio.Event())
-                claim = functools.partial(self._store.claim, recipient, limit, now=time.time())
-                if rows := await anyio.to_thread.run_sync(claim, limiter=self._writer):
-                    return rows
+        deadline = anyio.current_time() + timeout_s
+        while True:
+            # Take the event before looking, so a send that lands in between still wakes us.
+            wakeup = self._wakeups.setdefault(recipient, anyio.Event())
+            claim = functools.partial(self._store.claim, recipient, limit, now=time.time())
+            # The claim runs to completion even if the caller is cancelled meanwhile (anyio
+            # shields worker threads), and its rows are returned, never dropped.
+            if rows := await anyio.to_thread.run_sync(claim, limiter=self._writer):
+                return rows
+            remaining = deadline - anyio.current_time()
+            if remaining <= 0:
+                return []
+            with anyio.move_on_after(remaining):
                 await wakeup.wait()
-        return []
 
     async def peek(self, recipient: str, limit: int) -> list[MessageRow]:
         """Return the oldest queued messages for `recipient`, consuming nothing."""

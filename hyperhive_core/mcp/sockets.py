@@ -7,16 +7,18 @@ closing removes the socket file. One connection's crash is logged and closes onl
 
 import logging
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
-from anyio.abc import SocketStream, TaskGroup, TaskStatus
+from anyio.abc import ByteStream, TaskGroup, TaskStatus
 from mcp.server.mcpserver import MCPServer
 
 from hyperhive_core.errors import HiveError
 from hyperhive_core.mcp.transport import open_message_streams
+from hyperhive_core.mcp.unix import UnixStream, bind_unix, serve_unix
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +29,7 @@ class _Listening:
     done: anyio.Event
 
 
-async def serve_connection(server: MCPServer[Any], stream: SocketStream) -> None:
+async def serve_connection(server: MCPServer[Any], stream: ByteStream) -> None:
     """Run one MCP session of `server` over a connected stream until either side closes."""
     # The SDK has no public way to serve an MCPServer over custom streams; its own in-memory
     # client reaches for the wrapped low-level server the same way.
@@ -59,13 +61,13 @@ class SocketHost:
         # A file left by a daemon that was killed: nothing listens on it any more.
         await anyio.Path(path).unlink(missing_ok=True)
         try:
-            listener = await anyio.create_unix_listener(path)
+            sock = bind_unix(path)
         except OSError as exc:
             raise HiveError(f"cannot listen on {path}: {exc}") from exc
         os.chmod(path, mode)
         entry = _Listening(scope=anyio.CancelScope(), done=anyio.Event())
         self._listening[path] = entry
-        await self._tg.start(self._serve, listener, server, label, entry)
+        await self._tg.start(self._serve, sock, server, label, entry)
 
     async def close(self, path: Path) -> None:
         """Stop serving `path`, end its live sessions and remove the socket file."""
@@ -82,14 +84,14 @@ class SocketHost:
 
     async def _serve(
         self,
-        listener: anyio.abc.SocketListener,
+        sock: socket.socket,
         server: MCPServer[Any],
         label: str,
         entry: _Listening,
         *,
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        async def handle(stream: SocketStream) -> None:
+        async def handle(stream: UnixStream) -> None:
             try:
                 await serve_connection(server, stream)
             except Exception:
@@ -97,8 +99,8 @@ class SocketHost:
 
         try:
             with entry.scope:
-                async with listener, anyio.create_task_group() as connections:
+                async with anyio.create_task_group() as connections:
                     task_status.started()
-                    await listener.serve(handle, task_group=connections)
+                    await serve_unix(sock, handle, connections)
         finally:
             entry.done.set()

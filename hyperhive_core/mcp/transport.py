@@ -19,6 +19,7 @@ from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
 from hyperhive_core.errors import DaemonUnavailableError
+from hyperhive_core.mcp.unix import connect_unix
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ async def connect_unix_streams(socket: Path) -> AsyncGenerator[tuple[ReadStream,
         DaemonUnavailableError: nothing listens on `socket`.
     """
     try:
-        stream = await anyio.connect_unix(socket)
+        stream = await connect_unix(socket)
     except FileNotFoundError as exc:
         raise DaemonUnavailableError(socket, "socket does not exist") from exc
     except ConnectionRefusedError as exc:
