@@ -1,8 +1,12 @@
 """Helpers shared by the tests: configs in short temp dirs and stand-in agent commands."""
 
+import os
 import shutil
+import signal
+import sys
 from pathlib import Path
 
+import anyio
 import pytest
 
 from hyperhive_core.config import HiveConfig
@@ -19,3 +23,32 @@ def hive_config(root: Path, **overrides: object) -> HiveConfig:
     values: dict[str, object] = {"run_dir": root / "run", "state_dir": root / "state"}
     values.update(overrides)
     return HiveConfig.model_validate(values)
+
+
+async def start_daemon_process(config: HiveConfig) -> int:
+    """Start a real `hivectl serve --detach` daemon; returns its pid once it listens."""
+    await anyio.run_process(
+        [
+            sys.executable,
+            "-m",
+            "hyperhive_core",
+            "--run-dir",
+            str(config.run_dir),
+            "--state-dir",
+            str(config.state_dir),
+            "serve",
+            "--detach",
+        ],
+        check=True,
+    )
+    return int((config.run_dir / "daemon.pid").read_text())
+
+
+async def kill_hard(pid: int) -> None:
+    """SIGKILL a process that is not our child and wait until it is gone (a pidfd says so, no polling)."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        os.kill(pid, signal.SIGKILL)
+        await anyio.wait_readable(pidfd)
+    finally:
+        os.close(pidfd)

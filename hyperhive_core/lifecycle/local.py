@@ -130,6 +130,13 @@ class LocalBackend:
                 with anyio.move_on_after(KILL_WAIT_S):
                     await child.process.wait()
 
+    async def wait_exit(self, name: str) -> int | None:
+        """Wait until the agent's process exits by itself or is stopped; its exit code, None if never started."""
+        child = self._children.get(name)
+        if child is None:
+            return None
+        return await child.process.wait()
+
     async def destroy(self, name: str) -> None:
         """Forget the agent; its work dir and log stay for the operator to read."""
         child = self._children.pop(name, None)

@@ -40,8 +40,7 @@ async def test_recv_hands_each_message_out_once_to_concurrent_callers(short_tmpd
         async with anyio.create_task_group() as tg:
             for _ in range(8):
                 tg.start_soon(consume)
-            for i in range(total):
-                sent.append((await broker.send("bob", "alice", f"m{i}")).id or 0)
+            sent.extend([(await broker.send("bob", "alice", f"m{i}")).id or 0 for i in range(total)])
     assert sorted(received) == sorted(sent)
     assert len(received) == len(set(received))
 

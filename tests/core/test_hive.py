@@ -1,0 +1,142 @@
+"""End to end on the local backend: real echo agents in bubblewrap, restarts, and the lifecycle verbs."""
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from hyperhive_core.client import HiveClient, ToolCallError, open_hive_client
+from hyperhive_core.config import HiveConfig
+from hyperhive_core.daemon import running_daemon
+from hyperhive_core.lifecycle.base import AgentState
+from hyperhive_core.lifecycle.local import LocalBackend
+from tests.helpers import IDLE_AGENT, hive_config, kill_hard, needs_bwrap, start_daemon_process
+
+pytestmark = [pytest.mark.containers, needs_bwrap]
+
+
+async def echo_round_trip(operator: HiveClient, agent: str, body: str) -> None:
+    sent = await operator.send(agent, body)
+    got = (await operator.recv(timeout_s=15)).messages
+    assert [(m.sender, m.body, m.reply_to) for m in got] == [(agent, f"echo: {body}", sent.id)]
+
+
+async def test_the_seed_round_trip_survives_a_daemon_restart(short_tmpdir: Path) -> None:
+    config = hive_config(short_tmpdir, sandbox="bwrap")
+    with anyio.fail_after(60):
+        async with running_daemon(config), open_hive_client(config.host_socket) as operator:
+            await operator.spawn("alice")
+            await operator.spawn("bob")
+            await echo_round_trip(operator, "alice", "hello alice")
+            before = {a.name: a for a in await operator.list_agents()}
+            assert {(a.state, a.sandbox) for a in before.values()} == {(AgentState.RUNNING, "bwrap")}
+            # Left unread across the restart.
+            note = await operator.send("operator", "note to self")
+
+        async with running_daemon(config), open_hive_client(config.host_socket) as operator:
+            after = {a.name: a for a in await operator.list_agents()}
+            assert sorted(after) == ["alice", "bob"]
+            assert all(a.state == AgentState.RUNNING for a in after.values())
+            assert {a.pid for a in after.values()}.isdisjoint({a.pid for a in before.values()})
+            assert [(m.id, m.body) for m in (await operator.recv(timeout_s=5)).messages] == [(note.id, "note to self")]
+            await echo_round_trip(operator, "bob", "hello bob")
+
+
+async def test_acknowledged_messages_survive_kill_9_of_the_daemon(short_tmpdir: Path) -> None:
+    config = hive_config(short_tmpdir)
+    with anyio.fail_after(60):
+        pid = await start_daemon_process(config)
+        try:
+            async with open_hive_client(config.host_socket) as operator:
+                await operator.spawn("alice")
+                ids = [(await operator.send("operator", f"message {i}")).id for i in range(50)]
+            await kill_hard(pid)
+            pid = await start_daemon_process(config)
+            async with open_hive_client(config.host_socket) as operator:
+                got = (await operator.recv(timeout_s=5, max=100)).messages
+                assert [(m.id, m.body) for m in got] == [(i, f"message {n}") for n, i in enumerate(ids)]
+                [alice] = await operator.list_agents()
+                assert alice.state == AgentState.RUNNING
+                await echo_round_trip(operator, "alice", "still there?")
+                await operator.shutdown()
+        finally:
+            if await anyio.Path(f"/proc/{pid}").exists():
+                await kill_hard(pid)
+
+
+async def test_kill_stops_the_agent_and_removes_its_socket(short_tmpdir: Path) -> None:
+    config = hive_config(short_tmpdir, agent_command=IDLE_AGENT)
+    async with running_daemon(config), open_hive_client(config.host_socket) as operator:
+        alice = await operator.spawn("alice")
+        assert alice.pid is not None
+        assert config.agent_socket("alice").exists()
+        await operator.kill("alice")
+        assert not config.agent_socket("alice").exists()
+        assert not await anyio.Path(f"/proc/{alice.pid}").exists() or _is_zombie(alice.pid)
+        assert await operator.list_agents() == []
+        with pytest.raises(ToolCallError) as caught:
+            await operator.send("alice", "anyone?")
+        assert "unknown agent 'alice'" in caught.value.reason
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
+
+
+async def test_rebuild_restarts_the_agent_and_re_creates_its_socket(short_tmpdir: Path) -> None:
+    config = hive_config(short_tmpdir)
+    with anyio.fail_after(30):
+        async with running_daemon(config), open_hive_client(config.host_socket) as operator:
+            first = await operator.spawn("alice")
+            await echo_round_trip(operator, "alice", "one")
+            config.agent_socket("alice").unlink()  # as after a run dir wipe
+            second = await operator.rebuild("alice")
+            assert second.state == AgentState.RUNNING
+            assert second.pid != first.pid
+            assert config.agent_socket("alice").exists()
+            await echo_round_trip(operator, "alice", "two")
+            third = await operator.rebuild("alice")  # idempotent: again, same outcome
+            assert third.state == AgentState.RUNNING
+            await echo_round_trip(operator, "alice", "three")
+
+
+async def test_an_agent_that_cannot_start_leaves_nothing_behind(short_tmpdir: Path) -> None:
+    config = hive_config(short_tmpdir, sandbox="none", agent_command=("/nonexistent/hive-agent",))
+    async with running_daemon(config), open_hive_client(config.host_socket) as operator:
+        with pytest.raises(ToolCallError) as caught:
+            await operator.spawn("alice")
+        assert "cannot start agent 'alice'" in caught.value.reason
+        assert await operator.list_agents() == []
+        assert not config.agent_socket("alice").exists()
+
+
+async def test_an_agent_that_exits_is_reported_failed_with_its_exit_code(short_tmpdir: Path) -> None:
+    config = hive_config(short_tmpdir, agent_command=("sh", "-c", "exit 3"))
+    async with running_daemon(config) as daemon, open_hive_client(config.host_socket) as operator:
+        await operator.spawn("alice")
+        backend = daemon.hive.backend
+        assert isinstance(backend, LocalBackend)
+        with anyio.fail_after(10):
+            assert await backend.wait_exit("alice") == 3
+        info = await operator.status("alice")
+        assert (info.state, info.detail) == (AgentState.FAILED, "exited with code 3; see its log")
+        assert [a.state for a in await operator.list_agents()] == [AgentState.FAILED]
+
+
+def test_without_bwrap_agents_run_unsandboxed_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    backend = LocalBackend(sandbox="auto")
+    assert not backend.sandboxed
+    assert any("WITHOUT a sandbox" in w for w in backend.info.warnings)
+
+
+async def test_an_unsandboxed_agent_still_round_trips(short_tmpdir: Path) -> None:
+    config: HiveConfig = hive_config(short_tmpdir, sandbox="none")
+    with anyio.fail_after(30):
+        async with running_daemon(config), open_hive_client(config.host_socket) as operator:
+            info = await operator.spawn("alice")
+            assert info.sandbox == "none"
+            await echo_round_trip(operator, "alice", "plain")
