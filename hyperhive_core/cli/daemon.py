@@ -20,6 +20,7 @@ from hyperhive_core.client import HiveClient
 from hyperhive_core.config import HiveConfig, SandboxMode
 from hyperhive_core.daemon import serve_until_signalled
 from hyperhive_core.errors import HiveError
+from hyperhive_core.mcp.unix import connect_unix
 
 READY_TIMEOUT_S = 30.0
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -115,11 +116,25 @@ def serve(
     _run_foreground(config)
 
 
-def shutdown(ctx: typer.Context) -> None:
+def shutdown(
+    ctx: typer.Context,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the daemon to finish stopping.")] = 30.0,
+) -> None:
     """Stop the daemon: agents stop, messages stay stored, the hive returns on the next serve."""
+    socket = dirs(ctx).host_socket
 
     async def act(client: HiveClient) -> None:
-        await client.shutdown()
+        # A second, silent connection: the daemon closes it only when it has stopped everything.
+        watcher = await connect_unix(socket)
+        async with watcher:
+            await client.shutdown()
+            with anyio.move_on_after(wait) as waited:
+                try:
+                    await watcher.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    pass
+        if waited.cancelled_caught:
+            raise HiveError(f"the daemon did not stop within {wait:g} s; see its log")
 
     call_daemon(ctx, act)
-    err_console.print("daemon is shutting down")
+    err_console.print("daemon stopped")

@@ -1,0 +1,39 @@
+# Sourced by scripts/demo and scripts/test: make .venv with hyperhive and its dev tools, and
+# bubblewrap when it can be installed. Idempotent; re-installs when pyproject.toml changes.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV="$ROOT/.venv"
+PY=${PYTHON:-python3}
+
+say() { if [ -t 1 ]; then printf '\033[1;34m==>\033[0m %s\n' "$*"; else printf '==> %s\n' "$*"; fi; }
+
+ensure_venv() {
+    if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+        echo "hyperhive needs Python >= 3.11; $PY is $("$PY" --version 2>&1)" >&2
+        exit 1
+    fi
+    local stamp="$VENV/.hyperhive-installed"
+    if [ -f "$stamp" ] && [ "$stamp" -nt "$ROOT/pyproject.toml" ] && [ -x "$VENV/bin/hivectl" ]; then
+        return
+    fi
+    say "installing hyperhive and its tools into .venv"
+    if [ ! -x "$VENV/bin/python" ]; then
+        "$PY" -m venv "$VENV" || {
+            echo "could not create a virtualenv; on Debian/Ubuntu: apt-get install python3-venv" >&2
+            exit 1
+        }
+    fi
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[dev]"
+    touch "$stamp"
+}
+
+ensure_bwrap() {
+    command -v bwrap >/dev/null && return
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+    if command -v apt-get >/dev/null && { [ -z "$sudo" ] || sudo -n true 2>/dev/null; }; then
+        say "installing bubblewrap (agents' sandbox)"
+        $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq bubblewrap >/dev/null
+    fi
+    command -v bwrap >/dev/null || echo "note: bubblewrap is not installed; agents will run without a sandbox" >&2
+}
