@@ -63,6 +63,9 @@ class HiveConfig(BaseModel):
     stop_grace_s: float = Field(default=STOP_GRACE_S, ge=0)
     # Command that runs an agent's turn loop; None = this interpreter's `-m hyperhive_agent serve`.
     agent_command: tuple[str, ...] | None = None
+    # A host dir with claude's login (the operator logs in once); bound into every sandbox as the
+    # agent's ~/.claude. None: agents have no credentials and the claude driver falls back to echo.
+    claude_config_dir: Path | None = None
 
     @property
     def host_socket(self) -> Path:
