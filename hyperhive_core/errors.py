@@ -5,12 +5,15 @@
     ├── InvalidAgentNameError        (a name breaks the naming rules)
     ├── UnknownAgentError            (no agent of that name in the hive)
     ├── AgentExistsError
+    ├── NotPermittedError            (a principal called a tool that is not theirs)
     ├── BackendError
     │   └── BackendUnavailableError  (the backend's tool is missing on this host)
     ├── BrokerError
     │   ├── BodyTooLargeError
     │   ├── InboxFullError
     │   ├── UnknownMessageError      (reply_to names no message the caller took part in)
+    │   ├── ConversationLimitError   (two agents answered each other too long unsupervised)
+    │   ├── RateLimitedError         (a sender is over its rate)
     │   └── StorageError             (SQLite refused: disk full, locked, corrupt)
     └── DaemonUnavailableError       (a client found no daemon on the socket)
 
@@ -57,6 +60,15 @@ class AgentExistsError(HiveError):
         self.agent = agent
 
 
+class NotPermittedError(HiveError):
+    """A principal asked for something only another principal may do."""
+
+    def __init__(self, principal: str, action: str, hint: str) -> None:
+        super().__init__(f"{principal} may not {action}: {hint}")
+        self.principal = principal
+        self.action = action
+
+
 class BackendError(HiveError):
     """A lifecycle backend failed to carry out a verb."""
 
@@ -95,6 +107,34 @@ class UnknownMessageError(BrokerError):
     def __init__(self, message_id: int) -> None:
         super().__init__(f"no message {message_id} was sent to or by you; reply_to takes an id that recv gave you")
         self.message_id = message_id
+
+
+class ConversationLimitError(BrokerError):
+    """Two agents exchanged too many messages with no operator or manager message in between."""
+
+    def __init__(self, sender: str, recipient: str, limit: int) -> None:
+        super().__init__(
+            f"{sender} and {recipient} have exchanged {limit} messages with no message from the operator "
+            f"or hm1nd in between (the runaway guard); it resets when the operator or hm1nd writes to either "
+            f"of you: report to them instead of answering"
+        )
+        self.sender = sender
+        self.recipient = recipient
+        self.limit = limit
+
+
+class RateLimitedError(BrokerError):
+    """A sender sent more messages than its rate allows."""
+
+    def __init__(self, sender: str, limit: int, window_s: float, retry_after_s: float) -> None:
+        super().__init__(
+            f"{sender} sent {limit} messages in the last {window_s:g} s, the most allowed (rate limit); "
+            f"try again in {retry_after_s:.1f} s"
+        )
+        self.sender = sender
+        self.limit = limit
+        self.window_s = window_s
+        self.retry_after_s = retry_after_s
 
 
 class StorageError(BrokerError):

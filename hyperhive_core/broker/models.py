@@ -43,3 +43,18 @@ class AgentRow(SQLModel, table=True):
     backend: str
     enabled: bool = True
     created_at: float
+    role: str = ""
+    driver: str = "auto"
+
+
+class EventRow(SQLModel, table=True):
+    """One event of an agent's turns (a claude stream-json line, or the turn loop's own), kept for logs."""
+
+    __tablename__ = "event"  # pyright: ignore[reportAssignmentType, reportIncompatibleVariableOverride]  # as above
+    __table_args__ = (Index("ix_event_agent", "agent", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    agent: str
+    created_at: float
+    type: str
+    data: str  # the event as JSON text, exactly as reported (truncated past the size limit)

@@ -11,16 +11,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, event, func, text, update
+from sqlalchemy import Engine, Table, delete, event, func, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
-from hyperhive_core.broker.models import AgentRow, MessageRow, MessageState
+from hyperhive_core.broker.models import AgentRow, EventRow, MessageRow, MessageState
 from hyperhive_core.errors import HiveError, InboxFullError, StorageError, UnknownMessageError
 
 logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5_000
+# Pruning an agent's old events costs a DELETE; do it once every this many appends.
+PRUNE_EVERY = 100
 MESSAGE_TABLE = cast(Table, MessageRow.__table__)  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType]  # sqlmodel adds __table__ at runtime
 
 
@@ -44,9 +46,27 @@ def open_engine(path: Path) -> Engine:
             cursor.close()
 
         SQLModel.metadata.create_all(engine)
+        _add_missing_columns(engine)
     except (SQLAlchemyError, OSError) as exc:
         raise StorageError(f"cannot open the hive database {path}: {exc}") from exc
     return engine
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Bring an older database up to the models: columns added since are added with their defaults."""
+    with engine.begin() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            present = {row[1] for row in conn.execute(text(f'PRAGMA table_info("{table.name}")'))}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                default: object = getattr(column.default, "arg", None)
+                kind = column.type.compile(dialect=engine.dialect)
+                literal = (
+                    "NULL" if default is None else repr(default if not isinstance(default, bool) else int(default))
+                )
+                conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind} DEFAULT {literal}'))
+                logger.info("added column %s.%s to the hive database", table.name, column.name)
 
 
 class HiveStore:
@@ -154,6 +174,29 @@ class HiveStore:
         """Count every stored message."""
         with self._session() as session:
             return session.exec(select(func.count()).select_from(MessageRow)).one()
+
+    # turn events
+
+    def append_events(self, agent: str, events: Sequence[tuple[str, str]], *, now: float, keep: int) -> int:
+        """Store `(type, json)` events for `agent`, dropping its oldest beyond `keep`; returns the last id."""
+        with self._session() as session:
+            rows = [EventRow(agent=agent, created_at=now, type=kind, data=data) for kind, data in events]
+            session.add_all(rows)
+            session.flush()
+            last = rows[-1].id or 0
+            if last % PRUNE_EVERY < len(rows):
+                session.execute(delete(EventRow).where(col(EventRow.agent) == agent, col(EventRow.id) <= last - keep))
+            session.commit()
+            return last
+
+    def events(self, agent: str, *, after: int | None, limit: int) -> list[EventRow]:
+        """`agent`'s events after id `after`, oldest first; with `after=None`, the last `limit` of them."""
+        with self._session() as session:
+            query = select(EventRow).where(col(EventRow.agent) == agent)
+            if after is None:
+                newest = session.exec(query.order_by(col(EventRow.id).desc()).limit(limit)).all()
+                return list(reversed(newest))
+            return list(session.exec(query.where(col(EventRow.id) > after).order_by(col(EventRow.id)).limit(limit)))
 
     # the desired hive
 
