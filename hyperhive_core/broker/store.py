@@ -185,7 +185,9 @@ class HiveStore:
             session.flush()
             last = rows[-1].id or 0
             if last % PRUNE_EVERY < len(rows):
-                session.execute(delete(EventRow).where(col(EventRow.agent) == agent, col(EventRow.id) <= last - keep))
+                session.connection().execute(
+                    delete(EventRow).where(col(EventRow.agent) == agent, col(EventRow.id) <= last - keep)
+                )
             session.commit()
             return last
 
