@@ -1,0 +1,732 @@
+"""Benchmarks hyperhive against its targets: `.venv/bin/python -m benchmarks.run [--quick] [--json FILE]`.
+
+Starts real daemons in a temp dir under /tmp, drives them over their real unix sockets (and the
+real `hive-agent mcp` bridge for `send`), and prints one markdown table: median and p99 of each
+row, and its ratio to a floor measured in the same run (a raw JSON line over a unix socket, an SDK
+tool call that does no work, one SQLite WAL commit with the broker's sync setting). Numbers are
+reported, never asserted: a target missed is a `no` in the table, not a failure.
+"""
+
+import argparse
+import json
+import os
+import platform
+import select
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Generator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks._rpc import LineClient, connect_socket, start_bridge
+
+READY_TIMEOUT_S = 60.0
+# The broker's setting; NORMAL is measured beside it for the README's durability argument.
+BROKER_SYNC = "FULL"
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """How much work each row does."""
+
+    calls: int
+    commits: int
+    deliveries: int
+    throughput_s: float
+    agents: int
+    cli_runs: int
+    history: int
+    history_calls: int
+
+
+FULL = Sizes(
+    calls=2000,
+    commits=1000,
+    deliveries=500,
+    throughput_s=10.0,
+    agents=100,
+    cli_runs=10,
+    history=100_000,
+    history_calls=300,
+)
+QUICK = Sizes(
+    calls=300, commits=200, deliveries=100, throughput_s=2.0, agents=20, cli_runs=3, history=100_000, history_calls=100
+)
+SMOKE = Sizes(calls=5, commits=5, deliveries=3, throughput_s=0.3, agents=2, cli_runs=1, history=300, history_calls=3)
+
+
+@dataclass(slots=True)
+class Row:
+    """One line of the table; times in milliseconds."""
+
+    what: str
+    how: str
+    result: str
+    target: str
+    met: bool | None
+    median_ms: float | None = None
+    p99_ms: float | None = None
+    floor: str | None = None
+    floor_ratio: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict[str, Any])
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """Nearest-rank percentile of `samples` (q in 0..100)."""
+    ordered = sorted(samples)
+    rank = max(1, -(-len(ordered) * q // 100))
+    return ordered[int(rank) - 1]
+
+
+def ms(seconds: list[float]) -> tuple[float, float]:
+    """Median and p99 of `seconds`, in milliseconds."""
+    return percentile(seconds, 50) * 1e3, percentile(seconds, 99) * 1e3
+
+
+def timed(n: int, call: Callable[[], object]) -> list[float]:
+    """Run `call` n times; each duration in seconds."""
+    samples: list[float] = []
+    for _ in range(n):
+        start = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def pause(seconds: float) -> None:
+    """Pace a loop (never used to wait for a condition: those wait on events)."""
+    threading.Event().wait(seconds)
+
+
+# child processes
+
+
+def wait_ready(process: subprocess.Popen[bytes]) -> None:
+    """Wait for the child's `ready` line."""
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], READY_TIMEOUT_S)
+    line = process.stdout.readline() if ready else b""
+    if line.strip() != b"ready":
+        process.kill()
+        raise RuntimeError(f"{process.args!r} did not start")
+
+
+@contextmanager
+def child(*args: str) -> Generator[subprocess.Popen[bytes]]:
+    """A `benchmarks._serve` child, running once it listens; SIGTERMed on exit."""
+    process = subprocess.Popen([sys.executable, "-m", "benchmarks._serve", *args], stdout=subprocess.PIPE)
+    try:
+        wait_ready(process)
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+        assert process.stdout is not None
+        process.stdout.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Hive:
+    """A running daemon's dirs and pid."""
+
+    run_dir: Path
+    state_dir: Path
+    pid: int
+
+    @property
+    def host_socket(self) -> Path:
+        """The operator's socket."""
+        return self.run_dir / "host.sock"
+
+    def agent_socket(self, name: str) -> Path:
+        """An agent's socket."""
+        return self.run_dir / "agents" / name / "mcp.sock"
+
+    def operator(self) -> LineClient:
+        """A new operator session."""
+        return connect_socket(self.host_socket)
+
+
+@contextmanager
+def idle_daemon(root: Path) -> Generator[Hive]:
+    """A real daemon whose agents are `sleep infinity`: only the benchmark takes their messages."""
+    with child("daemon", str(root / "run"), str(root / "state")) as process:
+        yield Hive(root / "run", root / "state", process.pid)
+
+
+def hivectl() -> str:
+    """The installed `hivectl` beside this interpreter."""
+    return str(Path(sys.executable).parent / "hivectl")
+
+
+@contextmanager
+def echo_daemon(root: Path) -> Generator[Hive]:
+    """The daemon exactly as an operator starts it: `hivectl serve --detach`, echo agents in bubblewrap."""
+    dirs = ["--run-dir", str(root / "run"), "--state-dir", str(root / "state")]
+    subprocess.run([hivectl(), *dirs, "serve", "--detach", "--log-level", "warning"], check=True, capture_output=True)
+    hive = Hive(root / "run", root / "state", int((root / "run" / "daemon.pid").read_text()))
+    try:
+        yield hive
+    finally:
+        subprocess.run([hivectl(), *dirs, "shutdown"], check=False, capture_output=True)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of `pid` in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+# floors
+
+
+@dataclass(slots=True)
+class Floors:
+    """The floors' medians (ms), and their rows."""
+
+    raw: float = 0.0
+    mcp: float = 0.0
+    mcp_bridge: float = 0.0
+    commit: float = 0.0
+    commit_normal: float = 0.0
+    python: float = 0.0
+    rows: list[Row] = field(default_factory=list[Row])
+
+
+def commit_samples(path: Path, sync: str, n: int) -> list[float]:
+    """One insert + commit per sample into a message-shaped table, WAL, `synchronous=sync`."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={sync}")
+        db.execute(
+            "CREATE TABLE m (id INTEGER PRIMARY KEY, sender TEXT, recipient TEXT, body TEXT, created_at REAL, "
+            "state TEXT)"
+        )
+        db.execute("CREATE INDEX ix ON m (recipient, state, id)")
+
+        def commit() -> None:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(
+                "INSERT INTO m (sender, recipient, body, created_at, state) VALUES (?, ?, ?, ?, ?)",
+                ("a", "b", "x" * 64, time.time(), "QUEUED"),
+            )
+            db.execute("COMMIT")
+
+        return timed(n, commit)
+    finally:
+        db.close()
+
+
+def measure_floors(root: Path, sizes: Sizes) -> Floors:
+    """The three floors (plus the bridge's share and a bare interpreter start)."""
+    floors = Floors()
+    root.mkdir()
+    with child("raw", str(root / "raw.sock")), connect_socket(root / "raw.sock", mcp=False) as raw:
+        timed(50, lambda: raw.request("ping", {}))
+        samples = timed(sizes.calls, lambda: raw.request("ping", {}))
+    median, p99 = ms(samples)
+    floors.raw = median
+    floors.rows.append(
+        Row(
+            "floor: raw JSON line",
+            "request/response over a unix socket, same server stack, no MCP",
+            f"{median:.3f} ms",
+            "-",
+            None,
+            median,
+            p99,
+        )
+    )
+    with child("mcp", str(root / "mcp.sock")):
+        with connect_socket(root / "mcp.sock") as mcp:
+            timed(50, lambda: mcp.call("noop", {}))
+            samples = timed(sizes.calls, lambda: mcp.call("noop", {}))
+        median, p99 = ms(samples)
+        floors.mcp = median
+        floors.rows.append(
+            Row(
+                "floor: MCP no-op",
+                "SDK tool call doing nothing, our unix transport",
+                f"{median:.3f} ms",
+                "-",
+                None,
+                median,
+                p99,
+                "raw JSON line",
+                median / floors.raw,
+            )
+        )
+        with start_bridge(sys.executable, root / "mcp.sock") as bridged:
+            timed(50, lambda: bridged.call("noop", {}))
+            samples = timed(sizes.calls, lambda: bridged.call("noop", {}))
+        median, p99 = ms(samples)
+        floors.mcp_bridge = median
+        floors.rows.append(
+            Row(
+                "floor: MCP no-op via bridge",
+                "the same call through `hive-agent mcp` (stdio)",
+                f"{median:.3f} ms",
+                "-",
+                None,
+                median,
+                p99,
+                "MCP no-op",
+                median / floors.mcp,
+            )
+        )
+    for sync in (BROKER_SYNC, "NORMAL"):
+        median, p99 = ms(commit_samples(root / f"commit-{sync}.sqlite", sync, sizes.commits))
+        if sync == BROKER_SYNC:
+            floors.commit = median
+        else:
+            floors.commit_normal = median
+        floors.rows.append(
+            Row(
+                f"floor: SQLite commit ({sync})",
+                "one insert + commit, WAL"
+                + (", the broker's setting" if sync == BROKER_SYNC else ", for comparison only"),
+                f"{median:.3f} ms",
+                "-",
+                None,
+                median,
+                p99,
+            )
+        )
+    samples = timed(sizes.cli_runs, lambda: subprocess.run([sys.executable, "-c", "pass"], check=True))
+    median, p99 = ms(samples)
+    floors.python = median
+    floors.rows.append(
+        Row("floor: python start", "`python -c pass`, whole process", f"{median:.1f} ms", "-", None, median, p99)
+    )
+    return floors
+
+
+# the daemon's rows
+
+
+def measure_send(hive: Hive, floors: Floors, sizes: Sizes) -> Row:
+    """Sequential `send` calls by agent a through the bridge; each returns after the durable commit."""
+    body = "x" * 64
+    with start_bridge(sys.executable, hive.agent_socket("a")) as client:
+        timed(50, lambda: client.call("send", {"to": "sink", "body": body}))
+        samples = timed(sizes.calls, lambda: client.call("send", {"to": "sink", "body": body}))
+    median, p99 = ms(samples)
+    floor = floors.mcp_bridge + floors.commit
+    return Row(
+        "`send` tool call",
+        f"MCP client → `hive-agent mcp` bridge → daemon, durable commit, {sizes.calls:,} sequential calls",
+        f"{median:.3f} ms",
+        "median ≤ 1.0 ms, p99 ≤ 3 ms",
+        median <= 1.0 and p99 <= 3.0,
+        median,
+        p99,
+        "MCP no-op via bridge + commit",
+        median / floor,
+    )
+
+
+def measure_delivery(hive: Hive, floors: Floors, sizes: Sizes) -> Row:
+    """A calls `send`; B, a separate session already waiting in `recv`, gets it: time from A's call to B's return."""
+    n = sizes.deliveries
+    waiting, got = threading.Event(), threading.Event()
+    received_at: list[float] = []
+    failure: list[BaseException] = []
+
+    def receive(client: LineClient) -> None:
+        try:
+            for _ in range(n):
+                waiting.set()
+                result = client.call("recv", {"timeout_s": 10, "max": 1})
+                received_at.append(time.perf_counter())
+                assert len(result["messages"]) == 1, result
+                got.set()
+        except BaseException as exc:
+            failure.append(exc)
+            got.set()
+            raise
+
+    end_to_end: list[float] = []
+    after_send: list[float] = []
+    with connect_socket(hive.agent_socket("a")) as a, connect_socket(hive.agent_socket("b")) as b:
+        receiver = threading.Thread(target=receive, args=(b,), daemon=True)
+        receiver.start()
+        for i in range(n):
+            waiting.wait()
+            waiting.clear()
+            # Pacing, not synchronisation: gives B's recv time to park in the daemon, so the
+            # message finds a waiter (if it does not, B still returns, only sooner).
+            pause(0.002)
+            start = time.perf_counter()
+            a.call("send", {"to": "b", "body": f"ping {i}"})
+            returned = time.perf_counter()
+            got.wait()
+            got.clear()
+            if failure:
+                raise RuntimeError("the receiver failed") from failure[0]
+            end_to_end.append(received_at[-1] - start)
+            after_send.append(received_at[-1] - returned)
+        receiver.join()
+    median, p99 = ms(end_to_end)
+    lag_median, lag_p99 = ms(after_send)
+    floor = floors.mcp + floors.commit
+    return Row(
+        "delivery",
+        f"A calls `send` → B's waiting `recv` returns, separate sessions, {n:,} messages",
+        f"{median:.3f} ms",
+        "median ≤ 2 ms, p99 ≤ 5 ms",
+        median <= 2.0 and p99 <= 5.0,
+        median,
+        p99,
+        "MCP no-op + commit",
+        median / floor,
+        {"after_send_returned_median_ms": lag_median, "after_send_returned_p99_ms": lag_p99},
+    )
+
+
+def measure_throughput(hive: Hive, floors: Floors, sizes: Sizes, pairs: int = 10) -> Row:
+    """`pairs` senders, each sending to its own receiver as fast as it can; receivers drain with `recv`."""
+    stop = threading.Event()
+    senders_done = threading.Event()
+    sent = [0] * pairs
+    received = [0] * pairs
+    latencies: list[list[float]] = [[] for _ in range(pairs)]
+    errors: list[BaseException] = []
+
+    def send_loop(i: int, client: LineClient) -> None:
+        try:
+            while not stop.is_set():
+                start = time.perf_counter()
+                client.call("send", {"to": f"r{i}", "body": "x" * 64})
+                latencies[i].append(time.perf_counter() - start)
+                sent[i] += 1
+        except BaseException as exc:
+            errors.append(exc)
+
+    def recv_loop(i: int, client: LineClient) -> None:
+        try:
+            while not (senders_done.is_set() and received[i] >= sent[i]):
+                received[i] += len(client.call("recv", {"timeout_s": 0.5, "max": 100})["messages"])
+        except BaseException as exc:
+            errors.append(exc)
+
+    senders = [connect_socket(hive.agent_socket(f"s{i}")) for i in range(pairs)]
+    receivers = [connect_socket(hive.agent_socket(f"r{i}")) for i in range(pairs)]
+    send_threads = [threading.Thread(target=send_loop, args=(i, c)) for i, c in enumerate(senders)]
+    recv_threads = [threading.Thread(target=recv_loop, args=(i, c)) for i, c in enumerate(receivers)]
+    for thread in recv_threads:
+        thread.start()
+    start = time.perf_counter()
+    for thread in send_threads:
+        thread.start()
+    stop.wait(sizes.throughput_s)
+    stop.set()
+    for thread in send_threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    senders_done.set()
+    for thread in recv_threads:
+        thread.join()
+    drained = time.perf_counter() - start
+    for client in senders + receivers:
+        client.close()
+    if errors:
+        raise RuntimeError("a throughput client failed") from errors[0]
+    total = sum(sent)
+    rate = total / elapsed
+    median, p99 = ms([s for per in latencies for s in per])
+    # The ceiling if every message cost one fsync'd commit and nothing else.
+    one_commit_per_message = 1e3 / floors.commit
+    return Row(
+        "throughput",
+        f"{pairs} senders → {pairs} receivers draining, {sizes.throughput_s:g} s; median/p99 = one send under load",
+        f"{rate:,.0f} msg/s",
+        "≥ 2,000 durable msg/s",
+        rate >= 2000,
+        median,
+        p99,
+        "1 / commit (msg/s)",
+        rate / one_commit_per_message,
+        {"sent": total, "received": sum(received), "elapsed_s": elapsed, "drained_s": drained, "rate": rate},
+    )
+
+
+# history
+
+
+def seed_history(state_dir: Path, total: int, queued: int) -> None:
+    """Write `total` messages between h1 and h2 straight into a new hive database, the last `queued` unread by h1."""
+    # Imported here: the parent process stays light; the schema and enum encoding are the product's own.
+    from hyperhive_core.broker.models import MessageState
+    from hyperhive_core.broker.store import MESSAGE_TABLE, open_engine
+
+    engine = open_engine(state_dir / "broker.sqlite")
+    now = time.time() - total
+    rows: list[dict[str, Any]] = []
+    for i in range(total):
+        unread = i >= total - queued
+        sender, recipient = ("h2", "h1") if unread or i % 2 else ("h1", "h2")
+        rows.append(
+            {
+                "sender": sender,
+                "recipient": recipient,
+                "body": f"message {i}",
+                "created_at": now + i,
+                "reply_to": None,
+                "state": MessageState.QUEUED if unread else MessageState.ACKED,
+                "delivered_at": None if unread else now + i,
+                "acked_at": None if unread else now + i,
+            }
+        )
+    with engine.begin() as connection:
+        connection.execute(MESSAGE_TABLE.insert(), rows)
+    engine.dispose()
+
+
+def history_samples(root: Path, total: int, sizes: Sizes) -> tuple[list[float], list[float]]:
+    """`inbox` and `recv` of h1, whose history holds about `total` messages."""
+    seed_history(root / "state", total, queued=10)
+    with idle_daemon(root) as hive:
+        with hive.operator() as operator:
+            operator.call("spawn", {"name": "h1"})
+            operator.call("spawn", {"name": "h2"})
+            with connect_socket(hive.agent_socket("h1")) as h1:
+                timed(20, lambda: h1.call("inbox", {"limit": 20}))
+                inbox = timed(sizes.history_calls, lambda: h1.call("inbox", {"limit": 20}))
+                recv: list[float] = []
+                for i in range(sizes.history_calls + 20):
+                    operator.call("send", {"to": "h1", "body": f"new {i}"})
+                    start = time.perf_counter()
+                    h1.call("recv", {"timeout_s": 0, "max": 10})
+                    recv.append(time.perf_counter() - start)
+    return inbox, recv[20:]
+
+
+def measure_history(root: Path, sizes: Sizes) -> list[Row]:
+    """The same `inbox` and `recv` calls with a small and a large history."""
+    small_inbox, small_recv = history_samples(root / "small", 100, sizes)
+    large_inbox, large_recv = history_samples(root / "large", sizes.history, sizes)
+    rows: list[Row] = []
+    for tool, small, large in (("recv", small_recv, large_recv), ("inbox", small_inbox, large_inbox)):
+        median, p99 = ms(large)
+        small_median, small_p99 = ms(small)
+        ratio = median / small_median
+        rows.append(
+            Row(
+                f"history: `{tool}`",
+                f"{sizes.history:,} stored messages vs 100 (floor: the same call with 100)",
+                f"{median:.3f} ms vs {small_median:.3f} ms",
+                "as fast as with 100",
+                ratio <= 1.25,
+                median,
+                p99,
+                "same call, 100 stored",
+                ratio,
+                {"small_median_ms": small_median, "small_p99_ms": small_p99},
+            )
+        )
+    return rows
+
+
+# scale and the CLI
+
+
+def round_trip_each(hive: Hive, names: list[str], tag: str) -> list[float]:
+    """Send one message to each agent at once; the time until each echo reply arrives, in seconds."""
+    sent_at: dict[int, float] = {}
+    answered_at: dict[int, float] = {}
+    all_sent = threading.Event()
+
+    def collect(client: LineClient) -> None:
+        while not (all_sent.is_set() and len(answered_at) >= len(names)):
+            for message in client.call("recv", {"timeout_s": 1, "max": 100})["messages"]:
+                if message["reply_to"] is not None:
+                    answered_at[message["reply_to"]] = time.perf_counter()
+
+    with hive.operator() as sender, hive.operator() as receiver:
+        collector = threading.Thread(target=collect, args=(receiver,))
+        collector.start()
+        for name in names:
+            start = time.perf_counter()
+            receipt = sender.call("send", {"to": name, "body": f"{tag} {name}"})
+            sent_at[receipt["id"]] = start
+        all_sent.set()
+        collector.join(120)
+        if collector.is_alive():
+            raise RuntimeError(f"only {len(answered_at)} of {len(names)} agents answered")
+    return [answered_at[i] - sent_at[i] for i in sent_at]
+
+
+def measure_scale(root: Path, floors: Floors, sizes: Sizes) -> list[Row]:
+    """Spawn echo agents through the operator's `spawn`; check each answers; time `hivectl list`."""
+    names = [f"e{i:03d}" for i in range(sizes.agents)]
+    with echo_daemon(root) as hive:
+        with hive.operator() as operator:
+            spawns = [0.0] * len(names)
+            for i, name in enumerate(names):
+                start = time.perf_counter()
+                operator.call("spawn", {"name": name})
+                spawns[i] = time.perf_counter() - start
+        # The first round waits for every agent to start and connect; the second is the one measured.
+        first = round_trip_each(hive, names, "hello")
+        answers = round_trip_each(hive, names, "again")
+        rss = rss_mb(hive.pid)
+        dirs = ["--run-dir", str(hive.run_dir), "--state-dir", str(hive.state_dir)]
+        cli = timed(sizes.cli_runs, lambda: subprocess.run([hivectl(), *dirs, "list"], check=True, capture_output=True))
+    spawn_median, spawn_p99 = ms(spawns)
+    answer_median, answer_p99 = ms(answers)
+    cli_median, cli_p99 = ms(cli)
+    all_answered_s = max(answers)
+    n = len(names)
+    return [
+        Row(
+            "scale",
+            f"spawn {n} agents on the local backend (echo driver, {_sandbox()}), all connected and waiting; "
+            "median/p99 = one `spawn`",
+            f"spawn {spawn_median:.0f} ms; RSS {rss:.0f} MB; all {n} answered in {all_answered_s:.2f} s",
+            "spawn median ≤ 150 ms; daemon RSS ≤ 150 MB; each answered within 2 s",
+            spawn_median <= 150 and rss <= 150 and all_answered_s <= 2.0,
+            spawn_median,
+            spawn_p99,
+            "MCP no-op",
+            spawn_median / floors.mcp,
+            {
+                "rss_mb": rss,
+                "answer_median_ms": answer_median,
+                "answer_p99_ms": answer_p99,
+                "all_answered_s": all_answered_s,
+                "first_round_all_answered_s": max(first),
+            },
+        ),
+        Row(
+            "CLI",
+            f"`hivectl list` with {n} agents, whole process",
+            f"{cli_median:.0f} ms",
+            "≤ 250 ms",
+            cli_median <= 250,
+            cli_median,
+            cli_p99,
+            "python start",
+            cli_median / floors.python,
+        ),
+    ]
+
+
+def _sandbox() -> str:
+    return "bubblewrap" if shutil.which("bwrap") else "no sandbox: bwrap missing"
+
+
+# the report
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    model = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "tmp_filesystem": _filesystem(Path(tempfile.gettempdir())),
+    }
+
+
+def _filesystem(path: Path) -> str:
+    best = ("", "unknown")
+    for line in Path("/proc/mounts").read_text().splitlines():
+        device, mount, kind = line.split()[:3]
+        if str(path).startswith(mount) and len(mount) > len(best[0]):
+            best = (mount, f"{kind} on {device}")
+    return best[1]
+
+
+def table(rows: list[Row]) -> str:
+    """The markdown table."""
+
+    def num(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    lines = [
+        "| what | how | result | median ms | p99 ms | x floor (floor) | target | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ratio = "-" if r.floor_ratio is None else f"{r.floor_ratio:.2f}x ({r.floor})"
+        met = "-" if r.met is None else "yes" if r.met else "**no**"
+        lines.append(
+            f"| {r.what} | {r.how} | {r.result} | {num(r.median_ms, '.3f')} | {num(r.p99_ms, '.3f')} | {ratio} "
+            f"| {r.target} | {met} |"
+        )
+    return "\n".join(lines)
+
+
+def run(sizes: Sizes, root: Path) -> list[Row]:
+    """Every row, in the table's order."""
+    floors = measure_floors(root / "f", sizes)
+    rows: list[Row] = []
+    with idle_daemon(root / "d") as hive:
+        with hive.operator() as operator:
+            for name in ["a", "b", "sink", *(f"s{i}" for i in range(10)), *(f"r{i}" for i in range(10))]:
+                operator.call("spawn", {"name": name})
+        rows.append(measure_send(hive, floors, sizes))
+        rows.append(measure_delivery(hive, floors, sizes))
+        rows.append(measure_throughput(hive, floors, sizes))
+    rows += measure_scale(root / "s", floors, sizes)
+    rows += measure_history(root / "h", sizes)
+    return rows + floors.rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmarks and print the table (and the JSON)."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=(__doc__ or "").splitlines()[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="fewer iterations, 20 agents, 2 s of throughput")
+    size.add_argument("--smoke", action="store_true", help="a few iterations of each row: checks that it runs")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON ('-' for stdout)")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (daemon logs, databases)")
+    args = parser.parse_args(argv)
+    sizes = SMOKE if args.smoke else QUICK if args.quick else FULL
+    root = Path(tempfile.mkdtemp(prefix="hb-", dir="/tmp"))
+    try:
+        started = time.perf_counter()
+        rows = run(sizes, root)
+        elapsed = time.perf_counter() - started
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    info = machine()
+    report: dict[str, Any] = {
+        "machine": info,
+        "sizes": asdict(sizes),
+        "elapsed_s": round(elapsed, 1),
+        "rows": [asdict(r) for r in rows],
+    }
+    if args.json == Path("-"):
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return
+    sys.stdout.write(
+        f"{table(rows)}\n\n{info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB, Linux {info['kernel']}, "
+        f"Python {info['python']}, /tmp on {info['tmp_filesystem']}; {elapsed:.0f} s\n"
+    )
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
