@@ -50,10 +50,15 @@ async def open_session(socket: Path) -> AsyncGenerator[ClientSession]:
     """
     try:
         async with connect_unix_streams(socket) as (read, write), ClientSession(read, write) as session:
-            await session.initialize()
-            # Caches every tool's output schema now, so a later call never needs a second round
-            # trip to validate its result (and a call that ends the daemon still gets its answer).
-            await session.list_tools()
+            try:
+                await session.initialize()
+                # Caches every tool's output schema now, so a later call never needs a second round
+                # trip to validate its result (and a call that ends the daemon still gets its answer).
+                await session.list_tools()
+            except MCPError as exc:
+                raise DaemonUnavailableError(
+                    socket, f"the daemon closed the connection during the handshake: {exc}"
+                ) from exc
             yield session
     except BaseExceptionGroup as group:
         # The SDK's task groups wrap whatever the caller raised inside the session; hand the

@@ -10,6 +10,7 @@ import anyio
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.text import Text
 
 from hyperhive_core.client import HiveClient, open_hive_client
 from hyperhive_core.config import default_run_dir, default_state_dir
@@ -69,7 +70,8 @@ def make_dirs(run_dir: Path | None, state_dir: Path | None) -> Dirs:
 
 def fail(message: str) -> typer.Exit:
     """Print one error line to stderr and return the exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    # Text, not markup: the message quotes names and bodies that agents chose.
+    err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 

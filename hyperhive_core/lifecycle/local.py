@@ -30,6 +30,7 @@ from hyperhive_core.lifecycle.base import AgentSpec, AgentState, AgentStatus, Ba
 logger = logging.getLogger(__name__)
 
 SANDBOX_SOCKET_DIR = Path("/run/hive")
+SANDBOX_CLAUDE_DIR = Path("/run/claude")
 KILL_WAIT_S = 5.0
 # Passed through from the daemon's environment; everything else (tokens, keys) stays outside.
 PASSTHROUGH_ENV = ("PATH", "LANG", "LC_ALL", "TERM", "TZ")
@@ -52,6 +53,7 @@ class LocalBackend:
 
     def __init__(self, *, sandbox: SandboxMode = "auto", hidden: Sequence[Path] = ()) -> None:
         self._bwrap = shutil.which("bwrap") if sandbox != "none" else None
+        self._setpriv = shutil.which("setpriv")
         if sandbox == "bwrap" and self._bwrap is None:
             raise BackendUnavailableError(
                 "sandbox 'bwrap' was asked for but bwrap is not on PATH; install bubblewrap "
@@ -187,9 +189,16 @@ class LocalBackend:
         if self._bwrap is None:
             env["HIVE_SOCKET"] = str(spec.socket_dir / "mcp.sock")
             env["HIVE_PARENT_PID"] = str(os.getpid())
+            if spec.claude_config_dir is not None:
+                env["CLAUDE_CONFIG_DIR"] = str(spec.claude_config_dir)
             return list(spec.command), env
         env["HIVE_SOCKET"] = str(SANDBOX_SOCKET_DIR / "mcp.sock")
-        argv = [self._bwrap, "--unshare-all"]
+        if spec.claude_config_dir is not None:
+            env["CLAUDE_CONFIG_DIR"] = str(SANDBOX_CLAUDE_DIR)
+        # bwrap's --die-with-parent ties the sandbox to bwrap, not bwrap to us: setpriv makes the
+        # kernel kill bwrap when the daemon dies (even by kill -9), so no agent is left orphaned.
+        argv = [self._setpriv, "--pdeathsig", "KILL", "--"] if self._setpriv else []
+        argv += [self._bwrap, "--unshare-all"]
         if spec.share_net:
             argv.append("--share-net")
         argv += ["--die-with-parent", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
@@ -204,6 +213,9 @@ class LocalBackend:
                 argv += ["--ro-bind", str(needed), str(needed)]
         argv += ["--bind", str(spec.work_dir), str(spec.work_dir)]
         argv += ["--bind", str(spec.socket_dir), str(SANDBOX_SOCKET_DIR), "--chdir", str(spec.work_dir)]
+        if spec.claude_config_dir is not None:
+            # Read-write: claude keeps its sessions (for --resume) and token refreshes there.
+            argv += ["--bind", str(spec.claude_config_dir), str(SANDBOX_CLAUDE_DIR)]
         argv += ["--clearenv"]
         for key, value in sorted(env.items()):
             argv += ["--setenv", key, value]

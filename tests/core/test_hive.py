@@ -1,5 +1,6 @@
 """End to end on the local backend: real echo agents in bubblewrap, restarts, and the lifecycle verbs."""
 
+import os
 from pathlib import Path
 
 import anyio
@@ -48,9 +49,15 @@ async def test_acknowledged_messages_survive_kill_9_of_the_daemon(short_tmpdir: 
         pid = await start_daemon_process(config)
         try:
             async with open_hive_client(config.host_socket) as operator:
-                await operator.spawn("alice")
+                first_alice = (await operator.spawn("alice")).pid
                 ids = [(await operator.send("operator", f"message {i}")).id for i in range(50)]
+            assert first_alice is not None
+            agent_gone = os.pidfd_open(first_alice)
             await kill_hard(pid)
+            # No orphan: the sandbox dies with the daemon that started it.
+            with anyio.fail_after(5):
+                await anyio.wait_readable(agent_gone)
+            os.close(agent_gone)
             pid = await start_daemon_process(config)
             async with open_hive_client(config.host_socket) as operator:
                 got = (await operator.recv(timeout_s=5, max=100)).messages

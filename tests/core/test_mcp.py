@@ -17,7 +17,7 @@ from hyperhive_core.config import HiveConfig
 from hyperhive_core.daemon import Daemon, running_daemon
 from tests.helpers import IDLE_AGENT, hive_config
 
-AGENT_TOOLS = {"send", "recv", "inbox", "whoami", "peers"}
+AGENT_TOOLS = {"send", "recv", "inbox", "whoami", "peers", "report_events"}
 
 
 @asynccontextmanager
@@ -107,9 +107,11 @@ async def test_an_agent_cannot_read_another_agents_messages(short_tmpdir: Path) 
 async def test_an_agent_socket_offers_no_operator_tools(short_tmpdir: Path) -> None:
     config = hive_config(short_tmpdir, agent_command=IDLE_AGENT)
     async with hive_with(config, "alice") as (_, operator), open_session(config.agent_socket("alice")) as alice:
-        result = await alice.call_tool("spawn", {"name": "mallory"})
-        assert result.is_error
-        assert "Unknown tool" in text_of(result)
+        for tool in ("spawn", "kill", "list_agents", "shutdown"):
+            result = await alice.call_tool(tool, {"name": "mallory"})
+            assert result.is_error
+            assert f"alice may not call {tool}: only the manager (hm1nd) and the operator" in text_of(result)
+        assert "spawn" not in {t.name for t in (await alice.list_tools()).tools}
         assert [a.name for a in await operator.list_agents()] == ["alice"]
 
 

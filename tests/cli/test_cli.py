@@ -1,0 +1,490 @@
+"""`hivectl` end to end: typer's CliRunner against a real daemon, its real sockets and idle agents.
+
+The daemon runs on a blocking portal's event loop in another thread; every command runs its own
+`anyio.run` in the test's thread, exactly as it does from a shell.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from anyio.abc import SocketStream, TaskStatus
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from typer.testing import CliRunner, Result
+
+from hyperhive_core.cli import app
+from hyperhive_core.client import open_hive_client
+from hyperhive_core.config import HiveConfig
+from hyperhive_core.daemon import running_daemon
+from hyperhive_core.mcp.models import SendReceipt
+from tests.helpers import IDLE_AGENT, hive_config
+
+VERBS = ("serve", "shutdown", "spawn", "kill", "rebuild", "list", "status", "send", "recv", "inbox")
+DAEMON_DOWN = "no hyperhive daemon at"
+# Bounds every wait for a process to exit.
+STOP_DEADLINE_S = 10.0
+
+
+def cli_env(run_dir: Path, state_dir: Path) -> dict[str, str]:
+    """The environment a shell would give hivectl; wide, so rich never wraps a table cell."""
+    return {"HYPERHIVE_RUN_DIR": str(run_dir), "HYPERHIVE_STATE_DIR": str(state_dir), "COLUMNS": "200"}
+
+
+def invoke(env: dict[str, str], *args: str, input: str | None = None) -> Result:
+    """Run `hivectl ARGS` in-process."""
+    return CliRunner().invoke(app, list(args), input=input, env=env)
+
+
+def error_line(result: Result) -> str:
+    """The one error line of a refused command, after checking it is exactly that."""
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    return lines[0]
+
+
+async def send_as_agent(socket: Path, to: str, body: str) -> SendReceipt:
+    """Send a message from the agent whose socket is `socket`, as the agent itself would."""
+    with anyio.fail_after(5):
+        async with open_hive_client(socket) as client:
+            return await client.send(to, body)
+
+
+async def wait_for_exit(pidfd: int) -> None:
+    """Wait until the process behind `pidfd` has exited (a pidfd turns readable then)."""
+    with anyio.fail_after(STOP_DEADLINE_S):
+        await anyio.wait_readable(pidfd)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveHive:
+    """A running daemon and a way to run hivectl against it."""
+
+    config: HiveConfig
+    portal: BlockingPortal
+
+    @property
+    def env(self) -> dict[str, str]:
+        """hivectl's environment for this daemon."""
+        return cli_env(self.config.run_dir, self.config.state_dir)
+
+    def run(self, *args: str, input: str | None = None) -> Result:
+        """Run hivectl; the caller checks the outcome."""
+        return invoke(self.env, *args, input=input)
+
+    def ok(self, *args: str, input: str | None = None) -> Result:
+        """Run hivectl and require success with nothing on stderr."""
+        result = self.run(*args, input=input)
+        assert result.exit_code == 0, result.output
+        assert result.stderr == ""
+        return result
+
+    def json(self, *args: str, input: str | None = None) -> Any:
+        """Run hivectl with --json and parse what it printed."""
+        return json.loads(self.ok(*args, "--json", input=input).stdout)
+
+    def agent_sends(self, agent: str, to: str, body: str) -> SendReceipt:
+        """`agent` sends a message through its own socket."""
+        return self.portal.call(send_as_agent, self.config.agent_socket(agent), to, body)
+
+
+@contextmanager
+def live_hive(config: HiveConfig) -> Generator[LiveHive]:
+    """Run a daemon for `config` on a portal's event loop until the block ends."""
+    with start_blocking_portal() as portal, portal.wrap_async_context_manager(running_daemon(config)):
+        yield LiveHive(config, portal)
+
+
+@pytest.fixture
+def hive(short_tmpdir: Path) -> Iterator[LiveHive]:
+    with live_hive(hive_config(short_tmpdir, agent_command=IDLE_AGENT)) as live:
+        yield live
+
+
+def by_name(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {row["name"]: row for row in rows}
+
+
+# help
+
+
+def test_help_lists_every_verb() -> None:
+    result = invoke({"COLUMNS": "200"}, "--help")
+    assert result.exit_code == 0, result.output
+    for verb in VERBS:
+        assert verb in result.stdout
+
+
+# spawn and list
+
+
+def test_spawn_one_agent_shows_it_running_in_a_table(hive: LiveHive) -> None:
+    out = hive.ok("spawn", "alice").stdout
+    assert "NAME" in out
+    assert "STATE" in out
+    assert "alice" in out
+    assert "running" in out
+
+
+def test_spawn_several_agents_returns_each_as_json(hive: LiveHive) -> None:
+    spawned = hive.json("spawn", "alice", "bob")
+    assert [a["name"] for a in spawned] == ["alice", "bob"]
+    for agent in spawned:
+        assert agent["state"] == "running"
+        assert isinstance(agent["pid"], int)
+        assert agent["backend"] == "local"
+        assert agent["sandbox"] == "bwrap"
+        assert agent["socket"] == str(hive.config.agent_socket(agent["name"]))
+        assert Path(agent["socket"]).is_socket()
+
+
+def test_list_shows_every_spawned_agent_with_its_state(hive: LiveHive) -> None:
+    hive.ok("spawn", "alice", "bob")
+    out = hive.ok("list").stdout
+    header = next(line for line in out.splitlines() if "NAME" in line)
+    assert "STATE" in header
+    for name in ("alice", "bob"):
+        row = next(line for line in out.splitlines() if name in line)
+        assert "running" in row
+
+
+def test_list_of_an_empty_hive_says_how_to_spawn(hive: LiveHive) -> None:
+    assert "hivectl spawn NAME" in hive.ok("list").stdout
+    assert hive.json("list") == []
+
+
+def test_list_json_has_state_pid_and_unread_counts(hive: LiveHive) -> None:
+    hive.ok("spawn", "alice", "bob")
+    hive.ok("send", "alice", "one")
+    hive.ok("send", "alice", "two")
+    agents = by_name(hive.json("list"))
+    assert sorted(agents) == ["alice", "bob"]
+    for agent in agents.values():
+        assert agent["state"] == "running"
+        assert isinstance(agent["pid"], int)
+        assert agent["pid"] > 0
+    assert agents["alice"]["unread"] == 2
+    assert agents["bob"]["unread"] == 0
+    assert agents["alice"]["pid"] != agents["bob"]["pid"]
+
+
+# status
+
+
+def test_status_shows_one_agent_in_detail(hive: LiveHive) -> None:
+    pid = hive.json("spawn", "alice")[0]["pid"]
+    out = hive.ok("status", "alice").stdout
+    assert "agent alice" in out
+    assert "running" in out
+    assert str(pid) in out
+    assert str(hive.config.agent_socket("alice")) in out
+
+
+def test_status_json_matches_the_spawned_agent(hive: LiveHive) -> None:
+    spawned = hive.json("spawn", "alice")[0]
+    info = hive.json("status", "alice")
+    assert info["name"] == "alice"
+    assert info["state"] == "running"
+    assert info["pid"] == spawned["pid"]
+    assert info["unread"] == 0
+
+
+# send
+
+
+def test_send_reports_the_stored_message(hive: LiveHive) -> None:
+    hive.ok("spawn", "alice")
+    out = hive.ok("send", "alice", "hello").stdout
+    assert out.startswith("sent message ")
+    assert out.rstrip().endswith(" to alice")
+
+
+def test_send_json_returns_the_receipt_and_queues_the_message(hive: LiveHive) -> None:
+    hive.ok("spawn", "alice")
+    receipt = hive.json("send", "alice", "hello")
+    assert receipt["recipient"] == "alice"
+    assert isinstance(receipt["id"], int)
+    view = hive.json("inbox", "alice")
+    assert [(m["id"], m["sender"], m["body"]) for m in view["messages"]] == [(receipt["id"], "operator", "hello")]
+
+
+def test_send_dash_reads_the_body_from_stdin(hive: LiveHive) -> None:
+    hive.ok("spawn", "alice")
+    body = "line one\nline two [not markup]\n"
+    receipt = hive.json("send", "alice", "-", input=body)
+    view = hive.json("inbox", "alice")
+    assert [(m["id"], m["body"]) for m in view["messages"]] == [(receipt["id"], body)]
+
+
+# recv
+
+
+def test_recv_takes_a_message_an_agent_sent_to_the_operator(hive: LiveHive) -> None:
+    hive.ok("spawn", "alice")
+    sent = hive.agent_sends("alice", "operator", "done with the task")
+    out = hive.ok("recv", "--wait", "5", "--max", "10").stdout
+    assert "operator received (0 still queued)" in out
+    row = next(line for line in out.splitlines() if "done with the task" in line)
+    assert str(sent.id) in row
+    assert "alice" in row
+    # each message is handed out once
+    assert "no messages" in hive.ok("recv").stdout
+
+
+def test_recv_json_takes_at_most_max_messages(hive: LiveHive) -> None:
+    hive.ok("spawn", "alice")
+    ids = [hive.agent_sends("alice", "operator", f"report {i}").id for i in range(3)]
+    first = hive.json("recv", "--wait", "5", "--max", "2")
+    assert [(m["id"], m["sender"], m["recipient"]) for m in first["messages"]] == [
+        (ids[0], "alice", "operator"),
+        (ids[1], "alice", "operator"),
+    ]
+    assert first["remaining"] == 1
+    rest = hive.json("recv", "--max", "2")
+    assert [m["body"] for m in rest["messages"]] == ["report 2"]
+    assert rest["remaining"] == 0
+
+
+def test_recv_shows_markup_in_a_body_literally(hive: LiveHive) -> None:
+    hive.ok("spawn", "alice")
+    body = "[bold red]x[/] <b>"
+    hive.agent_sends("alice", "operator", body)
+    out = hive.ok("recv", "--wait", "5").stdout
+    assert body in out
+
+
+# inbox
+
+
+def test_inbox_peeks_without_taking_the_message(hive: LiveHive) -> None:
+    hive.ok("spawn", "alice")
+    hive.ok("send", "alice", "still here")
+    for _ in range(2):
+        out = hive.ok("inbox", "alice").stdout
+        assert "inbox of alice: 1 queued, 0 delivered unacked" in out
+        assert "still here" in out
+    assert by_name(hive.json("list"))["alice"]["unread"] == 1
+
+
+def test_inbox_json_counts_queued_messages(hive: LiveHive) -> None:
+    hive.ok("spawn", "alice")
+    hive.ok("send", "alice", "a")
+    hive.ok("send", "alice", "b")
+    view = hive.json("inbox", "alice", "--limit", "1")
+    assert view["agent"] == "alice"
+    assert view["queued"] == 2
+    assert view["delivered"] == 0
+    assert [m["body"] for m in view["messages"]] == ["a"]
+
+
+def test_inbox_defaults_to_the_operators_own(hive: LiveHive) -> None:
+    hive.ok("spawn", "alice")
+    hive.agent_sends("alice", "operator", "for you")
+    view = hive.json("inbox")
+    assert view["agent"] == "operator"
+    assert view["queued"] == 1
+    assert [m["body"] for m in view["messages"]] == ["for you"]
+
+
+# kill
+
+
+def test_kill_removes_the_agent_and_its_socket(hive: LiveHive) -> None:
+    hive.ok("spawn", "alice", "bob")
+    socket = hive.config.agent_socket("alice")
+    assert socket.is_socket()
+    assert hive.ok("kill", "alice").stdout == "killed alice\n"
+    assert "alice" not in hive.ok("list").stdout
+    assert [a["name"] for a in hive.json("list")] == ["bob"]
+    assert not socket.exists()
+
+
+def test_kill_json_returns_a_receipt_per_agent(hive: LiveHive) -> None:
+    hive.ok("spawn", "alice", "bob")
+    assert hive.json("kill", "alice", "bob") == [
+        {"name": "alice", "removed": True},
+        {"name": "bob", "removed": True},
+    ]
+    assert hive.json("list") == []
+    assert not hive.config.agent_socket("bob").exists()
+
+
+# rebuild
+
+
+def test_rebuild_restarts_the_agent_with_a_new_pid(hive: LiveHive) -> None:
+    before = hive.json("spawn", "alice")[0]
+    out = hive.ok("rebuild", "alice").stdout
+    assert "alice" in out
+    assert "running" in out
+    after = hive.json("status", "alice")
+    assert after["state"] == "running"
+    assert after["pid"] != before["pid"]
+    assert hive.config.agent_socket("alice").is_socket()
+
+
+def test_rebuild_json_returns_the_running_agent(hive: LiveHive) -> None:
+    before = hive.json("spawn", "alice")[0]
+    [after] = hive.json("rebuild", "alice")
+    assert after["name"] == "alice"
+    assert after["state"] == "running"
+    assert isinstance(after["pid"], int)
+    assert after["pid"] != before["pid"]
+    # the re-created socket answers
+    hive.agent_sends("alice", "operator", "back")
+    assert hive.json("inbox")["queued"] == 1
+
+
+# shutdown
+
+
+def test_shutdown_returns_once_the_daemon_and_its_agents_stopped(short_tmpdir: Path) -> None:
+    with live_hive(hive_config(short_tmpdir, agent_command=IDLE_AGENT)) as hive:
+        pid = hive.json("spawn", "alice")[0]["pid"]
+        pidfd = os.pidfd_open(pid)
+        try:
+            result = hive.run("shutdown", "--wait", "10")
+            assert result.exit_code == 0, result.output
+            assert result.stderr == "daemon stopped\n"
+            # shutdown waited: the agent is gone and the next command finds no daemon
+            anyio.run(wait_for_exit, pidfd)
+            assert DAEMON_DOWN in error_line(hive.run("list"))
+        finally:
+            os.close(pidfd)
+    assert not hive.config.host_socket.exists()
+    assert not hive.config.agent_socket("alice").exists()
+    assert not (hive.config.run_dir / "daemon.pid").exists()
+
+
+def test_shutdown_of_an_empty_hive_gets_its_answer(hive: LiveHive) -> None:
+    # Nothing to stop, so the daemon closes host.sock at once: the answer must already be out.
+    result = hive.run("shutdown")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "daemon stopped\n"
+
+
+# errors
+
+
+def test_a_command_without_a_daemon_says_to_start_one(short_tmpdir: Path) -> None:
+    result = invoke(cli_env(short_tmpdir, short_tmpdir / "state"), "list")
+    line = error_line(result)
+    assert str(short_tmpdir / "host.sock") in line
+    assert DAEMON_DOWN in line
+    assert "hivectl serve" in line
+
+
+async def hang_up_on_everyone(socket: Path, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+    """Accept every connection on `socket` and close it at once, as a daemon does while it stops."""
+
+    async def hang_up(stream: SocketStream) -> None:
+        await stream.aclose()
+
+    async with await anyio.create_unix_listener(socket) as listener:
+        task_status.started()
+        await listener.serve(hang_up)
+
+
+def test_a_daemon_that_hangs_up_during_the_handshake_is_one_error_line(short_tmpdir: Path) -> None:
+    with start_blocking_portal() as portal:
+        future, _ = portal.start_task(hang_up_on_everyone, short_tmpdir / "host.sock")
+        try:
+            line = error_line(invoke(cli_env(short_tmpdir, short_tmpdir / "state"), "list"))
+        finally:
+            future.cancel()
+    assert str(short_tmpdir / "host.sock") in line
+    assert DAEMON_DOWN in line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("status", "ghost"), ("kill", "ghost"), ("send", "ghost", "boo"), ("inbox", "ghost")],
+    ids=["status", "kill", "send", "inbox"],
+)
+def test_an_unknown_agent_is_refused_with_the_known_ones_listed(hive: LiveHive, args: tuple[str, ...]) -> None:
+    hive.ok("spawn", "alice", "bob")
+    line = error_line(hive.run(*args))
+    assert "unknown agent 'ghost'" in line
+    assert "alice, bob" in line
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["BAD", "operator", "hm1nd", "waytoolongname", "9lives"],
+    ids=["upper", "operator", "manager", "long", "digit"],
+)
+def test_spawn_refuses_an_invalid_name(hive: LiveHive, name: str) -> None:
+    line = error_line(hive.run("spawn", name))
+    assert f"invalid agent name {name!r}" in line
+    assert hive.json("list") == []
+
+
+def test_spawning_a_name_twice_is_refused(hive: LiveHive) -> None:
+    pid = hive.json("spawn", "alice")[0]["pid"]
+    line = error_line(hive.run("spawn", "alice"))
+    assert "agent 'alice' already exists" in line
+    [agent] = hive.json("list")
+    assert agent["pid"] == pid
+    assert agent["state"] == "running"
+
+
+def test_a_body_over_the_limit_is_refused(short_tmpdir: Path) -> None:
+    with live_hive(hive_config(short_tmpdir, agent_command=IDLE_AGENT, max_body_bytes=10)) as hive:
+        hive.ok("spawn", "alice")
+        line = error_line(hive.run("send", "alice", "eleven byte"))
+        assert "11 bytes, over the limit of 10 bytes" in line
+        hive.ok("send", "alice", "ten bytes!")
+        assert hive.json("inbox", "alice")["queued"] == 1
+
+
+@pytest.mark.parametrize("name", ["[/]", "[bold]x"], ids=["closing-tag", "opening-tag"])
+def test_an_error_about_a_name_with_markup_shows_the_name_literally(hive: LiveHive, name: str) -> None:
+    line = error_line(hive.run("status", name))
+    assert f"unknown agent {name!r}" in line
+
+
+# serve --detach
+
+
+def test_serve_detach_returns_once_ready_and_shutdown_stops_it(short_tmpdir: Path) -> None:
+    run_dir, state_dir = short_tmpdir / "run", short_tmpdir / "state"
+    env = cli_env(run_dir, state_dir)
+    hivectl = [sys.executable, "-m", "hyperhive_core", "--run-dir", str(run_dir), "--state-dir", str(state_dir)]
+    serve = subprocess.run(
+        [*hivectl, "serve", "--detach"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert serve.returncode == 0, serve.stderr
+    pid = int((run_dir / "daemon.pid").read_text())
+    pidfd = os.pidfd_open(pid)
+    try:
+        assert f"daemon ready (pid {pid})" in serve.stdout
+        # ready means reachable: the very next command works
+        assert "no agents yet" in invoke(env, "list").stdout
+        shutdown = invoke(env, "shutdown")
+        anyio.run(wait_for_exit, pidfd)
+        assert DAEMON_DOWN in error_line(invoke(env, "list"))
+        assert not (run_dir / "daemon.pid").exists()
+        assert "shutdown requested by the operator" in (state_dir / "daemon.log").read_text()
+        # checked last: the daemon stops either way, but shutdown must also say it succeeded
+        assert shutdown.exit_code == 0, shutdown.output
+        assert shutdown.stderr == "daemon stopped\n"
+    finally:
+        # stops the daemon only when the test failed before it stopped
+        with suppress(ProcessLookupError):
+            signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+        os.close(pidfd)
