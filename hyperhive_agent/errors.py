@@ -1,6 +1,7 @@
 """The agent's error tree (stdlib only, so it cannot share hyperhive_core's):
 
 AgentError > SocketUnavailableError | ConnectionLostError | ProtocolError | ToolCallError
+           | TurnFailedError (ClaudeUnavailableError)
 """
 
 from pathlib import Path
@@ -38,3 +39,15 @@ class ToolCallError(AgentError):
         super().__init__(f"{tool}: {text}")
         self.tool = tool
         self.text = text
+
+
+class TurnFailedError(AgentError):
+    """A turn did not finish: the driver's process hung, crashed, or was cancelled. The loop carries on."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ClaudeUnavailableError(TurnFailedError):
+    """claude cannot run turns at all here (not installed, not logged in): the agent falls back to echo."""

@@ -3,11 +3,14 @@
 `AgentTools` is the seam drivers see; `HiveTools` implements it over an `McpClient`.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from hyperhive_agent.client import McpClient
 
+# The daemon refuses a larger `report_events` call; `EventLog` batches below it.
+MAX_EVENTS_PER_CALL = 100
 # Slack on top of a blocking tool's own timeout, so the daemon answers before our socket gives up.
 BLOCKING_CALL_SLACK_S = 10.0
 
@@ -75,6 +78,15 @@ class AgentTools(Protocol):
         """
         ...
 
+    def report_events(self, events: Sequence[dict[str, Any]]) -> int:
+        """Store turn events (at most `MAX_EVENTS_PER_CALL`) in the agent's event log; returns how many.
+
+        Raises:
+            ToolCallError: the hive refused the events.
+            ConnectionLostError: the connection to the hive broke.
+        """
+        ...
+
 
 class HiveTools:
     """`AgentTools` (plus `recv`) over one MCP connection."""
@@ -99,6 +111,19 @@ class HiveTools:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"malformed receipt from send: {result!r}") from exc
+
+    def report_events(self, events: Sequence[dict[str, Any]]) -> int:
+        """Store turn events in the agent's event log (for `hivectl logs`); returns how many were stored.
+
+        Raises:
+            ToolCallError: the hive refused the events (too many, malformed).
+            ConnectionLostError: the connection to the hive broke.
+        """
+        result = self._client.call_tool("report_events", {"events": list(events)})
+        try:
+            return int(result["stored"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"malformed receipt from report_events: {result!r}") from exc
 
     def recv(self, timeout_s: float = 30.0, max_messages: int = 10) -> Batch:
         """Wait up to `timeout_s` for messages; an empty batch means the wait timed out.

@@ -1,8 +1,9 @@
 """`hive-agent serve`: the turn loop, `recv` -> driver -> repeat, for as long as the agent runs.
 
 The loop outlives the daemon: a lost or missing socket is retried with capped backoff and logged
-once per outage. `stop()` is safe from a signal handler and ends the loop promptly, even while
-blocked in a long `recv`, by shutting the socket under it.
+once per outage. A turn that fails (claude hung or crashed) is logged and reported as a
+`turn_error` event, and the loop goes on with the next batch. `stop()` is safe from a signal
+handler and ends the loop promptly, even while blocked in a long `recv` or a claude run.
 """
 
 import ctypes
@@ -10,14 +11,22 @@ import logging
 import os
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 from hyperhive_agent.client import McpClient
 from hyperhive_agent.drivers import Driver
-from hyperhive_agent.errors import ConnectionLostError, ProtocolError, SocketUnavailableError, ToolCallError
-from hyperhive_agent.tools import HiveTools
+from hyperhive_agent.errors import (
+    ConnectionLostError,
+    ProtocolError,
+    SocketUnavailableError,
+    ToolCallError,
+    TurnFailedError,
+)
+from hyperhive_agent.events import EventLog, JsonObject, hive_event
+from hyperhive_agent.tools import HiveTools, Message
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +49,14 @@ class LoopConfig:
 class TurnLoop:
     """Feeds each batch from `recv` to a driver, reconnecting whenever the hive goes away."""
 
-    def __init__(self, config: LoopConfig, driver: Driver) -> None:
+    def __init__(self, config: LoopConfig, driver: Driver, events: EventLog | None = None) -> None:
         self.config = config
         self.driver = driver
+        # events emitted before the first connection (the driver choice) wait in here for it
+        self.events = events or EventLog()
         self._stopping = threading.Event()
         self._client: McpClient | None = None
+        self._turns = 0
 
     def run(self) -> None:
         """Serve turns until `stop()` is called."""
@@ -60,7 +72,10 @@ class TurnLoop:
                     logger.info("reconnected to the hive at %s", self.config.socket_path)
                     outage = None
                 backoff_s = BACKOFF_START_S
-                self._serve(HiveTools(client))
+                tools = HiveTools(client)
+                self.events.bind(tools)
+                self.events.flush()
+                self._serve(tools)
             except (SocketUnavailableError, ConnectionLostError, ProtocolError) as exc:
                 if self._stopping.is_set():
                     break
@@ -70,6 +85,7 @@ class TurnLoop:
                 self._stopping.wait(backoff_s)
                 backoff_s = min(backoff_s * 2, BACKOFF_CAP_S)
             finally:
+                self.events.bind(None)
                 self._client = None
                 client.close()
         logger.info("turn loop stopped")
@@ -77,6 +93,7 @@ class TurnLoop:
     def stop(self) -> None:
         """End the loop as soon as possible; safe to call from a signal handler."""
         self._stopping.set()
+        self.driver.cancel()
         client = self._client
         if client is not None:
             client.abort()
@@ -92,10 +109,38 @@ class TurnLoop:
                 continue
             if not batch.messages:
                 continue
-            try:
-                self.driver.run_turn(batch.messages, tools)
-            except ToolCallError as exc:
-                logger.warning("turn ended early, a tool call was refused: %s", exc)
+            self._turn(batch.messages, tools)
+
+    def _turn(self, messages: tuple[Message, ...], tools: HiveTools) -> None:
+        self._turns += 1
+        turn = self._turns
+        driver = self.driver.name
+        ids = [m.id for m in messages]
+        senders = ", ".join(sorted({m.sender for m in messages}))
+        self.events.emit(
+            hive_event(
+                "turn_start",
+                f"turn {turn}: {len(ids)} message(s) from {senders}",
+                turn=turn,
+                driver=driver,
+                message_ids=ids,
+            )
+        )
+        started = time.monotonic()
+        outcome: JsonObject
+        try:
+            self.driver.run_turn(messages, tools, self.events)
+        except TurnFailedError as exc:
+            logger.error("turn %d failed: %s", turn, exc.reason)
+            outcome = hive_event("turn_error", exc.reason, turn=turn, driver=self.driver.name)
+        except ToolCallError as exc:
+            logger.warning("turn %d ended early, a tool call was refused: %s", turn, exc)
+            outcome = hive_event("turn_error", str(exc), turn=turn, driver=self.driver.name)
+        else:
+            outcome = hive_event("turn_end", f"turn {turn} done", turn=turn, driver=self.driver.name)
+        outcome["duration_ms"] = round((time.monotonic() - started) * 1000)
+        self.events.emit(outcome)
+        self.events.flush()
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -114,9 +159,9 @@ def die_with_parent(parent_pid: int) -> None:
         raise SystemExit(0)
 
 
-def run_serve(config: LoopConfig, driver: Driver) -> None:
+def run_serve(config: LoopConfig, driver: Driver, events: EventLog | None = None) -> None:
     """Run the turn loop in the main thread until SIGTERM or SIGINT."""
-    loop = TurnLoop(config, driver)
+    loop = TurnLoop(config, driver, events)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         logger.info("got %s, stopping", signal.Signals(signum).name)

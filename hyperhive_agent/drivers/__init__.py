@@ -1,25 +1,17 @@
-"""Drivers decide how an agent answers a batch of messages; looked up by name."""
+"""Drivers decide how an agent answers a batch of messages: `echo`, `claude`, or `auto` choosing between them."""
 
-from collections.abc import Callable
-
+from hyperhive_agent.drivers.auto import ClaudeStatus, FallbackDriver, claude_status, create_driver
 from hyperhive_agent.drivers.base import Driver
+from hyperhive_agent.drivers.claude import ClaudeDriver, ClaudeSettings
 from hyperhive_agent.drivers.echo import EchoDriver
 
-# a later claude driver and an "auto" choice register here
-DRIVERS: dict[str, Callable[[], Driver]] = {"echo": EchoDriver}
-DEFAULT_DRIVER = "echo"
-
-
-def create_driver(name: str) -> Driver:
-    """Build the driver called `name`.
-
-    Raises:
-        ValueError: no driver has that name.
-    """
-    try:
-        return DRIVERS[name]()
-    except KeyError:
-        raise ValueError(f"unknown driver {name!r}; choose one of {', '.join(sorted(DRIVERS))}") from None
-
-
-__all__ = ["DEFAULT_DRIVER", "DRIVERS", "Driver", "EchoDriver", "create_driver"]
+__all__ = [
+    "ClaudeDriver",
+    "ClaudeSettings",
+    "ClaudeStatus",
+    "Driver",
+    "EchoDriver",
+    "FallbackDriver",
+    "claude_status",
+    "create_driver",
+]

@@ -1,12 +1,15 @@
 """The echo driver: answers every message with `echo: <body>` to its sender.
 
 It never answers a body that already starts with `echo: `, so two echo agents cannot ping-pong.
+`guard=False` (`HIVE_ECHO_GUARD=0`) lifts that rule. It exists ONLY so tests can build two agents
+that answer each other forever and show the daemon's runaway guard stopping them.
 """
 
 import logging
 from collections.abc import Sequence
 
 from hyperhive_agent.errors import ToolCallError
+from hyperhive_agent.events import EventLog
 from hyperhive_agent.tools import AgentTools, Message
 
 logger = logging.getLogger(__name__)
@@ -15,21 +18,31 @@ ECHO_PREFIX = "echo: "
 
 
 class EchoDriver:
-    """Replies `echo: <body>` to each message, except to echoes."""
+    """Replies `echo: <body>` to each message, except to echoes (unless the guard is off)."""
 
-    name = "echo"
+    def __init__(self, *, guard: bool = True) -> None:
+        self.guard = guard
 
-    def run_turn(self, messages: Sequence[Message], tools: AgentTools) -> None:
+    @property
+    def name(self) -> str:
+        """Always `echo`."""
+        return "echo"
+
+    def run_turn(self, messages: Sequence[Message], tools: AgentTools, events: EventLog) -> None:
         """Echo each message back to its sender as a reply to it.
 
         Raises:
             ConnectionLostError: the hive went away mid-turn.
         """
         for message in messages:
-            if message.body.startswith(ECHO_PREFIX):
+            if self.guard and message.body.startswith(ECHO_PREFIX):
                 logger.info("not echoing message %d from %s: it is an echo", message.id, message.sender)
                 continue
             try:
                 tools.send(message.sender, ECHO_PREFIX + message.body, reply_to=message.id)
             except ToolCallError as exc:
                 logger.warning("echo to %s refused: %s", message.sender, exc.text)
+                events.emit({"type": "hive", "subtype": "refused", "message": f"echo to {message.sender}: {exc.text}"})
+
+    def cancel(self) -> None:
+        """Nothing to cancel: an echo turn is a few quick sends."""
