@@ -66,6 +66,11 @@ class HiveConfig(BaseModel):
     # A host dir with claude's login (the operator logs in once); bound into every sandbox as the
     # agent's ~/.claude. None: agents have no credentials and the claude driver falls back to echo.
     claude_config_dir: Path | None = None
+    # nixos backend: the container template (a NixOS module file), where nixos-container keeps its
+    # conf files, and the tool itself (tests point both at a fake).
+    nixos_template: Path | None = None
+    nixos_conf_dir: Path = Path("/etc/nixos-containers")
+    nixos_container: str = "nixos-container"
 
     @property
     def host_socket(self) -> Path:

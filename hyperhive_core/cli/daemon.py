@@ -102,13 +102,29 @@ def serve(
     share_net: Annotated[bool, typer.Option(help="Let agents reach the network (claude needs its API).")] = True,
     detach: Annotated[bool, typer.Option(help="Run in the background; return once the daemon listens.")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    nixos_template: Annotated[
+        Path | None,
+        typer.Option(help="nixos backend: the agents' container template.", envvar="HYPERHIVE_NIXOS_TEMPLATE"),
+    ] = None,
+    claude_config_dir: Annotated[
+        Path | None,
+        typer.Option(help="A dir with claude's login, shared by every agent.", envvar="HYPERHIVE_CLAUDE_CONFIG_DIR"),
+    ] = None,
 ) -> None:
     """Run the hive daemon: the broker, every agent's MCP socket and the operator's host.sock."""
     if sandbox not in ("auto", "bwrap", "none"):
         raise fail(f"--sandbox must be auto, bwrap or none, not {sandbox!r}")
     chosen: SandboxMode = "auto" if sandbox == "auto" else "bwrap" if sandbox == "bwrap" else "none"
     d = dirs(ctx)
-    config = HiveConfig(run_dir=d.run_dir, state_dir=d.state_dir, backend=backend, sandbox=chosen, share_net=share_net)
+    config = HiveConfig(
+        run_dir=d.run_dir,
+        state_dir=d.state_dir,
+        backend=backend,
+        sandbox=chosen,
+        share_net=share_net,
+        nixos_template=nixos_template,
+        claude_config_dir=claude_config_dir,
+    )
     if detach:
         _detach(config, log_level)
         return

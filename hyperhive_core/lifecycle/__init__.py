@@ -6,13 +6,23 @@ from hyperhive_core.config import HiveConfig
 from hyperhive_core.errors import ConfigError
 from hyperhive_core.lifecycle.base import AgentSpec, AgentState, AgentStatus, BackendInfo, LifecycleBackend
 from hyperhive_core.lifecycle.local import LocalBackend
+from hyperhive_core.lifecycle.nixos import NixosBackend
 
 
 def _local(config: HiveConfig) -> LifecycleBackend:
     return LocalBackend(sandbox=config.sandbox, hidden=(config.state_dir, config.run_dir))
 
 
-BACKENDS: dict[str, Callable[[HiveConfig], LifecycleBackend]] = {"local": _local}
+def _nixos(config: HiveConfig) -> LifecycleBackend:
+    return NixosBackend(
+        template=config.nixos_template,
+        conf_dir=config.nixos_conf_dir,
+        executable=config.nixos_container,
+        claude_config_dir=config.claude_config_dir,
+    )
+
+
+BACKENDS: dict[str, Callable[[HiveConfig], LifecycleBackend]] = {"local": _local, "nixos": _nixos}
 
 
 def create_backend(config: HiveConfig) -> LifecycleBackend:
@@ -37,5 +47,6 @@ __all__ = [
     "BackendInfo",
     "LifecycleBackend",
     "LocalBackend",
+    "NixosBackend",
     "create_backend",
 ]

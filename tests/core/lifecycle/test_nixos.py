@@ -1,0 +1,230 @@
+"""The nixos backend against a fake `nixos-container` on PATH: the verbs, their failures, and a whole hive."""
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from hyperhive_core.client import open_hive_client
+from hyperhive_core.config import HiveConfig
+from hyperhive_core.daemon import Daemon, running_daemon
+from hyperhive_core.errors import BackendError, BackendUnavailableError, ConfigError
+from hyperhive_core.lifecycle import create_backend
+from hyperhive_core.lifecycle._nspawn_conf import nspawn_flags, read_value
+from hyperhive_core.lifecycle.base import AgentSpec, AgentState
+from hyperhive_core.lifecycle.nixos import NixosBackend, container_name
+from tests.core.lifecycle.conftest import TEMPLATE, FakeNixos
+from tests.helpers import hive_config
+
+
+def nixos_config(root: Path, fake: FakeNixos, **overrides: object) -> HiveConfig:
+    values: dict[str, object] = {
+        "backend": "nixos",
+        "nixos_template": TEMPLATE,
+        "nixos_conf_dir": fake.conf_dir,
+        "claude_config_dir": root / "claude",
+    }
+    return hive_config(root, **(values | overrides))
+
+
+def spec_for(config: HiveConfig, name: str, *, env: tuple[tuple[str, str], ...] = ()) -> AgentSpec:
+    return AgentSpec(
+        name=name,
+        socket_dir=config.agent_socket_dir(name),
+        work_dir=config.agent_state_dir(name) / "work",
+        log_path=config.agent_state_dir(name) / "agent.log",
+        command=("hive-agent", "serve"),
+        env=env,
+    )
+
+
+def backend_for(config: HiveConfig) -> NixosBackend:
+    backend = create_backend(config)
+    assert isinstance(backend, NixosBackend)
+    return backend
+
+
+def our_flags(config: HiveConfig, name: str) -> list[str]:
+    return [f"--bind={config.agent_socket_dir(name)}:/run/hive", f"--bind={config.claude_config_dir}:/root/.claude"]
+
+
+@pytest.mark.parametrize(("agent", "container"), [("alice", "h-alice"), ("hm1nd", "hm1nd")], ids=["agent", "manager"])
+def test_containers_are_named_h_dash_agent_and_the_manager_hm1nd(agent: str, container: str) -> None:
+    assert container_name(agent) == container
+
+
+async def test_the_whole_life_cycle_runs_through_a_daemon_restart(short_tmpdir: Path, fake_nixos: FakeNixos) -> None:
+    config = nixos_config(short_tmpdir, fake_nixos)
+    with anyio.fail_after(60):
+        async with running_daemon(config), open_hive_client(config.host_socket) as operator:
+            alice = await operator.spawn("alice")
+            assert (alice.state, alice.sandbox, alice.backend) == (AgentState.RUNNING, "h-alice", "nixos")
+            await operator.spawn("bob")
+            conf = fake_nixos.conf("h-alice").read_text()
+            assert nspawn_flags(conf) == our_flags(config, "alice")
+            assert read_value(conf, "PRIVATE_NETWORK") == "0"
+            record = fake_nixos.container("h-alice")
+            assert (record["state"], record["config_file"]) == ("up", str(TEMPLATE))
+            assert record["starts"] == [{"extra_nspawn_flags": our_flags(config, "alice"), "private_network": "0"}]
+            assert config.agent_socket("alice").is_socket()
+            assert {(a.name, a.state) for a in await operator.list_agents()} == {
+                ("alice", AgentState.RUNNING),
+                ("bob", AgentState.RUNNING),
+            }
+
+            rebuilt = await operator.rebuild("alice")
+            assert rebuilt.state == AgentState.RUNNING
+            record = fake_nixos.container("h-alice")
+            assert (record["updates"], len(record["starts"])) == (1, 2)
+
+            await operator.kill("bob")
+            assert not fake_nixos.conf("h-bob").exists()
+            assert "h-bob" not in fake_nixos.state()["containers"]
+            assert [a.name for a in await operator.list_agents()] == ["alice"]
+
+        # The daemon is gone; its containers are not.
+        assert fake_nixos.container("h-alice")["state"] == "up"
+        # Meanwhile someone adds a flag of their own and moves nothing.
+        conf_path = fake_nixos.conf("h-alice")
+        conf_path.write_text(
+            conf_path.read_text().replace('EXTRA_NSPAWN_FLAGS="', 'EXTRA_NSPAWN_FLAGS="--capability=CAP_NET_ADMIN ')
+        )
+
+        async with running_daemon(config), open_hive_client(config.host_socket) as operator:
+            [alice] = await operator.list_agents()
+            assert (alice.name, alice.state) == ("alice", AgentState.RUNNING)
+            assert config.agent_socket("alice").is_socket()
+            # Restoring re-created the socket in the dir the running container still binds.
+            assert len(fake_nixos.container("h-alice")["starts"]) == 2
+
+            rebuilt = await operator.rebuild("alice")
+            assert rebuilt.state == AgentState.RUNNING
+            record = fake_nixos.container("h-alice")
+            expected = ["--capability=CAP_NET_ADMIN", *our_flags(config, "alice")]
+            assert nspawn_flags(conf_path.read_text()) == expected
+            assert record["starts"][-1] == {"extra_nspawn_flags": expected, "private_network": "0"}
+            verbs = [c[0] for c in fake_nixos.state()["calls"] if c[1:2] == ["h-alice"] and c[0] != "status"]
+            assert verbs[-3:] == [
+                "stop",
+                "update",
+                "start",
+            ]
+            assert len(fake_nixos.calls("create")) == 2  # alice and bob, once each
+
+
+async def test_create_is_idempotent_and_updates_an_existing_container(
+    short_tmpdir: Path, fake_nixos: FakeNixos
+) -> None:
+    config = nixos_config(short_tmpdir, fake_nixos)
+    backend = backend_for(config)
+    spec = spec_for(config, "alice")
+    await backend.create(spec)
+    first = fake_nixos.conf("h-alice").read_text()
+    await backend.create(spec)
+    assert fake_nixos.conf("h-alice").read_text() == first
+    assert fake_nixos.calls("create") == [["create", "h-alice", "--config-file", str(TEMPLATE)]]
+    assert fake_nixos.calls("update") == [["update", "h-alice", "--config-file", str(TEMPLATE)]]
+    assert (await backend.status("alice")).state == AgentState.STOPPED
+
+
+async def test_the_agent_settings_reach_the_container_as_an_env_file(short_tmpdir: Path, fake_nixos: FakeNixos) -> None:
+    config = nixos_config(short_tmpdir, fake_nixos)
+    backend = backend_for(config)
+    await backend.create(spec_for(config, "alice", env=(("HIVE_DRIVER", "echo"), ("HIVE_ROLE", 'says "hi" for $5'))))
+    assert (config.agent_socket_dir("alice") / "agent.env").read_text() == (
+        'HIVE_AGENT_NAME="alice"\nHIVE_SOCKET="/run/hive/mcp.sock"\nHIVE_DRIVER="echo"\n'
+        'HIVE_ROLE="says \\"hi\\" for \\$5"\n'
+    )
+
+
+async def test_closing_the_backend_leaves_containers_running(short_tmpdir: Path, fake_nixos: FakeNixos) -> None:
+    config = nixos_config(short_tmpdir, fake_nixos)
+    backend = backend_for(config)
+    spec = spec_for(config, "alice")
+    await backend.create(spec)
+    await backend.start(spec)
+    await backend.aclose()
+    assert fake_nixos.container("h-alice")["state"] == "up"
+    assert fake_nixos.calls("stop") == []
+
+
+async def test_an_unknown_container_is_missing_and_stopping_or_destroying_it_is_harmless(
+    short_tmpdir: Path, fake_nixos: FakeNixos
+) -> None:
+    backend = backend_for(nixos_config(short_tmpdir, fake_nixos))
+    status = await backend.status("ghost")
+    assert (status.state, status.sandbox) == (AgentState.MISSING, "h-ghost")
+    assert "does not exist" in status.detail
+    await backend.stop("ghost", grace_s=1)
+    await backend.destroy("ghost")
+    assert fake_nixos.calls("stop") == []
+
+
+async def test_starting_an_unknown_container_fails_with_the_command_and_its_stderr(
+    short_tmpdir: Path, fake_nixos: FakeNixos
+) -> None:
+    config = nixos_config(short_tmpdir, fake_nixos)
+    backend = backend_for(config)
+    with pytest.raises(BackendError) as caught:
+        await backend.start(spec_for(config, "ghost"))
+    message = str(caught.value)
+    assert message.startswith("nixos-container start 'h-ghost' failed: ")
+    assert "container \u2018h-ghost\u2019 does not exist" in message
+
+
+async def test_a_name_too_long_for_nixos_container_fails_and_leaves_no_container(
+    short_tmpdir: Path, fake_nixos: FakeNixos
+) -> None:
+    config = nixos_config(short_tmpdir, fake_nixos)
+    backend = backend_for(config)
+    with pytest.raises(BackendError) as caught:
+        await backend.create(spec_for(config, "abcdefghij"))
+    assert f"nixos-container create 'h-abcdefghij' --config-file {TEMPLATE} failed: " in str(caught.value)
+    assert "is too long" in str(caught.value)
+    assert await backend.containers() == set()
+
+
+async def test_a_declared_container_is_not_rewritten(short_tmpdir: Path, fake_nixos: FakeNixos) -> None:
+    config = nixos_config(short_tmpdir, fake_nixos)
+    backend = backend_for(config)
+    declared = short_tmpdir / "static-h-alice.conf"
+    declared.write_text("PRIVATE_NETWORK=0\n")
+    fake_nixos.conf_dir.mkdir(parents=True, exist_ok=True)
+    fake_nixos.conf("h-alice").symlink_to(declared)
+    with pytest.raises(BackendError) as caught:
+        await backend.create(spec_for(config, "alice"))
+    assert "declared in the host's configuration" in str(caught.value)
+    assert declared.read_text() == "PRIVATE_NETWORK=0\n"
+
+
+def test_a_host_without_nixos_container_gets_one_clear_line(
+    short_tmpdir: Path, fake_nixos: FakeNixos, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(BackendUnavailableError) as caught:
+        create_backend(nixos_config(short_tmpdir, fake_nixos))
+    assert str(caught.value) == (
+        "nixos-container is not on PATH: the nixos backend runs on a NixOS host; use --backend local elsewhere"
+    )
+
+
+async def test_a_daemon_on_a_host_without_nixos_container_refuses_to_start(
+    short_tmpdir: Path, fake_nixos: FakeNixos, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    config = nixos_config(short_tmpdir, fake_nixos)
+    with pytest.raises(BackendUnavailableError):
+        await Daemon(config).serve()
+    assert not config.host_socket.exists()
+
+
+@pytest.mark.parametrize(
+    ("template", "reason"),
+    [(None, "needs a container template"), (Path("/nonexistent/agent.nix"), "is not a file")],
+    ids=["none", "missing"],
+)
+def test_the_backend_needs_a_template_file(
+    short_tmpdir: Path, fake_nixos: FakeNixos, template: Path | None, reason: str
+) -> None:
+    with pytest.raises(ConfigError, match=reason):
+        create_backend(nixos_config(short_tmpdir, fake_nixos, nixos_template=template))
