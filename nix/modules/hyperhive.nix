@@ -1,0 +1,152 @@
+# services.hyperhive: the hive daemon (`hivectl serve`) as a system service.
+#
+# With the nixos backend each agent is an imperative container h-<name> built from
+# ../templates/agent-base.nix; the daemon binds the agent's socket dir (under the run dir) into it.
+# The run dir survives restarts of the service (RuntimeDirectoryPreserve): running containers
+# keep their bind sources, the daemon re-creates the sockets in them, and `hivectl rebuild NAME`
+# reconciles a container whose binds changed.
+{ config, lib, pkgs, ... }:
+
+let
+  inherit (lib) mkEnableOption mkIf mkOption types;
+  cfg = config.services.hyperhive;
+
+  # The container is built with the host's <nixpkgs/nixos>, without hyperhive's overlay: hand it
+  # this host's packages by store path, and the template by its own store copy.
+  agentTemplate = pkgs.writeText "hyperhive-agent.nix" ''
+    { ... }:
+    {
+      imports = [ ${../templates/agent-base.nix} ];
+      hyperhive.agent.package = builtins.storePath "${cfg.package}";
+      hyperhive.agent.claudePackage = builtins.storePath "${cfg.claudePackage}";
+    }
+  '';
+
+  args =
+    [
+      "${cfg.package}/bin/hivectl"
+      "--run-dir"
+      cfg.runDir
+      "--state-dir"
+      cfg.stateDir
+      "serve"
+      "--backend"
+      cfg.backend
+    ]
+    ++ lib.optionals (cfg.backend == "nixos") [ "--nixos-template" "${cfg.agentTemplate}" ]
+    ++ lib.optionals (cfg.claudeConfigDir != null) [ "--claude-config-dir" cfg.claudeConfigDir ]
+    ++ cfg.extraArgs;
+in
+{
+  options.services.hyperhive = {
+    enable = mkEnableOption "hyperhive, a hive of Claude Code agents in NixOS containers";
+
+    package = mkOption {
+      type = types.package;
+      default = pkgs.hyperhive;
+      defaultText = lib.literalExpression "pkgs.hyperhive";
+      description = "The hyperhive package; hyperhive's overlay provides pkgs.hyperhive.";
+    };
+
+    claudePackage = mkOption {
+      type = types.package;
+      default = pkgs.claude-code;
+      defaultText = lib.literalExpression "pkgs.claude-code";
+      description = "claude-code for the containers; hyperhive's claude-code overlay takes it from nixpkgs-unstable.";
+    };
+
+    backend = mkOption {
+      type = types.enum [ "nixos" "local" ];
+      default = "nixos";
+      description = "Where agents run: NixOS containers, or bubblewrap sandboxes on the host.";
+    };
+
+    agentTemplate = mkOption {
+      type = types.path;
+      default = agentTemplate;
+      defaultText = lib.literalMD "a wrapper around `nix/templates/agent-base.nix` that sets the packages";
+      description = "The NixOS module every agent container is created from (nixos-container --config-file).";
+    };
+
+    stateDir = mkOption {
+      type = types.str;
+      default = "/var/lib/hyperhive";
+      description = "Messages, the desired hive and agent logs; must be under /var/lib (systemd's StateDirectory).";
+    };
+
+    runDir = mkOption {
+      type = types.str;
+      default = "/run/hyperhive";
+      description = "host.sock and every agent's socket dir; must be under /run (systemd's RuntimeDirectory).";
+    };
+
+    dashboard.address = mkOption {
+      type = types.str;
+      default = "127.0.0.1:8420";
+      description = "Where the daemon serves its dashboard (HOST:PORT); keep it on loopback.";
+    };
+
+    manager.enable = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Whether the hive runs its manager agent (hm1nd), whose lifecycle changes wait for approval.";
+    };
+
+    claudeConfigDir = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "/var/lib/hyperhive/claude";
+      description = ''
+        A host dir holding claude's login, bound into every container at /root/.claude so the
+        operator logs in once. null: agents have no credentials and answer with the echo driver.
+      '';
+    };
+
+    extraArgs = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      description = "More arguments for `hivectl serve`.";
+    };
+  };
+
+  config = mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = lib.hasPrefix "/var/lib/" cfg.stateDir;
+        message = "services.hyperhive.stateDir must be under /var/lib/";
+      }
+      {
+        assertion = lib.hasPrefix "/run/" cfg.runDir;
+        message = "services.hyperhive.runDir must be under /run/";
+      }
+    ];
+
+    environment.systemPackages = [ cfg.package ];
+    # hivectl finds the system hive without flags.
+    environment.variables.HYPERHIVE_RUN_DIR = cfg.runDir;
+
+    systemd.services.hyperhive = {
+      description = "hyperhive daemon";
+      wantedBy = [ "multi-user.target" ];
+      after = [ "network.target" ];
+      # nixos-container lives in the system profile, not in a package the service could name.
+      path = [ "/run/current-system/sw" ];
+      environment = {
+        # Read by the daemon's dashboard and manager once they land; harmless before.
+        HYPERHIVE_DASHBOARD = cfg.dashboard.address;
+        HYPERHIVE_MANAGER = if cfg.manager.enable then "1" else "0";
+      };
+      serviceConfig = {
+        ExecStart = lib.escapeShellArgs args;
+        RuntimeDirectory = lib.removePrefix "/run/" cfg.runDir;
+        # A restart must not wipe the run dir: running containers bind its agent dirs.
+        RuntimeDirectoryPreserve = "yes";
+        RuntimeDirectoryMode = "0700";
+        StateDirectory = lib.removePrefix "/var/lib/" cfg.stateDir;
+        StateDirectoryMode = "0700";
+        Restart = "on-failure";
+        RestartSec = 5;
+      };
+    };
+  };
+}
