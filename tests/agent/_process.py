@@ -13,15 +13,25 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def agent_command(*args: str) -> list[str]:
-    """The command line for `hive-agent ARGS`, run from this checkout."""
-    return [sys.executable, "-m", "hyperhive_agent", *args]
+def agent_command(*args: str, module: str = "hyperhive_agent") -> list[str]:
+    """The command line for `hive-agent ARGS` (or another of our modules), run from this checkout."""
+    return [sys.executable, "-m", module, *args]
 
 
 @asynccontextmanager
-async def running_agent(*args: str, env: dict[str, str] | None = None) -> AsyncGenerator[Process]:
-    """Start `hive-agent ARGS` with piped stdio; kill it on the way out if a test left it running."""
-    process = await anyio.open_process(agent_command(*args), cwd=REPO_ROOT, env={**os.environ, **(env or {})})
+async def running_agent(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path = REPO_ROOT,
+    inherit_env: bool = True,
+    module: str = "hyperhive_agent",
+) -> AsyncGenerator[Process]:
+    """Start `hive-agent ARGS` with piped stdio; kill it on the way out if a test left it running.
+
+    `env` is added to this process's environment, or with `inherit_env=False` is the whole of it.
+    """
+    base = dict(os.environ) if inherit_env else {}
+    process = await anyio.open_process(agent_command(*args, module=module), cwd=cwd, env={**base, **(env or {})})
     try:
         yield process
     finally:

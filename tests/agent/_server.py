@@ -1,14 +1,15 @@
 """Test MCP servers on unix sockets: the SDK's `MCPServer` served the way the daemon serves agents.
 
 `serve_unix` listens on a socket and runs one SDK session per connection; `FakeHive` is a tiny
-in-memory hive (`recv`/`send`/`whoami`) so the agent's turn loop can be driven end to end.
+in-memory hive (`recv`/`send`/`whoami`/`peers`/`report_events`) so the agent's turn loop can be
+driven end to end.
 """
 
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import anyio
 import anyio.abc
@@ -84,6 +85,10 @@ class RecvResult(BaseModel):
     remaining: int
 
 
+class EventReceipt(BaseModel):
+    stored: int
+
+
 class SendResult(BaseModel):
     id: int
     recipient: str
@@ -103,8 +108,12 @@ class FakeHive:
     """One agent's view of a hive, in memory: the test puts messages in and watches what comes out.
 
     `send` to `"ghost"` fails with a tool error, like a send to an agent that does not exist.
+    Reported turn events arrive on `events`, and each call's size is kept in `report_sizes`;
+    more than 100 events in one call are refused, as the daemon does.
     Use it as an async context manager so its streams are closed.
     """
+
+    MAX_EVENTS_PER_CALL = 100
 
     def __init__(self, agent: str = "alice") -> None:
         self.agent = agent
@@ -113,6 +122,10 @@ class FakeHive:
         self.sent_in: MemoryObjectSendStream[Sent]
         self.sent: MemoryObjectReceiveStream[Sent]
         self.sent_in, self.sent = anyio.create_memory_object_stream[Sent](100)
+        self.events_in: MemoryObjectSendStream[dict[str, Any]]
+        self.events: MemoryObjectReceiveStream[dict[str, Any]]
+        self.events_in, self.events = anyio.create_memory_object_stream[dict[str, Any]](10_000)
+        self.report_sizes: list[int] = []
         self.recv_waiting = anyio.Event()
         self.server = self._build()
 
@@ -120,7 +133,7 @@ class FakeHive:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        for stream in (self._inbox_in, self._inbox_out, self.sent_in, self.sent):
+        for stream in (self._inbox_in, self._inbox_out, self.sent_in, self.sent, self.events_in, self.events):
             stream.close()
 
     def put(self, sender: str, body: str) -> int:
@@ -168,5 +181,20 @@ class FakeHive:
                 raise ToolError(f"unknown agent {to!r}; known: operator")
             await self.sent_in.send(Sent(to=to, body=body, reply_to=reply_to))
             return SendResult(id=self._take_id(), recipient=to, created_at="2025-01-01T00:00:01+00:00")
+
+        @server.tool()
+        async def peers() -> list[str]:
+            """Everyone you can send to."""
+            return ["operator"]
+
+        @server.tool()
+        async def report_events(events: list[dict[str, Any]]) -> EventReceipt:
+            """For the agent's turn loop: store turn events."""
+            if len(events) > self.MAX_EVENTS_PER_CALL:
+                raise ToolError(f"at most {self.MAX_EVENTS_PER_CALL} events per call, not {len(events)}")
+            self.report_sizes.append(len(events))
+            for event in events:
+                await self.events_in.send(event)
+            return EventReceipt(stored=len(events))
 
         return server

@@ -13,7 +13,7 @@ from tests.agent._server import FakeHive, Sent, serve_unix
 
 async def test_the_echo_agent_replies_to_the_sender(short_tmpdir: Path) -> None:
     sock = short_tmpdir / "mcp.sock"
-    async with FakeHive() as hive, serve_unix(hive.server, sock), running_agent("serve", "--socket", str(sock)):
+    async with FakeHive() as hive, serve_unix(hive.server, sock), running_agent("serve", "--driver", "echo", "--socket", str(sock)):
         message_id = hive.put("operator", "hi")
         with anyio.fail_after(5):
             assert await hive.sent.receive() == Sent(to="operator", body="echo: hi", reply_to=message_id)
@@ -21,7 +21,7 @@ async def test_the_echo_agent_replies_to_the_sender(short_tmpdir: Path) -> None:
 
 async def test_the_echo_agent_never_answers_an_echo(short_tmpdir: Path) -> None:
     sock = short_tmpdir / "mcp.sock"
-    async with FakeHive() as hive, serve_unix(hive.server, sock), running_agent("serve", "--socket", str(sock)):
+    async with FakeHive() as hive, serve_unix(hive.server, sock), running_agent("serve", "--driver", "echo", "--socket", str(sock)):
         hive.put("bob", "echo: x")
         ping_id = hive.put("bob", "ping")
         with anyio.fail_after(5):
@@ -34,7 +34,7 @@ async def test_a_refused_send_is_logged_and_the_loop_carries_on(short_tmpdir: Pa
     async with (
         FakeHive() as hive,
         serve_unix(hive.server, sock),
-        running_agent("serve", "--socket", str(sock)) as agent,
+        running_agent("serve", "--driver", "echo", "--socket", str(sock)) as agent,
     ):
         hive.put("ghost", "boo")
         with anyio.fail_after(5):
@@ -48,7 +48,7 @@ async def test_sigterm_during_a_blocked_recv_exits_0_promptly(short_tmpdir: Path
     async with (
         FakeHive() as hive,
         serve_unix(hive.server, sock),
-        running_agent("serve", "--socket", str(sock), "--recv-timeout", "30") as agent,
+        running_agent("serve", "--driver", "echo", "--socket", str(sock), "--recv-timeout", "30") as agent,
     ):
         with anyio.fail_after(5):
             await hive.recv_waiting.wait()
@@ -61,7 +61,7 @@ async def test_the_agent_reconnects_after_the_hive_drops_it(short_tmpdir: Path) 
     async with (
         FakeHive() as hive,
         serve_unix(hive.server, sock) as server,
-        running_agent("serve", "--socket", str(sock)),
+        running_agent("serve", "--driver", "echo", "--socket", str(sock)),
     ):
         with anyio.fail_after(5):
             await server.wait_connected(1)
@@ -74,7 +74,7 @@ async def test_the_agent_reconnects_after_the_hive_drops_it(short_tmpdir: Path) 
 
 async def test_the_agent_waits_for_a_socket_that_appears_later(short_tmpdir: Path) -> None:
     sock = short_tmpdir / "mcp.sock"
-    async with FakeHive() as hive, running_agent("serve", "--socket", str(sock)) as agent:
+    async with FakeHive() as hive, running_agent("serve", "--driver", "echo", "--socket", str(sock)) as agent:
         with anyio.fail_after(5):
             assert str(sock) in await LineReader(agent.stderr).until("retrying")
             async with serve_unix(hive.server, sock):
@@ -86,7 +86,7 @@ async def test_an_agent_whose_parent_is_already_gone_exits_at_once(short_tmpdir:
     sock = short_tmpdir / "mcp.sock"
     # our pid is the agent's parent; any other pid means "the parent that started me has died"
     not_the_parent = str(os.getppid())
-    async with running_agent("serve", "--socket", str(sock), env={"HIVE_PARENT_PID": not_the_parent}) as agent:
+    async with running_agent("serve", "--driver", "echo", "--socket", str(sock), env={"HIVE_PARENT_PID": not_the_parent}) as agent:
         with anyio.fail_after(5):
             assert await agent.wait() == 0
 
