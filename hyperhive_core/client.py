@@ -18,6 +18,8 @@ from hyperhive_core.errors import DaemonUnavailableError, HiveError
 from hyperhive_core.mcp.models import (
     AgentInfo,
     AgentList,
+    EventList,
+    EventReceipt,
     Identity,
     InboxView,
     PeerList,
@@ -136,9 +138,26 @@ class HiveClient:
         """Everyone this principal can send to."""
         return await self.call("peers", {}, PeerList)
 
-    async def spawn(self, name: str) -> AgentInfo:
+    async def spawn(self, name: str, *, role: str = "", driver: str = "auto") -> AgentInfo:
         """Add and start an agent."""
-        return await self.call("spawn", {"name": name}, AgentInfo)
+        return await self.call("spawn", {"name": name, "role": role, "driver": driver}, AgentInfo)
+
+    async def spawn_manager(self, *, role: str = "", driver: str = "auto") -> AgentInfo:
+        """Start the manager agent, hm1nd."""
+        return await self.call("spawn_manager", {"role": role, "driver": driver}, AgentInfo)
+
+    async def agent_logs(
+        self, name: str, *, after: int | None = None, limit: int = 200, wait_s: float = 0.0
+    ) -> EventList:
+        """An agent's turn events after id `after` (the newest `limit` when None)."""
+        arguments: dict[str, Any] = {"name": name, "limit": limit, "wait_s": wait_s}
+        if after is not None:
+            arguments["after"] = after
+        return await self.call("agent_logs", arguments, EventList)
+
+    async def report_events(self, events: list[dict[str, Any]]) -> int:
+        """Store turn events as this socket's agent; returns how many were stored."""
+        return (await self.call("report_events", {"events": events}, EventReceipt)).stored
 
     async def kill(self, name: str) -> StopReceipt:
         """Stop and remove an agent."""

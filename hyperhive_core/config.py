@@ -17,6 +17,10 @@ from hyperhive_core.errors import ConfigError
 MAX_BODY_BYTES = 64 * 1024
 MAX_INBOX_DEPTH = 10_000
 STOP_GRACE_S = 5.0
+TURN_TIMEOUT_S = 600.0
+MAX_EXCHANGES = 20
+RATE_LIMIT = 120
+RATE_WINDOW_S = 60.0
 # AF_UNIX paths are limited to 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH_BYTES = 107
 SandboxMode = Literal["auto", "bwrap", "none"]
@@ -63,6 +67,14 @@ class HiveConfig(BaseModel):
     stop_grace_s: float = Field(default=STOP_GRACE_S, ge=0)
     # Command that runs an agent's turn loop; None = this interpreter's `-m hyperhive_agent serve`.
     agent_command: tuple[str, ...] | None = None
+    # Command that runs the manager (hm1nd); None = this interpreter's `-m hyperhive_mind serve`.
+    manager_command: tuple[str, ...] | None = None
+    turn_timeout_s: float = Field(default=TURN_TIMEOUT_S, gt=0)
+    # The runaway guard: messages a pair of agents may exchange with no operator or manager
+    # message in between, and each agent's sending rate.
+    max_exchanges: int = Field(default=MAX_EXCHANGES, gt=0)
+    rate_limit: int = Field(default=RATE_LIMIT, gt=0)
+    rate_window_s: float = Field(default=RATE_WINDOW_S, gt=0)
     # A host dir with claude's login (the operator logs in once); bound into every sandbox as the
     # agent's ~/.claude. None: agents have no credentials and the claude driver falls back to echo.
     claude_config_dir: Path | None = None

@@ -16,17 +16,20 @@ import anyio
 from mcp.server.mcpserver import MCPServer
 
 from hyperhive_core.broker.broker import Broker
+from hyperhive_core.broker.events import EventLog
+from hyperhive_core.broker.guard import RunawayGuard
 from hyperhive_core.broker.models import AgentRow, MessageRow
 from hyperhive_core.config import HiveConfig
-from hyperhive_core.errors import AgentExistsError, UnknownAgentError
+from hyperhive_core.errors import AgentExistsError, ConversationLimitError, RateLimitedError, UnknownAgentError
 from hyperhive_core.lifecycle.base import AgentSpec, LifecycleBackend
 from hyperhive_core.mcp.models import AgentInfo, MessageView, PeerInfo
 from hyperhive_core.mcp.sockets import SocketHost
-from hyperhive_core.names import OPERATOR, validate_agent_name
+from hyperhive_core.names import MANAGER, OPERATOR, validate_agent_name
 
 logger = logging.getLogger(__name__)
 
 ServerFactory = Callable[[str], MCPServer[Any]]
+DRIVERS = ("auto", "claude", "echo")
 
 
 def message_view(row: MessageRow) -> MessageView:
@@ -57,7 +60,12 @@ class Hive:
         self.config = config
         self.broker = broker
         self.backend = backend
+        self.events = EventLog(broker.store)
+        self.guard = RunawayGuard(
+            max_exchanges=config.max_exchanges, rate_limit=config.rate_limit, rate_window_s=config.rate_window_s
+        )
         self._sockets = sockets
+        # Builds the MCP server for a principal's socket: the agent toolset, or the manager's for hm1nd.
         self._agent_server = agent_server
         self._agents: dict[str, AgentRow] = {}
         self._locks: dict[str, anyio.Lock] = {}
@@ -85,9 +93,19 @@ class Hive:
 
         Raises:
             UnknownAgentError: `to` is neither an agent nor the operator.
+            ConversationLimitError, RateLimitedError: the runaway guard refused it.
             BrokerError: the broker refused the message (size, inbox depth, reply_to, storage).
         """
-        return await self.broker.send(sender, self._recipient(to), body, reply_to=reply_to)
+        recipient = self._recipient(to)
+        try:
+            self.guard.check(sender, recipient)
+        except (ConversationLimitError, RateLimitedError) as exc:
+            # The refusal goes into the sender's turn log too, so `hivectl logs` shows why it went quiet.
+            await self.events.append(sender, [{"type": "hive", "subtype": "guard", "message": str(exc)}])
+            raise
+        row = await self.broker.send(sender, recipient, body, reply_to=reply_to)
+        self.guard.record(sender, recipient)
+        return row
 
     async def peers(self, caller: str) -> list[PeerInfo]:
         """Everyone `caller` can send to, with their state."""
@@ -103,25 +121,35 @@ class Hive:
     def _lock(self, name: str) -> anyio.Lock:
         return self._locks.setdefault(name, anyio.Lock())
 
-    def _spec(self, name: str) -> AgentSpec:
-        command = self.config.agent_command or (sys.executable, "-m", "hyperhive_agent", "serve")
-        agent_dir = self.config.agent_state_dir(name)
+    def _spec(self, row: AgentRow) -> AgentSpec:
+        config = self.config
+        if row.name == MANAGER:
+            command = config.manager_command or (sys.executable, "-m", "hyperhive_mind", "serve")
+        else:
+            command = config.agent_command or (sys.executable, "-m", "hyperhive_agent", "serve")
+        env = {"HIVE_ROLE": row.role, "HIVE_DRIVER": row.driver, "HIVE_TURN_TIMEOUT_S": f"{config.turn_timeout_s:g}"}
+        agent_dir = config.agent_state_dir(row.name)
         return AgentSpec(
-            name=name,
-            socket_dir=self.config.agent_socket_dir(name),
+            name=row.name,
+            socket_dir=config.agent_socket_dir(row.name),
             work_dir=agent_dir / "work",
             log_path=agent_dir / "agent.log",
             command=tuple(command),
-            share_net=self.config.share_net,
+            env=tuple(env.items()),
+            share_net=config.share_net,
+            claude_config_dir=config.claude_config_dir,
         )
 
-    async def _bring_up(self, name: str) -> None:
-        spec = self._spec(name)
+    async def _open_socket(self, name: str) -> None:
         await self._sockets.open(self.config.agent_socket(name), self._agent_server(name), label=f"agent {name}")
+
+    async def _bring_up(self, row: AgentRow) -> None:
+        spec = self._spec(row)
+        await self._open_socket(row.name)
         await self.backend.create(spec)
         await self.backend.start(spec)
 
-    async def spawn(self, name: str) -> AgentInfo:
+    async def spawn(self, name: str, *, role: str = "", driver: str = "auto") -> AgentInfo:
         """Add an agent to the hive and start it.
 
         Raises:
@@ -130,12 +158,33 @@ class Hive:
             BackendError: the backend could not start it (nothing is left behind).
         """
         validate_agent_name(name)
+        return await self._spawn(name, role=role, driver=driver)
+
+    async def spawn_manager(self, *, role: str = "", driver: str = "auto") -> AgentInfo:
+        """Add the manager (hm1nd) to the hive and start it; its socket offers the manager's toolset.
+
+        Raises:
+            AgentExistsError: the manager already runs.
+            BackendError: the backend could not start it.
+        """
+        return await self._spawn(MANAGER, role=role, driver=driver)
+
+    async def _spawn(self, name: str, *, role: str, driver: str) -> AgentInfo:
+        if driver not in DRIVERS:
+            raise ValueError(f"unknown driver {driver!r}; choose one of {', '.join(DRIVERS)}")
         async with self._lock(name):
             if name in self._agents:
                 raise AgentExistsError(name)
-            row = AgentRow(name=name, backend=self.backend.info.name, enabled=True, created_at=time.time())
+            row = AgentRow(
+                name=name,
+                backend=self.backend.info.name,
+                enabled=True,
+                created_at=time.time(),
+                role=role,
+                driver=driver,
+            )
             try:
-                await self._bring_up(name)
+                await self._bring_up(row)
             except BaseException:
                 with anyio.CancelScope(shield=True):
                     await self._tear_down(name)
@@ -173,7 +222,7 @@ class Hive:
             row = self._require(name)
             with anyio.CancelScope(shield=True):
                 await self.backend.stop(name, grace_s=self.config.stop_grace_s)
-            await self._bring_up(name)
+            await self._bring_up(row)
             if not row.enabled:
                 row.enabled = True
                 await anyio.to_thread.run_sync(self.broker.store.put_agent, row)
@@ -186,11 +235,9 @@ class Hive:
             self._agents[row.name] = row
             try:
                 if row.enabled:
-                    await self._bring_up(row.name)
+                    await self._bring_up(row)
                 else:
-                    await self._sockets.open(
-                        self.config.agent_socket(row.name), self._agent_server(row.name), label=f"agent {row.name}"
-                    )
+                    await self._open_socket(row.name)
             except Exception:
                 logger.exception("could not restore agent %s", row.name)
 
@@ -225,4 +272,7 @@ class Hive:
             sandbox=status.sandbox,
             socket=str(self.config.agent_socket(row.name)),
             detail=status.detail,
+            role=row.role,
+            driver=row.driver,
+            throttled="; ".join(t.reason for t in self.guard.throttles() if t.sender == row.name),
         )

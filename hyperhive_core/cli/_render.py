@@ -2,13 +2,15 @@
 never interpreted.
 """
 
+import json
 from datetime import datetime
+from typing import Any, cast
 
 from rich.table import Table
 from rich.text import Text
 
 from hyperhive_core.lifecycle.base import AgentState
-from hyperhive_core.mcp.models import AgentInfo, InboxView, MessageView
+from hyperhive_core.mcp.models import AgentInfo, EventView, InboxView, MessageView
 
 STATE_STYLE = {
     AgentState.RUNNING: "green",
@@ -39,6 +41,8 @@ def agents_table(agents: list[AgentInfo]) -> Table:
         state = Text(a.state.value, style=STATE_STYLE.get(a.state, ""))
         if a.detail:
             state.append(f" ({a.detail})", style="dim")
+        if a.throttled:
+            state.append(" throttled", style="bold yellow")
         table.add_row(
             Text(a.name, style="bold"),
             state,
@@ -67,7 +71,12 @@ def agent_panel(a: AgentInfo) -> Table:
         ("backend", Text(a.backend)),
         ("sandbox", Text(a.sandbox or "-")),
         ("socket", Text(a.socket)),
+        ("driver", Text(a.driver)),
     ]
+    if a.role:
+        rows.append(("role", Text(a.role)))
+    if a.throttled:
+        rows.append(("throttled", Text(a.throttled, style="bold yellow")))
     if a.detail:
         rows.append(("detail", Text(a.detail)))
     for key, value in rows:
@@ -101,3 +110,64 @@ def inbox_table(view: InboxView) -> Table:
     return messages_table(
         view.messages, title=f"inbox of {view.agent}: {view.queued} queued, {view.delivered} delivered unacked"
     )
+
+
+def _short(value: object, limit: int = 160) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _dicts(value: object) -> list[dict[str, Any]]:
+    items = cast(list[object], value) if isinstance(value, list) else []
+    return [cast(dict[str, Any], item) for item in items if isinstance(item, dict)]
+
+
+def _blocks(event: dict[str, Any]) -> list[dict[str, Any]]:
+    message = event.get("message")
+    return _dicts(cast(dict[str, Any], message).get("content")) if isinstance(message, dict) else []
+
+
+def _describe(data: dict[str, Any]) -> tuple[str, str]:
+    """A style and a one-line summary for a claude stream-json event or a turn-loop event."""
+    kind, subtype = data.get("type"), data.get("subtype")
+    if kind == "system" and subtype == "init":
+        servers = ", ".join(f"{s.get('name')} {s.get('status')}" for s in _dicts(data.get("mcp_servers")))
+        model = data.get("model", "?")
+        return "dim", f"session {data.get('session_id', '?')} started (model {model}; mcp: {servers or 'none'})"
+    if kind == "assistant":
+        parts: list[str] = []
+        for block in _blocks(data):
+            if block.get("type") == "text":
+                parts.append(_short(block.get("text", "")))
+            elif block.get("type") == "tool_use":
+                parts.append(f"→ {block.get('name')} {_short(block.get('input', {}))}")
+        return "cyan", " | ".join(parts) or "(assistant)"
+    if kind == "user":
+        results = [b for b in _blocks(data) if b.get("type") == "tool_result"]
+        if results:
+            marks = ["error: " if r.get("is_error") else "" for r in results]
+            return "green", " | ".join(
+                f"← {m}{_short(r.get('content', ''))}" for m, r in zip(marks, results, strict=True)
+            )
+        return "dim", "(user)"
+    if kind == "result":
+        cost = data.get("total_cost_usd")
+        seconds = (data.get("duration_ms") or 0) / 1000
+        outcome = "failed" if data.get("is_error") else "done"
+        summary = f"turn {outcome} in {seconds:.1f} s, {data.get('num_turns', '?')} turns"
+        if cost is not None:
+            summary += f", ${cost:.4f}"
+        return ("bold red" if data.get("is_error") else "bold"), summary
+    if kind == "hive":
+        style = "bold red" if subtype == "turn_error" else "magenta"
+        return style, f"[{subtype}] {_short(data.get('message', ''), 400)}"
+    return "dim", f"{kind}: {_short(data)}"
+
+
+def event_line(event: EventView) -> Text:
+    """One turn event as one readable line; the text is the agent's, shown literally."""
+    style, summary = _describe(event.data)
+    line = Text(f"{_when(event.created_at)} ", style="dim")
+    line.append(summary, style=style)
+    return line

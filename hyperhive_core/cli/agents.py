@@ -1,23 +1,48 @@
-"""The agent verbs of hivectl: spawn, kill, rebuild, list, status."""
+"""The agent verbs of hivectl: spawn, kill, rebuild, list, status, logs."""
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
 
-from hyperhive_core.cli._common import Json, call_daemon, console, print_json
-from hyperhive_core.cli._render import agent_panel, agents_table
+from hyperhive_core.cli._common import Json, call_daemon, console, fail, print_json
+from hyperhive_core.cli._render import agent_panel, agents_table, event_line
 from hyperhive_core.client import HiveClient
-from hyperhive_core.mcp.models import AgentInfo, StopReceipt
+from hyperhive_core.mcp.models import AgentInfo, EventList, StopReceipt
+
+FOLLOW_WAIT_S = 30.0
+
+
+class Driver(StrEnum):
+    """How an agent answers its messages."""
+
+    AUTO = "auto"
+    CLAUDE = "claude"
+    ECHO = "echo"
+
 
 Names = Annotated[list[str], typer.Argument(help="Agent names: lowercase letters, digits, '-', at most 9.")]
 Name = Annotated[str, typer.Argument(help="The agent's name.")]
 
 
-def spawn(ctx: typer.Context, names: Names, json: Json = False) -> None:
-    """Add agents to the hive and start them."""
+def spawn(
+    ctx: typer.Context,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Agent names: lowercase letters, digits, '-', at most 9.")
+    ] = None,
+    role: Annotated[str, typer.Option(help="What the agents are for; it opens each agent's prompt.")] = "",
+    driver: Annotated[Driver, typer.Option(help="auto: claude when logged in, else echo.")] = Driver.AUTO,
+    manager: Annotated[bool, typer.Option("--manager", help="Start the manager agent hm1nd (no NAME).")] = False,
+    json: Json = False,
+) -> None:
+    """Add agents to the hive and start them; --manager starts the manager, hm1nd."""
+    if manager == bool(names):
+        raise fail("give agent names, or --manager alone")
 
     async def act(client: HiveClient) -> list[AgentInfo]:
-        return [await client.spawn(name) for name in names]
+        if manager:
+            return [await client.spawn_manager(role=role, driver=driver.value)]
+        return [await client.spawn(name, role=role, driver=driver.value) for name in names or ()]
 
     spawned = call_daemon(ctx, act)
     if json:
@@ -73,3 +98,32 @@ def status(ctx: typer.Context, name: Name, json: Json = False) -> None:
         print_json(info)
     else:
         console.print(agent_panel(info))
+
+
+def logs(
+    ctx: typer.Context,
+    name: Name,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events as they come.")] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n", min=1, max=1000, help="How many recent events.")] = 50,
+    json: Json = False,
+) -> None:
+    """Show an agent's turn events: claude's text, tool calls and results, errors, cost and duration."""
+
+    async def act(client: HiveClient) -> None:
+        page = await client.agent_logs(name, limit=lines)
+        show(page)
+        while follow:
+            page = await client.agent_logs(name, after=page.last_id or 0, limit=1000, wait_s=FOLLOW_WAIT_S)
+            show(page)
+
+    def show(page: EventList) -> None:
+        for event in page.events:
+            if json:
+                console.print(event.model_dump_json(), markup=False, highlight=False, soft_wrap=True)
+            else:
+                console.print(event_line(event), soft_wrap=True)
+
+    try:
+        call_daemon(ctx, act)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None

@@ -17,9 +17,9 @@ import typer
 
 from hyperhive_core.cli._common import call_daemon, console, dirs, err_console, fail
 from hyperhive_core.client import HiveClient
-from hyperhive_core.config import HiveConfig, SandboxMode
+from hyperhive_core.config import MAX_EXCHANGES, RATE_LIMIT, TURN_TIMEOUT_S, HiveConfig, SandboxMode
 from hyperhive_core.daemon import serve_until_signalled
-from hyperhive_core.errors import HiveError
+from hyperhive_core.errors import DaemonUnavailableError, HiveError
 from hyperhive_core.mcp.unix import connect_unix
 
 READY_TIMEOUT_S = 30.0
@@ -106,6 +106,15 @@ def serve(
         Path | None,
         typer.Option(help="nixos backend: the agents' container template.", envvar="HYPERHIVE_NIXOS_TEMPLATE"),
     ] = None,
+    max_exchanges: Annotated[
+        int, typer.Option(min=1, help="Runaway guard: messages two agents may trade with no operator/hm1nd word.")
+    ] = MAX_EXCHANGES,
+    rate_limit: Annotated[int, typer.Option(min=1, help="Runaway guard: messages an agent may send per minute.")] = (
+        RATE_LIMIT
+    ),
+    turn_timeout: Annotated[float, typer.Option(min=1, help="Seconds a claude turn may take before it is killed.")] = (
+        TURN_TIMEOUT_S
+    ),
     claude_config_dir: Annotated[
         Path | None,
         typer.Option(help="A dir with claude's login, shared by every agent.", envvar="HYPERHIVE_CLAUDE_CONFIG_DIR"),
@@ -124,6 +133,9 @@ def serve(
         share_net=share_net,
         nixos_template=nixos_template,
         claude_config_dir=claude_config_dir,
+        max_exchanges=max_exchanges,
+        rate_limit=rate_limit,
+        turn_timeout_s=turn_timeout,
     )
     if detach:
         _detach(config, log_level)
@@ -143,7 +155,12 @@ def shutdown(
         # A second, silent connection: the daemon closes it only when it has stopped everything.
         watcher = await connect_unix(socket)
         async with watcher:
-            await client.shutdown()
+            try:
+                await client.shutdown()
+            except DaemonUnavailableError:
+                # The daemon may close our session before its answer is written (nothing to stop
+                # takes no time); the watcher below tells whether it really stopped.
+                pass
             with anyio.move_on_after(wait) as waited:
                 try:
                     await watcher.receive()

@@ -31,6 +31,7 @@ class AgentSpec:
     command: tuple[str, ...]  # the turn loop, run inside the sandbox
     env: tuple[tuple[str, str], ...] = ()
     share_net: bool = True
+    claude_config_dir: Path | None = None  # the operator's claude login, shared by every agent
 
 
 @dataclass(frozen=True, slots=True)

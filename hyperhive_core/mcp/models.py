@@ -5,7 +5,7 @@ SQL tables in `broker/models.py` stay behind them.
 """
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -82,12 +82,38 @@ class AgentInfo(BaseModel):
     sandbox: str = Field(default="", description="How the agent is isolated: bwrap, none, or the container name.")
     socket: str = ""
     detail: str = Field(default="", description="Why the agent is in its state, when there is something to say.")
+    role: str = ""
+    driver: str = "auto"
+    throttled: str = Field(default="", description="Which runaway-guard limit refuses its messages now, if any.")
 
 
 class AgentList(BaseModel):
     """The whole hive."""
 
     agents: list[AgentInfo]
+
+
+class EventView(BaseModel):
+    """One stored turn event of an agent."""
+
+    id: int
+    created_at: datetime
+    type: str
+    data: dict[str, Any]
+
+
+class EventList(BaseModel):
+    """Turn events, oldest first; pass `last_id` as `after` to follow."""
+
+    agent: str
+    events: list[EventView]
+    last_id: int | None
+
+
+class EventReceipt(BaseModel):
+    """Events stored by report_events."""
+
+    stored: int
 
 
 class StopReceipt(BaseModel):

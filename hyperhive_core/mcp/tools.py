@@ -5,21 +5,28 @@ in a request can claim another identity. Tools are thin: validate, call the hive
 Their docstrings are the descriptions a model reads. `HiveError` becomes a tool error in one place.
 """
 
+import json
 from collections.abc import Generator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
 import anyio
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, InputRequiredResult
 from pydantic import Field
 
-from hyperhive_core.broker.models import MessageState
-from hyperhive_core.errors import HiveError
+from hyperhive_core.broker.events import MAX_EVENTS_PER_CALL
+from hyperhive_core.broker.models import EventRow, MessageState
+from hyperhive_core.errors import HiveError, NotPermittedError
 from hyperhive_core.hive import Hive, message_view
 from hyperhive_core.mcp.models import (
     AgentInfo,
     AgentList,
+    EventList,
+    EventReceipt,
+    EventView,
     Identity,
     InboxView,
     PeerList,
@@ -27,7 +34,7 @@ from hyperhive_core.mcp.models import (
     SendReceipt,
     StopReceipt,
 )
-from hyperhive_core.names import OPERATOR
+from hyperhive_core.names import MANAGER, OPERATOR
 
 MAX_RECV_TIMEOUT_S = 600.0
 MAX_RECV_BATCH = 100
@@ -37,6 +44,12 @@ You are {name}, an agent in a hyperhive: a group of Claude Code agents that talk
 Call recv to wait for messages addressed to you, send to message another agent or the operator
 (the human running the hive), peers to see who is there, inbox to peek without consuming.
 Reply to a message by passing its id as reply_to."""
+
+MANAGER_INSTRUCTIONS = """\
+You are hm1nd, the manager of a hyperhive: a group of Claude Code agents that talk by messages.
+Besides the agent tools (recv, send, inbox, whoami, peers) you can grow and shrink the hive:
+spawn, kill and rebuild agents, and see them with list_agents and agent_status. Split work among
+agents, keep their conversations bounded, and report to the operator."""
 
 OPERATOR_INSTRUCTIONS = """\
 The operator's console of a hyperhive: spawn, kill, rebuild and inspect agents, send messages as
@@ -53,6 +66,41 @@ TimeoutS = Annotated[
 MaxBatch = Annotated[int, Field(ge=1, le=MAX_RECV_BATCH, description="Most messages to take in one call.")]
 PeekLimit = Annotated[int, Field(ge=0, le=MAX_RECV_BATCH, description="Most queued messages to show.")]
 AgentName = Annotated[str, Field(description="The agent's name: lowercase letters, digits, '-', at most 9 characters.")]
+Role = Annotated[str, Field(description="What the agent is for, in plain words; it opens the agent's prompt.")]
+DriverName = Annotated[
+    Literal["auto", "claude", "echo"],
+    Field(description="auto: claude when installed and logged in, else echo; claude; echo (replies 'echo: <body>')."),
+]
+Events = Annotated[
+    list[dict[str, Any]],
+    Field(max_length=MAX_EVENTS_PER_CALL, description="Turn events (claude stream-json objects), oldest first."),
+]
+# The tools only a supervisor has: an agent asking for one is told who can, not just "unknown tool".
+PRIVILEGED_TOOLS = frozenset(
+    {"spawn", "spawn_manager", "kill", "rebuild", "list_agents", "agent_status", "agent_logs", "shutdown"}
+)
+
+
+class AgentServer(MCPServer[Any]):
+    """An agent's MCP server: refuses the manager's and operator's tools with an explanation."""
+
+    def __init__(self, principal: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.principal = principal
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        """Run a tool, or explain why a privileged one is not this agent's."""
+        if name in PRIVILEGED_TOOLS:
+            refusal = NotPermittedError(
+                self.principal,
+                f"call {name}",
+                f"only the manager ({MANAGER}) and the operator change or inspect the hive; "
+                f"send your request to {MANAGER} or to the operator",
+            )
+            raise ToolError(str(refusal))
+        return await super().call_tool(name, arguments, context)
 
 
 @contextmanager
@@ -84,7 +132,8 @@ def _register_messaging(server: MCPServer[Any], hive: Hive, principal: str) -> N
     @server.tool()
     async def whoami() -> Identity:
         """Your name in the hive, as the daemon knows it from your socket."""
-        return Identity(name=principal, role="operator" if principal == OPERATOR else "agent")
+        role = "operator" if principal == OPERATOR else "manager" if principal == MANAGER else "agent"
+        return Identity(name=principal, role=role)
 
     @server.tool()
     async def peers() -> PeerList:
@@ -104,18 +153,85 @@ async def _inbox(hive: Hive, agent: str, limit: int) -> InboxView:
     )
 
 
-def build_agent_server(name: str, hive: Hive) -> MCPServer[Any]:
-    """The MCP server on agent `name`'s socket: messaging for that agent only."""
-    server: MCPServer[Any] = MCPServer(name="hyperhive", instructions=AGENT_INSTRUCTIONS.format(name=name))
-    _register_messaging(server, hive, name)
-
+def _register_agent_extras(server: MCPServer[Any], hive: Hive, name: str) -> None:
     @server.tool()
     async def inbox(limit: PeekLimit = 20) -> InboxView:
         """Peek at your queued messages and counts without taking any."""
         with tool_errors():
             return await _inbox(hive, name, limit)
 
+    @server.tool()
+    async def report_events(events: Events) -> EventReceipt:
+        """For the agent's turn loop, not for models: store this turn's events for the operator's logs."""
+        with tool_errors():
+            return EventReceipt(stored=await hive.events.append(name, events))
+
+
+def build_agent_server(name: str, hive: Hive) -> MCPServer[Any]:
+    """The MCP server on agent `name`'s socket: messaging for that agent only (the manager's for hm1nd)."""
+    if name == MANAGER:
+        return build_manager_server(hive)
+    server = AgentServer(name, name="hyperhive", instructions=AGENT_INSTRUCTIONS.format(name=name))
+    _register_messaging(server, hive, name)
+    _register_agent_extras(server, hive, name)
     return server
+
+
+def build_manager_server(hive: Hive) -> MCPServer[Any]:
+    """The MCP server on hm1nd's socket: the agent tools plus spawn, kill, rebuild, list_agents, agent_status."""
+    server: MCPServer[Any] = MCPServer(name="hyperhive-manager", instructions=MANAGER_INSTRUCTIONS)
+    _register_messaging(server, hive, MANAGER)
+    _register_agent_extras(server, hive, MANAGER)
+    _register_lifecycle(server, hive, MANAGER)
+    return server
+
+
+def _event_view(row: EventRow) -> EventView:
+    assert row.id is not None, "a stored event has an id"
+    return EventView(
+        id=row.id, created_at=datetime.fromtimestamp(row.created_at, UTC), type=row.type, data=json.loads(row.data)
+    )
+
+
+def _register_lifecycle(server: MCPServer[Any], hive: Hive, actor: str) -> None:
+    """The lifecycle tools; the manager's calls apply directly until approvals turn them into proposals."""
+
+    def refuse_self(name: str, verb: str) -> None:
+        if actor == MANAGER and name == MANAGER:
+            raise NotPermittedError(MANAGER, f"{verb} itself", "only the operator can do that")
+
+    @server.tool()
+    async def spawn(name: AgentName, role: Role = "", driver: DriverName = "auto") -> AgentInfo:
+        """Add an agent to the hive and start it."""
+        with tool_errors():
+            return await hive.spawn(name, role=role, driver=driver)
+
+    @server.tool()
+    async def kill(name: AgentName) -> StopReceipt:
+        """Stop an agent and remove it (its socket too); its message history stays."""
+        with tool_errors():
+            refuse_self(name, "kill")
+            await hive.kill(name)
+        return StopReceipt(name=name, removed=True)
+
+    @server.tool()
+    async def rebuild(name: AgentName) -> AgentInfo:
+        """Reconcile an agent: stop it, re-create its socket, start it again."""
+        with tool_errors():
+            refuse_self(name, "rebuild")
+            return await hive.rebuild(name)
+
+    @server.tool()
+    async def list_agents() -> AgentList:
+        """Every agent: state, pid, uptime, unread count, and any runaway-guard throttle."""
+        with tool_errors():
+            return AgentList(agents=await hive.list())
+
+    @server.tool()
+    async def agent_status(name: AgentName) -> AgentInfo:
+        """One agent: state, pid, uptime, unread count, role, and why it is in that state."""
+        with tool_errors():
+            return await hive.status(name)
 
 
 def build_operator_server(hive: Hive, *, stop_requested: anyio.Event) -> MCPServer[Any]:
@@ -132,36 +248,27 @@ def build_operator_server(hive: Hive, *, stop_requested: anyio.Event) -> MCPServ
                 await hive.status(agent)
             return await _inbox(hive, agent, limit)
 
-    @server.tool()
-    async def spawn(name: AgentName) -> AgentInfo:
-        """Add an agent to the hive and start it."""
-        with tool_errors():
-            return await hive.spawn(name)
+    _register_lifecycle(server, hive, OPERATOR)
 
     @server.tool()
-    async def kill(name: AgentName) -> StopReceipt:
-        """Stop an agent and remove it (its socket too); its message history stays."""
+    async def spawn_manager(role: Role = "", driver: DriverName = "auto") -> AgentInfo:
+        """Start the manager agent hm1nd, whose socket offers the lifecycle tools."""
         with tool_errors():
-            await hive.kill(name)
-        return StopReceipt(name=name, removed=True)
+            return await hive.spawn_manager(role=role, driver=driver)
 
     @server.tool()
-    async def rebuild(name: AgentName) -> AgentInfo:
-        """Reconcile an agent: stop it, re-create its socket, start it again."""
+    async def agent_logs(
+        name: AgentName,
+        after: Annotated[int | None, Field(description="Only events after this id; none: the newest.")] = None,
+        limit: Annotated[int, Field(ge=1, le=1000, description="Most events to return.")] = 200,
+        wait_s: Annotated[float, Field(ge=0, le=MAX_RECV_TIMEOUT_S, description="Wait for a first event.")] = 0.0,
+    ) -> EventList:
+        """An agent's turn events (claude's tool calls, text, errors, cost), oldest first."""
         with tool_errors():
-            return await hive.rebuild(name)
-
-    @server.tool()
-    async def list_agents() -> AgentList:
-        """Every agent: state, pid, uptime and unread count."""
-        with tool_errors():
-            return AgentList(agents=await hive.list())
-
-    @server.tool()
-    async def agent_status(name: AgentName) -> AgentInfo:
-        """One agent: state, pid, uptime, unread count and why it is in that state."""
-        with tool_errors():
-            return await hive.status(name)
+            if name not in hive.agent_names:
+                await hive.status(name)
+            rows = await hive.events.read(name, after=after, limit=limit, wait_s=wait_s)
+        return EventList(agent=name, events=[_event_view(r) for r in rows], last_id=rows[-1].id if rows else after)
 
     @server.tool()
     async def shutdown() -> str:
