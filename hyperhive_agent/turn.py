@@ -169,5 +169,5 @@ def run_serve(config: LoopConfig, driver: Driver, events: EventLog | None = None
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    logger.info("serving %s with the %s driver", config.socket_path, driver.name)
+    logger.info("serving %s", config.socket_path)
     loop.run()
