@@ -28,7 +28,7 @@ from hyperhive_core.daemon import running_daemon
 from hyperhive_core.mcp.models import SendReceipt
 from tests.helpers import IDLE_AGENT, hive_config
 
-VERBS = ("serve", "shutdown", "spawn", "kill", "rebuild", "list", "status", "send", "recv", "inbox")
+VERBS = ("serve", "shutdown", "spawn", "kill", "rebuild", "list", "status", "logs", "send", "recv", "inbox")
 DAEMON_DOWN = "no hyperhive daemon at"
 # Bounds every wait for a process to exit.
 STOP_DEADLINE_S = 10.0
@@ -488,3 +488,62 @@ def test_serve_detach_returns_once_ready_and_shutdown_stops_it(short_tmpdir: Pat
         with suppress(ProcessLookupError):
             signal.pidfd_send_signal(pidfd, signal.SIGTERM)
         os.close(pidfd)
+
+
+async def report_as_agent(socket: Path, events: list[dict[str, Any]]) -> None:
+    """Report turn events from the agent whose socket is `socket`, as its turn loop would."""
+    with anyio.fail_after(5):
+        async with open_hive_client(socket) as client:
+            await client.report_events(events)
+
+
+def test_logs_shows_an_agents_turn_readably(hive: LiveHive) -> None:
+    hive.ok("spawn", "alice")
+    events: list[dict[str, Any]] = [
+        {"type": "system", "subtype": "init", "session_id": "s-42", "model": "m", "mcp_servers": []},
+        {
+            "type": "assistant",
+            "message": {
+                "content": [
+                    {"type": "text", "text": "answering [bold]the operator[/]"},
+                    {"type": "tool_use", "id": "t1", "name": "mcp__hive__send", "input": {"to": "operator"}},
+                ]
+            },
+        },
+        {"type": "user", "message": {"content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]}},
+        {"type": "result", "subtype": "success", "is_error": False, "duration_ms": 2500, "num_turns": 2,
+         "total_cost_usd": 0.0123},
+        {"type": "hive", "subtype": "turn_error", "message": "claude hung; killed after 600 s"},
+    ]  # fmt: skip
+    hive.portal.call(report_as_agent, hive.config.agent_socket("alice"), events)
+    out = hive.ok("logs", "alice").stdout
+    assert "session s-42 started" in out
+    assert "answering [bold]the operator[/] | → mcp__hive__send" in out
+    assert "← ok" in out
+    assert "turn done in 2.5 s, 2 turns, $0.0123" in out
+    assert "[turn_error] claude hung; killed after 600 s" in out
+    assert [e["type"] for e in map(json.loads, hive.ok("logs", "alice", "-n", "2", "--json").stdout.splitlines())] == [
+        "result",
+        "hive",
+    ]
+
+
+def test_logs_of_an_unknown_agent_is_one_error_line(hive: LiveHive) -> None:
+    assert "unknown agent 'ghost'" in error_line(hive.run("logs", "ghost"))
+
+
+def test_spawn_with_a_role_and_a_driver_shows_them_in_status(hive: LiveHive) -> None:
+    hive.ok("spawn", "alice", "--role", "reviews code", "--driver", "echo")
+    status = hive.json("status", "alice")
+    assert (status["role"], status["driver"]) == ("reviews code", "echo")
+    out = hive.ok("status", "alice").stdout
+    assert "reviews code" in out
+
+
+def test_spawn_manager_starts_hm1nd_and_refuses_names_beside_it(short_tmpdir: Path) -> None:
+    config = hive_config(short_tmpdir, agent_command=IDLE_AGENT, manager_command=IDLE_AGENT)
+    with live_hive(config) as hive:
+        [manager] = hive.json("spawn", "--manager")
+        assert (manager["name"], manager["state"]) == ("hm1nd", "running")
+        assert "give agent names, or --manager alone" in error_line(hive.run("spawn", "bob", "--manager"))
+        assert "give agent names, or --manager alone" in error_line(hive.run("spawn"))

@@ -147,3 +147,28 @@ async def test_an_unsandboxed_agent_still_round_trips(short_tmpdir: Path) -> Non
             info = await operator.spawn("alice")
             assert info.sandbox == "none"
             await echo_round_trip(operator, "alice", "plain")
+
+
+async def test_the_operators_claude_login_is_bound_into_the_sandbox_and_no_key_leaks_in(
+    short_tmpdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claude_dir = short_tmpdir / "claude"
+    claude_dir.mkdir()
+    (claude_dir / ".credentials.json").write_text('{"token": "dummy"}')
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-SECRET")
+    # Exit 7 only if the login is at CLAUDE_CONFIG_DIR, writable, and the daemon's API key stayed out.
+    probe = (
+        'test "$CLAUDE_CONFIG_DIR" = /run/claude && test -f /run/claude/.credentials.json '
+        '&& test -z "$ANTHROPIC_API_KEY" && touch /run/claude/seen-from-inside && exit 7; exit 1'
+    )
+    config = hive_config(short_tmpdir, sandbox="bwrap", agent_command=("sh", "-c", probe), claude_config_dir=claude_dir)
+    async with running_daemon(config) as daemon, open_hive_client(config.host_socket) as operator:
+        await operator.spawn("alice")
+        backend = daemon.hive.backend
+        assert isinstance(backend, LocalBackend)
+        with anyio.fail_after(10):
+            assert await backend.wait_exit("alice") == 7
+    assert (claude_dir / "seen-from-inside").exists()
+    for path in config.state_dir.rglob("*"):
+        if path.is_file():
+            assert b"sk-test-SECRET" not in path.read_bytes(), path
