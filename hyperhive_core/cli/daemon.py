@@ -32,11 +32,20 @@ def _configure_logging(level: str) -> None:
     logging.getLogger("mcp.server.mcpserver.server").setLevel(logging.WARNING)
 
 
+def _startup_error(exc: BaseException) -> HiveError | None:
+    """The one HiveError a failed start raised, unwrapped from the task groups around it."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc if isinstance(exc, HiveError) else None
+
+
 def _run_foreground(config: HiveConfig) -> None:
     try:
         anyio.run(serve_until_signalled, config)
-    except HiveError as exc:
-        raise fail(str(exc)) from None
+    except (HiveError, BaseExceptionGroup) as exc:
+        if (error := _startup_error(exc)) is None:
+            raise
+        raise fail(str(error)) from None
 
 
 class _ReadyPipe:
@@ -74,11 +83,11 @@ def _detach(config: HiveConfig, log_level: str) -> None:
         code = 0
         try:
             anyio.run(lambda: serve_until_signalled(config, on_ready=_ReadyPipe(write_fd)))
-        except HiveError as exc:
-            logging.getLogger("hivectl").error("daemon failed: %s", exc)
-            code = 1
-        except BaseException:
-            logging.getLogger("hivectl").exception("daemon crashed")
+        except BaseException as exc:
+            if (error := _startup_error(exc)) is not None:
+                logging.getLogger("hivectl").error("daemon failed: %s", error)
+            else:
+                logging.getLogger("hivectl").exception("daemon crashed")
             code = 1
         os._exit(code)
     os.close(write_fd)

@@ -4,7 +4,9 @@ from pathlib import Path
 
 import anyio
 import pytest
+from typer.testing import CliRunner
 
+from hyperhive_core.cli import app
 from hyperhive_core.client import open_hive_client
 from hyperhive_core.config import HiveConfig
 from hyperhive_core.daemon import Daemon, running_daemon
@@ -216,6 +218,16 @@ async def test_a_daemon_on_a_host_without_nixos_container_refuses_to_start(
     with pytest.raises(BackendUnavailableError):
         await Daemon(config).serve()
     assert not config.host_socket.exists()
+
+
+def test_hivectl_serve_without_nixos_container_says_so_in_one_line(short_tmpdir: Path) -> None:
+    argv = ["--run-dir", str(short_tmpdir / "run"), "--state-dir", str(short_tmpdir / "state"), "serve"]
+    argv += ["--backend", "nixos", "--nixos-template", str(TEMPLATE)]
+    result = CliRunner().invoke(app, argv, env={"PATH": "/nonexistent"})
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: nixos-container is not on PATH: the nixos backend runs on a NixOS host; use --backend local elsewhere"
+    ]
 
 
 @pytest.mark.parametrize(
