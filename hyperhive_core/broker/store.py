@@ -1,26 +1,37 @@
 """Plain synchronous SQL over the hive's SQLite file: messages and the desired hive.
 
 WAL with `synchronous=FULL`, so a committed row survives `kill -9` and power loss alike. Every
-method is one transaction; SQLAlchemy errors are translated to `StorageError` here and nowhere else.
-Callers serialise writes (the async broker holds a one-slot limiter); reads may run beside them.
+method is one transaction; SQLAlchemy and sqlite3 errors are translated to `StorageError` here and
+nowhere else. Callers serialise writes (the async broker holds a one-slot limiter); reads may run
+beside them. The message hot path (append, claim, peek) uses two long-lived sqlite3 connections, a
+writer and a reader, instead of a Session per call: the ORM's per-call cost was most of a send.
+Per-recipient counts by state live in memory, seeded from the table when the store opens and kept
+by the only statements that change a message (`append_many`, `claim`), after their commit.
 """
 
 import logging
+import sqlite3
+import threading
+from collections import Counter
 from collections.abc import Generator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, delete, event, func, text, update
+from sqlalchemy import Engine, Table, delete, event, func, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from hyperhive_core.broker.models import AgentRow, EventRow, MessageRow, MessageState
-from hyperhive_core.errors import HiveError, InboxFullError, StorageError, UnknownMessageError
+from hyperhive_core.errors import BrokerError, HiveError, InboxFullError, StorageError, UnknownMessageError
 
 logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5_000
+# SQLAlchemy stores an enum column as the member's name.
+_QUEUED, _DELIVERED, _ACKED = MessageState.QUEUED.name, MessageState.DELIVERED.name, MessageState.ACKED.name
+_MESSAGE_COLUMNS = "id, sender, recipient, body, created_at, reply_to, state, delivered_at, acked_at"
 # Pruning an agent's old events costs a DELETE; do it once every this many appends.
 PRUNE_EVERY = 100
 MESSAGE_TABLE = cast(Table, MessageRow.__table__)  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType]  # sqlmodel adds __table__ at runtime
@@ -38,12 +49,7 @@ def open_engine(path: Path) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:  # pyright: ignore[reportUnusedFunction]  # registered by the decorator
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            # FULL: fsync the WAL on every commit, so an acknowledged send survives power loss too.
-            cursor.execute("PRAGMA synchronous=FULL")
-            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            cursor.close()
+            _apply_pragmas(dbapi_connection)
 
         SQLModel.metadata.create_all(engine)
         _add_missing_columns(engine)
@@ -69,11 +75,82 @@ def _add_missing_columns(engine: Engine) -> None:
                 logger.info("added column %s.%s to the hive database", table.name, column.name)
 
 
+def _apply_pragmas(connection: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL: fsync the WAL on every commit, so an acknowledged send survives power loss too.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.close()
+
+
+def _connect(engine: Engine) -> sqlite3.Connection:
+    # Autocommit mode: transactions are begun explicitly, so each one is exactly what we wrote.
+    connection = sqlite3.connect(engine.url.database or "", isolation_level=None, check_same_thread=False)
+    _apply_pragmas(connection)
+    return connection
+
+
+def _message(row: tuple[Any, ...]) -> MessageRow:
+    id_, sender, recipient, body, created_at, reply_to, state, delivered_at, acked_at = row
+    return MessageRow(
+        id=id_,
+        sender=sender,
+        recipient=recipient,
+        body=body,
+        created_at=created_at,
+        reply_to=reply_to,
+        state=MessageState[state],
+        delivered_at=delivered_at,
+        acked_at=acked_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AppendRequest:
+    """One message to store; see `HiveStore.append`."""
+
+    sender: str
+    recipient: str
+    body: str
+    reply_to: int | None
+    now: float
+    max_depth: int
+
+
+@contextmanager
+def _sqlite_errors() -> Generator[None]:
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StorageError(f"the hive database refused the operation: {exc.__class__.__name__}: {exc}") from exc
+
+
 class HiveStore:
     """Messages and the desired hive in one SQLite file."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        with _sqlite_errors():
+            self._writer = _connect(engine)
+            self._reader = _connect(engine)
+            seeded = self._writer.execute("SELECT recipient, state, count(*) FROM message GROUP BY recipient, state")
+            self._tally = Counter[tuple[str, MessageState]](
+                {(recipient, MessageState[state]): n for recipient, state, n in seeded}
+            )
+        # The broker's limiter already serialises writes; the locks make the store safe on its own.
+        self._write_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        # Closed with the engine: the daemon disposes of the engine when it stops.
+        event.listen(engine, "engine_disposed", self._on_engine_disposed)
+
+    def _on_engine_disposed(self, _engine: Engine) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the store's own connections; the engine's are the caller's."""
+        self._writer.close()
+        self._reader.close()
 
     @contextmanager
     def _session(self) -> Generator[Session]:
@@ -96,79 +173,116 @@ class HiveStore:
             InboxFullError: the recipient already has `max_depth` unread messages.
             UnknownMessageError: `reply_to` names no message the sender took part in.
         """
-        with self._session() as session:
-            queued = session.exec(
-                select(func.count())
-                .select_from(MessageRow)
-                .where(col(MessageRow.recipient) == recipient, col(MessageRow.state) == MessageState.QUEUED)
-            ).one()
-            if queued >= max_depth:
-                raise InboxFullError(recipient, max_depth)
-            if reply_to is not None:
-                original = session.get(MessageRow, reply_to)
-                if original is None or sender not in (original.sender, original.recipient):
-                    raise UnknownMessageError(reply_to)
-                if original.recipient == sender and original.state == MessageState.DELIVERED:
-                    original.state = MessageState.ACKED
-                    original.acked_at = now
-                    session.add(original)
-            row = MessageRow(sender=sender, recipient=recipient, body=body, created_at=now, reply_to=reply_to)
-            session.add(row)
-            session.commit()
-            return row
+        [outcome] = self.append_many([AppendRequest(sender, recipient, body, reply_to, now, max_depth)])
+        if isinstance(outcome, BrokerError):
+            raise outcome
+        return outcome
+
+    def append_many(self, requests: Sequence[AppendRequest]) -> list[MessageRow | BrokerError]:
+        """Commit several messages in one transaction (one fsync); each is checked as `append` checks it.
+
+        A refused message gets its error in its place and changes nothing; the others are stored.
+
+        Raises:
+            StorageError: the database refused the transaction; none of the messages is stored.
+        """
+        outcomes: list[MessageRow | BrokerError] = []
+        delta = Counter[tuple[str, MessageState]]()
+        with self._write_lock, _sqlite_errors():
+            db = self._writer
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for request in requests:
+                    try:
+                        outcomes.append(self._insert(db, request, delta))
+                    except (InboxFullError, UnknownMessageError) as exc:
+                        outcomes.append(exc)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        self._tally.update(delta)
+        return outcomes
+
+    def _insert(
+        self, db: sqlite3.Connection, request: AppendRequest, delta: Counter[tuple[str, MessageState]]
+    ) -> MessageRow:
+        sender, recipient, reply_to, now = request.sender, request.recipient, request.reply_to, request.now
+        if self._tally[(recipient, MessageState.QUEUED)] + delta[(recipient, MessageState.QUEUED)] >= request.max_depth:
+            raise InboxFullError(recipient, request.max_depth)
+        if reply_to is not None:
+            original = db.execute("SELECT sender, recipient, state FROM message WHERE id = ?", (reply_to,)).fetchone()
+            if original is None or sender not in (original[0], original[1]):
+                raise UnknownMessageError(reply_to)
+            if original[1] == sender and original[2] == _DELIVERED:
+                db.execute("UPDATE message SET state = ?, acked_at = ? WHERE id = ?", (_ACKED, now, reply_to))
+                delta[(sender, MessageState.DELIVERED)] -= 1
+                delta[(sender, MessageState.ACKED)] += 1
+        cursor = db.execute(
+            "INSERT INTO message (sender, recipient, body, created_at, reply_to, state) VALUES (?, ?, ?, ?, ?, ?)",
+            (sender, recipient, request.body, now, reply_to, _QUEUED),
+        )
+        delta[(recipient, MessageState.QUEUED)] += 1
+        return MessageRow(
+            id=cursor.lastrowid,
+            sender=sender,
+            recipient=recipient,
+            body=request.body,
+            created_at=now,
+            reply_to=reply_to,
+        )
 
     def claim(self, recipient: str, limit: int, *, now: float) -> list[MessageRow]:
         """Mark up to `limit` of the oldest queued messages delivered and return them, in one statement."""
-        oldest = (
-            select(col(MessageRow.id))
-            .where(col(MessageRow.recipient) == recipient, col(MessageRow.state) == MessageState.QUEUED)
-            .order_by(col(MessageRow.id))
-            .limit(limit)
-        )
+        if not self.queued(recipient):
+            return []
         # One UPDATE … RETURNING: the select and the state change cannot interleave with another claim.
         statement = (
-            update(MessageRow)
-            .where(col(MessageRow.id).in_(oldest.scalar_subquery()))
-            .values(state=MessageState.DELIVERED, delivered_at=now)
-            .returning(*MESSAGE_TABLE.columns)
+            f"UPDATE message SET state = ?, delivered_at = ? WHERE id IN (SELECT id FROM message WHERE recipient = ? "
+            f"AND state = ? ORDER BY id LIMIT ?) RETURNING {_MESSAGE_COLUMNS}"
         )
-        with self._session() as session:
-            result = session.connection().execute(statement)
-            rows = [MessageRow.model_validate(dict(zip(result.keys(), r, strict=True))) for r in result]
-            session.commit()
+        with self._write_lock, _sqlite_errors():
+            db = self._writer
+            # A claim commits without its own fsync (WAL + NORMAL: it survives kill -9 of the daemon,
+            # and the next send's fsync makes it durable). Power loss in between can only hand a
+            # message out a second time, never lose one; sends keep FULL.
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = [_message(r) for r in db.execute(statement, (_DELIVERED, now, recipient, _QUEUED, limit))]
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            finally:
+                db.execute("PRAGMA synchronous=FULL")
+        self._tally[(recipient, MessageState.QUEUED)] -= len(rows)
+        self._tally[(recipient, MessageState.DELIVERED)] += len(rows)
         return sorted(rows, key=lambda r: r.id or 0)
 
     def peek(self, recipient: str, limit: int) -> list[MessageRow]:
         """Return the oldest queued messages for `recipient` without changing them."""
-        with self._session() as session:
-            return list(
-                session.exec(
-                    select(MessageRow)
-                    .where(col(MessageRow.recipient) == recipient, col(MessageRow.state) == MessageState.QUEUED)
-                    .order_by(col(MessageRow.id))
-                    .limit(limit)
-                ).all()
-            )
+        statement = f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE recipient = ? AND state = ? ORDER BY id LIMIT ?"
+        with self._read_lock, _sqlite_errors():
+            return [_message(r) for r in self._reader.execute(statement, (recipient, _QUEUED, limit))]
+
+    def queued(self, recipient: str) -> int:
+        """How many messages wait for `recipient`; from memory, never blocks."""
+        return self._tally[(recipient, MessageState.QUEUED)]
 
     def counts(self, recipient: str) -> dict[MessageState, int]:
-        """Count `recipient`'s messages by state."""
-        with self._session() as session:
-            rows = session.exec(
-                select(col(MessageRow.state), func.count())
-                .where(col(MessageRow.recipient) == recipient)
-                .group_by(col(MessageRow.state))
-            ).all()
-        return {MessageState(state): n for state, n in rows}
+        """Count `recipient`'s messages by state; from memory, never blocks."""
+        return {state: n for state in MessageState if (n := self._tally[(recipient, state)]) > 0}
 
     def unread_counts(self) -> dict[str, int]:
-        """Count queued messages per recipient, for everyone at once."""
-        with self._session() as session:
-            rows = session.exec(
-                select(col(MessageRow.recipient), func.count())
-                .where(col(MessageRow.state) == MessageState.QUEUED)
-                .group_by(col(MessageRow.recipient))
-            ).all()
-        return dict(rows)
+        """Count queued messages per recipient, for everyone at once; from memory, never blocks."""
+        return {
+            recipient: n
+            for (recipient, state), n in list(self._tally.items())
+            if state == MessageState.QUEUED and n > 0
+        }
 
     def message_count(self) -> int:
         """Count every stored message."""
