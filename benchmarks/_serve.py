@@ -27,6 +27,8 @@ from hyperhive_core.mcp.transport import MAX_LINE_BYTES
 from hyperhive_core.mcp.unix import UnixStream, bind_unix, serve_unix
 
 IDLE_AGENT = ("sleep", "infinity")
+GUARD_BOUNDS = ("max_exchanges", "rate_limit")
+UNBOUNDED = 1_000_000_000
 
 
 class Pong(BaseModel):
@@ -86,7 +88,16 @@ def main(argv: list[str]) -> None:
     run_dir, state_dir = Path(argv[1]), Path(argv[2])
     state_dir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.WARNING, filename=state_dir / "daemon.log")
-    config = HiveConfig(run_dir=run_dir, state_dir=state_dir, sandbox="none", agent_command=IDLE_AGENT)
+    values: dict[str, object] = {
+        "run_dir": run_dir,
+        "state_dir": state_dir,
+        "sandbox": "none",
+        "agent_command": IDLE_AGENT,
+    }
+    # The runaway guard would stop a benchmark's floods by design: lift its bounds (where this
+    # version of the daemon has them) to measure the message path itself.
+    values |= {key: UNBOUNDED for key in GUARD_BOUNDS if key in HiveConfig.model_fields}
+    config = HiveConfig.model_validate(values)
     anyio.run(functools.partial(serve_until_signalled, config, on_ready=say_ready))
 
 
