@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from hyperhive_agent._cli import add_serve_arguments, add_socket_argument, configure_logging
+from hyperhive_agent.cli import add_serve_arguments, add_socket_argument, configure_logging
 from hyperhive_agent.errors import SocketUnavailableError
 
 logger = logging.getLogger("hyperhive_agent")

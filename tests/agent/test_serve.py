@@ -13,7 +13,11 @@ from tests.agent._server import FakeHive, Sent, serve_unix
 
 async def test_the_echo_agent_replies_to_the_sender(short_tmpdir: Path) -> None:
     sock = short_tmpdir / "mcp.sock"
-    async with FakeHive() as hive, serve_unix(hive.server, sock), running_agent("serve", "--driver", "echo", "--socket", str(sock)):
+    async with (
+        FakeHive() as hive,
+        serve_unix(hive.server, sock),
+        running_agent("serve", "--driver", "echo", "--socket", str(sock)),
+    ):
         message_id = hive.put("operator", "hi")
         with anyio.fail_after(5):
             assert await hive.sent.receive() == Sent(to="operator", body="echo: hi", reply_to=message_id)
@@ -21,7 +25,11 @@ async def test_the_echo_agent_replies_to_the_sender(short_tmpdir: Path) -> None:
 
 async def test_the_echo_agent_never_answers_an_echo(short_tmpdir: Path) -> None:
     sock = short_tmpdir / "mcp.sock"
-    async with FakeHive() as hive, serve_unix(hive.server, sock), running_agent("serve", "--driver", "echo", "--socket", str(sock)):
+    async with (
+        FakeHive() as hive,
+        serve_unix(hive.server, sock),
+        running_agent("serve", "--driver", "echo", "--socket", str(sock)),
+    ):
         hive.put("bob", "echo: x")
         ping_id = hive.put("bob", "ping")
         with anyio.fail_after(5):
@@ -86,7 +94,9 @@ async def test_an_agent_whose_parent_is_already_gone_exits_at_once(short_tmpdir:
     sock = short_tmpdir / "mcp.sock"
     # our pid is the agent's parent; any other pid means "the parent that started me has died"
     not_the_parent = str(os.getppid())
-    async with running_agent("serve", "--driver", "echo", "--socket", str(sock), env={"HIVE_PARENT_PID": not_the_parent}) as agent:
+    async with running_agent(
+        "serve", "--driver", "echo", "--socket", str(sock), env={"HIVE_PARENT_PID": not_the_parent}
+    ) as agent:
         with anyio.fail_after(5):
             assert await agent.wait() == 0
 
