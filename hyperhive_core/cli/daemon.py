@@ -10,7 +10,7 @@ import os
 import select
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import anyio
 import typer
@@ -34,8 +34,11 @@ def _configure_logging(level: str) -> None:
 
 def _startup_error(exc: BaseException) -> HiveError | None:
     """The one HiveError a failed start raised, unwrapped from the task groups around it."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
+    while isinstance(exc, BaseExceptionGroup):
+        group = cast("BaseExceptionGroup[BaseException]", exc)
+        if len(group.exceptions) != 1:
+            return None
+        exc = group.exceptions[0]
     return exc if isinstance(exc, HiveError) else None
 
 
