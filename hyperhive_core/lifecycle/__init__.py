@@ -18,7 +18,6 @@ def _nixos(config: HiveConfig) -> LifecycleBackend:
         template=config.nixos_template,
         conf_dir=config.nixos_conf_dir,
         executable=config.nixos_container,
-        claude_config_dir=config.claude_config_dir,
     )
 
 

@@ -46,7 +46,6 @@ class NixosBackend:
         template: Path | None,
         conf_dir: Path = Path("/etc/nixos-containers"),
         executable: str = "nixos-container",
-        claude_config_dir: Path | None = None,
     ) -> None:
         """Check the host can run containers.
 
@@ -68,7 +67,6 @@ class NixosBackend:
         self._name = executable
         self._template = template.resolve()
         self._conf_dir = conf_dir
-        self._claude_dir = claude_config_dir
         self._info = BackendInfo(name="nixos")
 
     @property
@@ -84,9 +82,9 @@ class NixosBackend:
         """
         container = container_name(spec.name)
         await anyio.Path(spec.socket_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
-        if self._claude_dir is not None:
+        if spec.claude_config_dir is not None:
             # nspawn refuses a bind whose source is missing; an empty dir waits for the login.
-            await anyio.Path(self._claude_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+            await anyio.Path(spec.claude_config_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
         await anyio.to_thread.run_sync(self._write_env, spec)
         exists = container in await self.containers()
         if not exists:
@@ -171,7 +169,10 @@ class NixosBackend:
             raise BackendUnavailableError(f"{_unavailable(self._name)} ({exc})") from exc
 
     def _write_env(self, spec: AgentSpec) -> None:
-        env = {"HIVE_AGENT_NAME": spec.name, "HIVE_SOCKET": f"{SANDBOX_SOCKET_DIR}/mcp.sock", **dict(spec.env)}
+        env = {"HIVE_AGENT_NAME": spec.name, "HIVE_SOCKET": f"{SANDBOX_SOCKET_DIR}/mcp.sock"}
+        if spec.claude_config_dir is not None:
+            env["CLAUDE_CONFIG_DIR"] = SANDBOX_CLAUDE_DIR
+        env |= dict(spec.env)
         lines: list[str] = []
         for key, value in env.items():
             if "\n" in value:
@@ -185,8 +186,8 @@ class NixosBackend:
 
     def _binds(self, spec: AgentSpec) -> list[Bind]:
         binds = [Bind(spec.socket_dir.resolve(), SANDBOX_SOCKET_DIR)]
-        if self._claude_dir is not None:
-            binds.append(Bind(self._claude_dir.resolve(), SANDBOX_CLAUDE_DIR))
+        if spec.claude_config_dir is not None:
+            binds.append(Bind(spec.claude_config_dir.resolve(), SANDBOX_CLAUDE_DIR))
         return binds
 
     def _rewrite_conf(self, container: str, spec: AgentSpec) -> None:

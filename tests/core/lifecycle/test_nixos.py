@@ -37,6 +37,7 @@ def spec_for(config: HiveConfig, name: str, *, env: tuple[tuple[str, str], ...] 
         log_path=config.agent_state_dir(name) / "agent.log",
         command=("hive-agent", "serve"),
         env=env,
+        claude_config_dir=config.claude_config_dir,
     )
 
 
@@ -134,7 +135,8 @@ async def test_the_agent_settings_reach_the_container_as_an_env_file(short_tmpdi
     backend = backend_for(config)
     await backend.create(spec_for(config, "alice", env=(("HIVE_DRIVER", "echo"), ("HIVE_ROLE", 'says "hi" for $5'))))
     assert (config.agent_socket_dir("alice") / "agent.env").read_text() == (
-        'HIVE_AGENT_NAME="alice"\nHIVE_SOCKET="/run/hive/mcp.sock"\nHIVE_DRIVER="echo"\n'
+        'HIVE_AGENT_NAME="alice"\nHIVE_SOCKET="/run/hive/mcp.sock"\nCLAUDE_CONFIG_DIR="/root/.claude"\n'
+        'HIVE_DRIVER="echo"\n'
         'HIVE_ROLE="says \\"hi\\" for \\$5"\n'
     )
 
