@@ -116,8 +116,10 @@ class NixosBackend:
                 await self._run("stop", container)
             if scope.cancelled_caught:
                 logger.warning("container %s did not stop within %.1f s; terminating it", container, grace_s)
-                with anyio.fail_after(TERMINATE_WAIT_S):
+                with anyio.move_on_after(TERMINATE_WAIT_S) as terminating:
                     await self._run("terminate", container)
+                if terminating.cancelled_caught:
+                    raise BackendError(f"container {container} did not stop, nor terminate within {TERMINATE_WAIT_S} s")
 
     async def destroy(self, name: str) -> None:
         """Remove the container, its root and its conf; a missing container is not an error.

@@ -1,5 +1,6 @@
 """The nixos backend against a fake `nixos-container` on PATH: the verbs, their failures, and a whole hive."""
 
+import os
 from pathlib import Path
 
 import anyio
@@ -150,6 +151,23 @@ async def test_closing_the_backend_leaves_containers_running(short_tmpdir: Path,
     await backend.aclose()
     assert fake_nixos.container("h-alice")["state"] == "up"
     assert fake_nixos.calls("stop") == []
+
+
+async def test_a_container_slow_to_stop_is_terminated_after_the_grace_period(
+    short_tmpdir: Path, fake_nixos: FakeNixos, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = nixos_config(short_tmpdir, fake_nixos)
+    backend = backend_for(config)
+    spec = spec_for(config, "alice")
+    await backend.create(spec)
+    await backend.start(spec)
+    gate = short_tmpdir / "stop-gate"
+    os.mkfifo(gate)  # nobody writes: stop hangs as a container that ignores its shutdown would
+    monkeypatch.setenv("FAKE_NIXOS_CONTAINER_STOP_GATE", str(gate))
+    with anyio.fail_after(10):
+        await backend.stop("alice", grace_s=0.5)
+    assert (await backend.status("alice")).state == AgentState.STOPPED
+    assert fake_nixos.calls("terminate") == [["terminate", "h-alice"]]
 
 
 async def test_an_unknown_container_is_missing_and_stopping_or_destroying_it_is_harmless(
