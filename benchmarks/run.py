@@ -467,8 +467,8 @@ def measure_throughput(hive: Hive, floors: Floors, sizes: Sizes, pairs: int = 10
 def seed_history(state_dir: Path, total: int, queued: int) -> None:
     """Write `total` messages between h1 and h2 straight into a new hive database, the last `queued` unread by h1."""
     # Imported here: the parent process stays light; the schema and enum encoding are the product's own.
-    from hyperhive_core.broker.models import MessageState
     from hyperhive_core.broker.store import MESSAGE_TABLE, open_engine
+    from hyperhive_core.states import MessageState
 
     engine = open_engine(state_dir / "broker.sqlite")
     now = time.time() - total

@@ -14,7 +14,7 @@ import mcp_types
 from mcp import ClientSession, MCPError
 from pydantic import BaseModel
 
-from hyperhive_core.errors import DaemonUnavailableError, HiveError
+from hyperhive_core.errors import DaemonUnavailableError, ToolCallError
 from hyperhive_core.mcp.models import (
     AgentInfo,
     AgentList,
@@ -25,22 +25,12 @@ from hyperhive_core.mcp.models import (
     PeerList,
     RecvResult,
     SendReceipt,
+    ShutdownReceipt,
     StopReceipt,
 )
 from hyperhive_core.mcp.transport import connect_unix_streams
 
 M = TypeVar("M", bound=BaseModel)
-
-
-class ToolCallError(HiveError):
-    """The daemon refused a tool call; the message is the daemon's explanation."""
-
-    def __init__(self, tool: str, reason: str) -> None:
-        # The SDK prefixes every tool error with this; the reason alone is what a person needs.
-        prefix = f"Error executing tool {tool}: "
-        self.tool = tool
-        self.reason = reason.removeprefix(prefix)
-        super().__init__(self.reason)
 
 
 @asynccontextmanager
@@ -177,9 +167,7 @@ class HiveClient:
 
     async def shutdown(self) -> None:
         """Ask the daemon to stop."""
-        result = await self._call_tool("shutdown", {})
-        if result.is_error:
-            raise ToolCallError("shutdown", _text(result))
+        await self.call("shutdown", {}, ShutdownReceipt)
 
 
 @asynccontextmanager

@@ -15,7 +15,8 @@
     │   ├── ConversationLimitError   (two agents answered each other too long unsupervised)
     │   ├── RateLimitedError         (a sender is over its rate)
     │   └── StorageError             (SQLite refused: disk full, locked, corrupt)
-    └── DaemonUnavailableError       (a client found no daemon on the socket)
+    ├── DaemonUnavailableError       (a client found no daemon on the socket)
+    └── ToolCallError                (the daemon refused a client's tool call; its words)
 
 Foreign errors (SQLAlchemy, CalledProcessError, OSError) are translated at exactly one boundary
 per subsystem and chained, so they never escape it.
@@ -151,3 +152,14 @@ class DaemonUnavailableError(HiveError):
         )
         self.socket = socket
         self.reason = reason
+
+
+class ToolCallError(HiveError):
+    """The daemon refused a tool call; the message is the daemon's explanation."""
+
+    def __init__(self, tool: str, reason: str) -> None:
+        # The SDK prefixes every tool error with this; the reason alone is what a person needs.
+        prefix = f"Error executing tool {tool}: "
+        self.tool = tool
+        self.reason = reason.removeprefix(prefix)
+        super().__init__(self.reason)

@@ -1,4 +1,4 @@
-"""Every package that declares `__all__` keeps it sorted, and every name in it resolves."""
+"""Every package that declares `__all__` keeps it sorted (as ruff sorts it), and every name in it resolves."""
 
 import importlib
 import pkgutil
@@ -36,10 +36,16 @@ def test_the_packages_named_in_the_brief_are_among_those_checked() -> None:
     assert set(CHECKED) <= set(PACKAGES)
 
 
+def ruff_order(name: str) -> tuple[int, str]:
+    """The order ruff's RUF022 keeps `__all__` in: CONSTANTS, then Classes, then functions."""
+    kind = 0 if name.isupper() else 1 if name[:1].isupper() else 2
+    return kind, name
+
+
 @pytest.mark.parametrize("package", PACKAGES, ids=PACKAGES)
 def test_all_is_sorted(package: str) -> None:
     _, names = exported(package)
-    assert names == sorted(names)
+    assert names == sorted(names, key=ruff_order)
 
 
 @pytest.mark.parametrize("package", PACKAGES, ids=PACKAGES)

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from hyperhive_core.broker.models import MessageRow, MessageState
+from hyperhive_core.broker.models import MessageRow
 from hyperhive_core.broker.store import AppendRequest, HiveStore
 from hyperhive_core.config import MAX_BODY_BYTES, MAX_INBOX_DEPTH
 from hyperhive_core.errors import BodyTooLargeError
+from hyperhive_core.states import MessageState
 
 
 @dataclass(slots=True, eq=False)

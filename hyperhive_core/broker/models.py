@@ -3,18 +3,10 @@
 Times are unix seconds (float): compact, ordered, and free of SQLite's timezone loss.
 """
 
-from enum import StrEnum
-
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
-
-class MessageState(StrEnum):
-    """Where a message is in its life: queued → delivered (handed out by recv) → acked (answered)."""
-
-    QUEUED = "queued"
-    DELIVERED = "delivered"
-    ACKED = "acked"
+from hyperhive_core.states import MessageState
 
 
 class MessageRow(SQLModel, table=True):

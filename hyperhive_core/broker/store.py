@@ -23,8 +23,9 @@ from sqlalchemy import Engine, Table, delete, event, func, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
-from hyperhive_core.broker.models import AgentRow, EventRow, MessageRow, MessageState
+from hyperhive_core.broker.models import AgentRow, EventRow, MessageRow
 from hyperhive_core.errors import BrokerError, HiveError, InboxFullError, StorageError, UnknownMessageError
+from hyperhive_core.states import MessageState
 
 logger = logging.getLogger(__name__)
 

@@ -1,18 +1,17 @@
 """Shared by every hivectl command: the directory options, the consoles, and the call-the-daemon shell."""
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import anyio
 import typer
 from pydantic import BaseModel
 from rich.console import Console
 from rich.text import Text
 
-from hyperhive_core.client import HiveClient, open_hive_client
+from hyperhive_core.cli._client import OperatorClient
 from hyperhive_core.config import default_run_dir, default_state_dir
 from hyperhive_core.errors import HiveError
 
@@ -75,15 +74,11 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def call_daemon(ctx: typer.Context, action: Callable[[HiveClient], Awaitable[T]]) -> T:
+def call_daemon(ctx: typer.Context, action: Callable[[OperatorClient], T]) -> T:
     """Run `action` against the daemon's operator socket; a `HiveError` becomes one line and exit 1."""
-
-    async def run() -> T:
-        async with open_hive_client(dirs(ctx).host_socket) as client:
-            return await action(client)
-
     try:
-        return anyio.run(run)
+        with OperatorClient(dirs(ctx).host_socket) as client:
+            return action(client)
     except HiveError as exc:
         raise fail(str(exc)) from None
 

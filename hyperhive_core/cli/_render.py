@@ -9,8 +9,8 @@ from typing import Any, cast
 from rich.table import Table
 from rich.text import Text
 
-from hyperhive_core.lifecycle.base import AgentState
 from hyperhive_core.mcp.models import AgentInfo, EventView, InboxView, MessageView
+from hyperhive_core.states import AgentState
 
 STATE_STYLE = {
     AgentState.RUNNING: "green",

@@ -5,10 +5,10 @@ from typing import Annotated
 
 import typer
 
+from hyperhive_core.cli._client import OperatorClient
 from hyperhive_core.cli._common import Json, call_daemon, console, fail, print_json
 from hyperhive_core.cli._render import agent_panel, agents_table, event_line
-from hyperhive_core.client import HiveClient
-from hyperhive_core.mcp.models import AgentInfo, EventList, StopReceipt
+from hyperhive_core.mcp.models import AgentInfo, AgentList, EventList, StopReceipt
 
 FOLLOW_WAIT_S = 30.0
 
@@ -39,10 +39,11 @@ def spawn(
     if manager == bool(names):
         raise fail("give agent names, or --manager alone")
 
-    async def act(client: HiveClient) -> list[AgentInfo]:
+    def act(client: OperatorClient) -> list[AgentInfo]:
         if manager:
-            return [await client.spawn_manager(role=role, driver=driver.value)]
-        return [await client.spawn(name, role=role, driver=driver.value) for name in names or ()]
+            return [client.call("spawn_manager", {"role": role, "driver": driver.value}, AgentInfo)]
+        arguments = [{"name": name, "role": role, "driver": driver.value} for name in names or ()]
+        return [client.call("spawn", a, AgentInfo) for a in arguments]
 
     spawned = call_daemon(ctx, act)
     if json:
@@ -54,8 +55,8 @@ def spawn(
 def kill(ctx: typer.Context, names: Names, json: Json = False) -> None:
     """Stop agents and remove them (their sockets too); their message history stays."""
 
-    async def act(client: HiveClient) -> list[StopReceipt]:
-        return [await client.kill(name) for name in names]
+    def act(client: OperatorClient) -> list[StopReceipt]:
+        return [client.call("kill", {"name": name}, StopReceipt) for name in names]
 
     killed = call_daemon(ctx, act)
     if json:
@@ -68,8 +69,8 @@ def kill(ctx: typer.Context, names: Names, json: Json = False) -> None:
 def rebuild(ctx: typer.Context, names: Names, json: Json = False) -> None:
     """Reconcile agents: stop, re-create the socket, start again (idempotent)."""
 
-    async def act(client: HiveClient) -> list[AgentInfo]:
-        return [await client.rebuild(name) for name in names]
+    def act(client: OperatorClient) -> list[AgentInfo]:
+        return [client.call("rebuild", {"name": name}, AgentInfo) for name in names]
 
     rebuilt = call_daemon(ctx, act)
     if json:
@@ -80,7 +81,7 @@ def rebuild(ctx: typer.Context, names: Names, json: Json = False) -> None:
 
 def list_agents(ctx: typer.Context, json: Json = False) -> None:
     """Show the hive: every agent's state, pid, uptime and unread count."""
-    agents = call_daemon(ctx, HiveClient.list_agents)
+    agents = call_daemon(ctx, lambda client: client.call("list_agents", {}, AgentList).agents)
     if json:
         print_json(agents)
     else:
@@ -90,8 +91,8 @@ def list_agents(ctx: typer.Context, json: Json = False) -> None:
 def status(ctx: typer.Context, name: Name, json: Json = False) -> None:
     """Show one agent in detail."""
 
-    async def act(client: HiveClient) -> AgentInfo:
-        return await client.status(name)
+    def act(client: OperatorClient) -> AgentInfo:
+        return client.call("agent_status", {"name": name}, AgentInfo)
 
     info = call_daemon(ctx, act)
     if json:
@@ -109,11 +110,12 @@ def logs(
 ) -> None:
     """Show an agent's turn events: claude's text, tool calls and results, errors, cost and duration."""
 
-    async def act(client: HiveClient) -> None:
-        page = await client.agent_logs(name, limit=lines)
+    def act(client: OperatorClient) -> None:
+        page = client.call("agent_logs", {"name": name, "limit": lines}, EventList)
         show(page)
         while follow:
-            page = await client.agent_logs(name, after=page.last_id or 0, limit=1000, wait_s=FOLLOW_WAIT_S)
+            arguments = {"name": name, "after": page.last_id or 0, "limit": 1000, "wait_s": FOLLOW_WAIT_S}
+            page = client.call("agent_logs", arguments, EventList, wait_s=FOLLOW_WAIT_S)
             show(page)
 
     def show(page: EventList) -> None:

@@ -9,18 +9,17 @@ import logging
 import os
 import select
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, cast
 
-import anyio
 import typer
 
+from hyperhive_core.cli._client import OperatorClient, connect_raw, wait_until_closed
 from hyperhive_core.cli._common import call_daemon, console, dirs, err_console, fail
-from hyperhive_core.client import HiveClient
 from hyperhive_core.config import MAX_EXCHANGES, RATE_LIMIT, TURN_TIMEOUT_S, HiveConfig, SandboxMode
-from hyperhive_core.daemon import serve_until_signalled
 from hyperhive_core.errors import DaemonUnavailableError, HiveError
-from hyperhive_core.mcp.unix import connect_unix
+from hyperhive_core.mcp.models import ShutdownReceipt
 
 READY_TIMEOUT_S = 30.0
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -42,9 +41,18 @@ def _startup_error(exc: BaseException) -> HiveError | None:
     return exc if isinstance(exc, HiveError) else None
 
 
+def _serve(config: HiveConfig, on_ready: Callable[[], None] | None = None) -> None:
+    # Imported here: the daemon pulls in the MCP server (~1 s), which every other verb does without.
+    import anyio
+
+    from hyperhive_core.daemon import serve_until_signalled
+
+    anyio.run(lambda: serve_until_signalled(config, on_ready=on_ready))
+
+
 def _run_foreground(config: HiveConfig) -> None:
     try:
-        anyio.run(serve_until_signalled, config)
+        _serve(config)
     except (HiveError, BaseExceptionGroup) as exc:
         if (error := _startup_error(exc)) is None:
             raise
@@ -85,7 +93,7 @@ def _detach(config: HiveConfig, log_level: str) -> None:
         _configure_logging(log_level)
         code = 0
         try:
-            anyio.run(lambda: serve_until_signalled(config, on_ready=_ReadyPipe(write_fd)))
+            _serve(config, _ReadyPipe(write_fd))
         except BaseException as exc:
             if (error := _startup_error(exc)) is not None:
                 logging.getLogger("hivectl").error("daemon failed: %s", error)
@@ -163,23 +171,18 @@ def shutdown(
     """Stop the daemon: agents stop, messages stay stored, the hive returns on the next serve."""
     socket = dirs(ctx).host_socket
 
-    async def act(client: HiveClient) -> None:
+    def act(client: OperatorClient) -> None:
         # A second, silent connection: the daemon closes it only when it has stopped everything.
-        watcher = await connect_unix(socket)
-        async with watcher:
+        watcher = connect_raw(socket)
+        with watcher:
             try:
-                await client.shutdown()
+                client.call("shutdown", {}, ShutdownReceipt)
             except DaemonUnavailableError:
                 # The daemon may close our session before its answer is written (nothing to stop
                 # takes no time); the watcher below tells whether it really stopped.
                 pass
-            with anyio.move_on_after(wait) as waited:
-                try:
-                    await watcher.receive()
-                except (anyio.EndOfStream, anyio.BrokenResourceError):
-                    pass
-        if waited.cancelled_caught:
-            raise HiveError(f"the daemon did not stop within {wait:g} s; see its log")
+            if not wait_until_closed(watcher, wait):
+                raise HiveError(f"the daemon did not stop within {wait:g} s; see its log")
 
     call_daemon(ctx, act)
     err_console.print("daemon stopped")

@@ -1,15 +1,14 @@
 """The message verbs of hivectl, as the principal `operator`: send, recv, inbox."""
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from hyperhive_core.cli._client import OperatorClient
 from hyperhive_core.cli._common import Json, call_daemon, console, print_json
 from hyperhive_core.cli._render import inbox_table, messages_table
-from hyperhive_core.client import HiveClient
-from hyperhive_core.mcp.models import InboxView, RecvResult, SendReceipt
-from hyperhive_core.mcp.tools import MAX_RECV_BATCH, MAX_RECV_TIMEOUT_S
+from hyperhive_core.mcp.models import MAX_RECV_BATCH, MAX_RECV_TIMEOUT_S, InboxView, RecvResult, SendReceipt
 
 
 def send(
@@ -22,8 +21,11 @@ def send(
     """Send a message as the operator; returns once it is stored durably."""
     text = sys.stdin.read() if body == "-" else body
 
-    async def act(client: HiveClient) -> SendReceipt:
-        return await client.send(to, text, reply_to=reply_to)
+    def act(client: OperatorClient) -> SendReceipt:
+        arguments: dict[str, Any] = {"to": to, "body": text}
+        if reply_to is not None:
+            arguments["reply_to"] = reply_to
+        return client.call("send", arguments, SendReceipt)
 
     receipt = call_daemon(ctx, act)
     if json:
@@ -42,8 +44,8 @@ def recv(
 ) -> None:
     """Take the operator's messages (each is handed out once), waiting up to --wait seconds."""
 
-    async def act(client: HiveClient) -> RecvResult:
-        return await client.recv(timeout_s=wait, max=max)
+    def act(client: OperatorClient) -> RecvResult:
+        return client.call("recv", {"timeout_s": wait, "max": max}, RecvResult, wait_s=wait)
 
     result = call_daemon(ctx, act)
     if json:
@@ -60,8 +62,8 @@ def inbox(
 ) -> None:
     """Peek at an inbox without taking anything."""
 
-    async def act(client: HiveClient) -> InboxView:
-        return await client.inbox(agent, limit=limit)
+    def act(client: OperatorClient) -> InboxView:
+        return client.call("inbox", {"agent": agent, "limit": limit}, InboxView)
 
     view = call_daemon(ctx, act)
     if json:

@@ -4,9 +4,10 @@ from collections.abc import Callable
 
 from hyperhive_core.config import HiveConfig
 from hyperhive_core.errors import ConfigError
-from hyperhive_core.lifecycle.base import AgentSpec, AgentState, AgentStatus, BackendInfo, LifecycleBackend
+from hyperhive_core.lifecycle.base import AgentSpec, AgentStatus, BackendInfo, LifecycleBackend
 from hyperhive_core.lifecycle.local import LocalBackend
 from hyperhive_core.lifecycle.nixos import NixosBackend
+from hyperhive_core.states import AgentState
 
 
 def _local(config: HiveConfig) -> LifecycleBackend:

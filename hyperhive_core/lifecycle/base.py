@@ -6,18 +6,10 @@ and messages belong to the hive.
 """
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-
-class AgentState(StrEnum):
-    """What a backend reports about an agent's process or container."""
-
-    RUNNING = "running"
-    STOPPED = "stopped"
-    FAILED = "failed"
-    MISSING = "missing"
+from hyperhive_core.states import AgentState
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,8 @@ from anyio.abc import Process
 
 from hyperhive_core.config import SandboxMode
 from hyperhive_core.errors import BackendError, BackendUnavailableError
-from hyperhive_core.lifecycle.base import AgentSpec, AgentState, AgentStatus, BackendInfo
+from hyperhive_core.lifecycle.base import AgentSpec, AgentStatus, BackendInfo
+from hyperhive_core.states import AgentState
 
 logger = logging.getLogger(__name__)
 

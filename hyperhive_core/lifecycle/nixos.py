@@ -18,8 +18,9 @@ import anyio
 
 from hyperhive_core.errors import BackendError, BackendUnavailableError, ConfigError
 from hyperhive_core.lifecycle._nspawn_conf import Bind, set_binds, set_value
-from hyperhive_core.lifecycle.base import AgentSpec, AgentState, AgentStatus, BackendInfo
+from hyperhive_core.lifecycle.base import AgentSpec, AgentStatus, BackendInfo
 from hyperhive_core.names import MANAGER
+from hyperhive_core.states import AgentState
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from hyperhive_core.broker.models import MessageState
-from hyperhive_core.lifecycle.base import AgentState
+from hyperhive_core.states import AgentState, MessageState
+
+# Bounds of the tools' arguments, shared with hivectl (which must not import the server side).
+MAX_RECV_TIMEOUT_S = 600.0
+MAX_RECV_BATCH = 100
 
 
 class MessageView(BaseModel):
@@ -114,6 +117,12 @@ class EventReceipt(BaseModel):
     """Events stored by report_events."""
 
     stored: int
+
+
+class ShutdownReceipt(BaseModel):
+    """The daemon accepted a shutdown; it stops its agents and closes every socket next."""
+
+    stopping: bool
 
 
 class StopReceipt(BaseModel):

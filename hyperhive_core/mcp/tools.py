@@ -18,10 +18,12 @@ from mcp_types import CallToolResult, InputRequiredResult
 from pydantic import Field
 
 from hyperhive_core.broker.events import MAX_EVENTS_PER_CALL
-from hyperhive_core.broker.models import EventRow, MessageState
+from hyperhive_core.broker.models import EventRow
 from hyperhive_core.errors import HiveError, NotPermittedError
 from hyperhive_core.hive import Hive, message_view
 from hyperhive_core.mcp.models import (
+    MAX_RECV_BATCH,
+    MAX_RECV_TIMEOUT_S,
     AgentInfo,
     AgentList,
     EventList,
@@ -32,12 +34,11 @@ from hyperhive_core.mcp.models import (
     PeerList,
     RecvResult,
     SendReceipt,
+    ShutdownReceipt,
     StopReceipt,
 )
 from hyperhive_core.names import MANAGER, OPERATOR
-
-MAX_RECV_TIMEOUT_S = 600.0
-MAX_RECV_BATCH = 100
+from hyperhive_core.states import MessageState
 
 AGENT_INSTRUCTIONS = """\
 You are {name}, an agent in a hyperhive: a group of Claude Code agents that talk by messages.
@@ -271,9 +272,9 @@ def build_operator_server(hive: Hive, *, stop_requested: anyio.Event) -> MCPServ
         return EventList(agent=name, events=[_event_view(r) for r in rows], last_id=rows[-1].id if rows else after)
 
     @server.tool()
-    async def shutdown() -> str:
+    async def shutdown() -> ShutdownReceipt:
         """Stop the daemon: agents are stopped, messages stay stored, the hive comes back on the next serve."""
         stop_requested.set()
-        return "shutting down"
+        return ShutdownReceipt(stopping=True)
 
     return server

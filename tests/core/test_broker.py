@@ -6,9 +6,9 @@ import anyio
 import pytest
 
 from hyperhive_core.broker.broker import Broker
-from hyperhive_core.broker.models import MessageState
 from hyperhive_core.broker.store import HiveStore, open_engine
 from hyperhive_core.errors import BodyTooLargeError, InboxFullError, UnknownMessageError
+from hyperhive_core.states import MessageState
 
 
 def open_broker(path: Path, **limits: int) -> Broker:

@@ -9,8 +9,8 @@ import pytest
 from hyperhive_core.client import HiveClient, ToolCallError, open_hive_client
 from hyperhive_core.config import HiveConfig
 from hyperhive_core.daemon import running_daemon
-from hyperhive_core.lifecycle.base import AgentState
 from hyperhive_core.lifecycle.local import LocalBackend
+from hyperhive_core.states import AgentState
 from tests.helpers import IDLE_AGENT, hive_config, kill_hard, needs_bwrap, start_daemon_process
 
 pytestmark = [pytest.mark.containers, needs_bwrap]

@@ -7,7 +7,7 @@ import pytest
 
 from hyperhive_core.client import ToolCallError, open_hive_client, open_session
 from hyperhive_core.daemon import running_daemon
-from hyperhive_core.lifecycle.base import AgentState
+from hyperhive_core.states import AgentState
 from tests.helpers import IDLE_AGENT, hive_config
 
 MANAGER_TOOLS = {"send", "recv", "inbox", "whoami", "peers", "report_events"} | {

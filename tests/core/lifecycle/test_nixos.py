@@ -14,8 +14,9 @@ from hyperhive_core.daemon import Daemon, running_daemon
 from hyperhive_core.errors import BackendError, BackendUnavailableError, ConfigError
 from hyperhive_core.lifecycle import create_backend
 from hyperhive_core.lifecycle._nspawn_conf import nspawn_flags, read_value
-from hyperhive_core.lifecycle.base import AgentSpec, AgentState
+from hyperhive_core.lifecycle.base import AgentSpec
 from hyperhive_core.lifecycle.nixos import NixosBackend, container_name
+from hyperhive_core.states import AgentState
 from tests.core.lifecycle.conftest import TEMPLATE, FakeNixos
 from tests.helpers import hive_config
 
