@@ -27,13 +27,18 @@ ensure_venv() {
     touch "$stamp"
 }
 
-ensure_bwrap() {
-    command -v bwrap >/dev/null && return
+# ensure_tool COMMAND DEBIAN-PACKAGE WHY: install the package with apt-get when the command is
+# missing and we may (root, or passwordless sudo); otherwise say what is missing and carry on.
+ensure_tool() {
+    command -v "$1" >/dev/null && return
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
     if command -v apt-get >/dev/null && { [ -z "$sudo" ] || sudo -n true 2>/dev/null; }; then
-        say "installing bubblewrap (agents' sandbox)"
-        $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq bubblewrap >/dev/null
+        say "installing $2 ($3)"
+        $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq "$2" >/dev/null
     fi
-    command -v bwrap >/dev/null || echo "note: bubblewrap is not installed; agents will run without a sandbox" >&2
+    command -v "$1" >/dev/null || echo "note: $2 is not installed: $3" >&2
 }
+
+ensure_bwrap() { ensure_tool bwrap bubblewrap "the agents' sandbox; without it they run unsandboxed"; }
+ensure_nix() { ensure_tool nix-instantiate nix-bin "the tests parse and evaluate the .nix files with it"; }
