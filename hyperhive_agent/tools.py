@@ -125,18 +125,22 @@ class HiveTools:
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"malformed receipt from report_events: {result!r}") from exc
 
-    def recv(self, timeout_s: float = 30.0, max_messages: int = 10) -> Batch:
+    def recv(self, timeout_s: float = 30.0, max_messages: int = 10, after: int | None = None) -> Batch:
         """Wait up to `timeout_s` for messages; an empty batch means the wait timed out.
+
+        `after` is the cursor: the id of the last message whose turn finished. It acknowledges
+        that one and every earlier one; what comes back is held for us until a later cursor
+        covers it, and returns to the queue if our session ends first (so an unfinished turn is
+        run again, never lost).
 
         Raises:
             ToolCallError: the hive refused the call.
             ConnectionLostError: the connection broke or the daemon did not answer in time.
         """
-        result = self._client.call_tool(
-            "recv",
-            {"timeout_s": timeout_s, "max": max_messages},
-            timeout_s=timeout_s + BLOCKING_CALL_SLACK_S,
-        )
+        arguments: dict[str, Any] = {"timeout_s": timeout_s, "max": max_messages}
+        if after is not None:
+            arguments["after"] = after
+        result = self._client.call_tool("recv", arguments, timeout_s=timeout_s + BLOCKING_CALL_SLACK_S)
         raw = result.get("messages", [])
         if not isinstance(raw, list):
             raise ValueError(f"malformed batch from recv: {result!r}")

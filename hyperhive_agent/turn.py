@@ -57,6 +57,8 @@ class TurnLoop:
         self._stopping = threading.Event()
         self._client: McpClient | None = None
         self._turns = 0
+        # The last message id whose turn finished; 0 asks for cursor-acknowledged delivery from the start.
+        self._cursor = 0
 
     def run(self) -> None:
         """Serve turns until `stop()` is called."""
@@ -101,7 +103,7 @@ class TurnLoop:
     def _serve(self, tools: HiveTools) -> None:
         while not self._stopping.is_set():
             try:
-                batch = tools.recv(self.config.recv_timeout_s, self.config.recv_max_messages)
+                batch = tools.recv(self.config.recv_timeout_s, self.config.recv_max_messages, after=self._cursor)
             except ToolCallError as exc:
                 # a refused recv will be refused again at once: wait like an outage, not a busy loop
                 logger.error("recv refused: %s", exc.text)
@@ -110,6 +112,10 @@ class TurnLoop:
             if not batch.messages:
                 continue
             self._turn(batch.messages, tools)
+            # Finished, even if it failed (a turn that failed would fail again): the next recv
+            # acknowledges it. A turn cut short by a lost connection never gets here, so the
+            # daemon hands its messages out again.
+            self._cursor = max(self._cursor, *(m.id for m in batch.messages))
 
     def _turn(self, messages: tuple[Message, ...], tools: HiveTools) -> None:
         self._turns += 1

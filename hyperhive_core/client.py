@@ -109,9 +109,12 @@ class HiveClient:
             arguments["reply_to"] = reply_to
         return await self.call("send", arguments, SendReceipt)
 
-    async def recv(self, *, timeout_s: float = 0.0, max: int = 10) -> RecvResult:
-        """Take messages addressed to this principal, waiting up to `timeout_s`."""
-        return await self.call("recv", {"timeout_s": timeout_s, "max": max}, RecvResult)
+    async def recv(self, *, timeout_s: float = 0.0, max: int = 10, after: int | None = None) -> RecvResult:
+        """Take messages addressed to this principal, waiting up to `timeout_s`; `after` acknowledges by cursor."""
+        arguments: dict[str, Any] = {"timeout_s": timeout_s, "max": max}
+        if after is not None:
+            arguments["after"] = after
+        return await self.call("recv", arguments, RecvResult)
 
     async def inbox(self, agent: str | None = None, *, limit: int = 20) -> InboxView:
         """Peek at an inbox (another agent's only on host.sock)."""

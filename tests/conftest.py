@@ -1,5 +1,6 @@
 """Shared fixtures: the anyio backend and short temp dirs that fit AF_UNIX socket paths."""
 
+import logging
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -21,3 +22,15 @@ def short_tmpdir() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Undo what an in-process `hivectl serve` does to the root logger: its stream dies with the test."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)

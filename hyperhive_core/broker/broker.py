@@ -102,15 +102,22 @@ class Broker:
                 wakeup.set()
             pending.wake.set()
 
-    async def recv(self, recipient: str, *, timeout_s: float, limit: int) -> list[MessageRow]:
+    async def recv(self, recipient: str, *, timeout_s: float, limit: int, after: int | None = None) -> list[MessageRow]:
         """Hand out up to `limit` queued messages, waiting up to `timeout_s` for the first.
 
         Each message is handed out once: concurrent callers for one recipient never share one.
-        Returns an empty list when the timeout passes first.
+        Returns an empty list when the timeout passes first. With `after` (the reader's cursor: the
+        last id it finished), the reader's leased messages up to it are acknowledged first, and
+        what is handed out is leased: `release` (or a restart) returns it to the queue until a
+        later cursor acknowledges it.
 
         Raises:
             StorageError: the database refused the read.
         """
+        leased = after is not None
+        if after is not None:
+            ack = functools.partial(self._store.ack_through, recipient, after, now=time.time())
+            await anyio.to_thread.run_sync(ack, limiter=self._writer)
         deadline = anyio.current_time() + timeout_s
         while True:
             # Take the event before looking, so a send that lands in between still wakes us.
@@ -118,7 +125,7 @@ class Broker:
             # The in-memory count is exact (it changes only after a commit), so an empty inbox
             # needs no trip to the writer thread.
             if self._store.queued(recipient):
-                claim = functools.partial(self._store.claim, recipient, limit, now=time.time())
+                claim = functools.partial(self._store.claim, recipient, limit, now=time.time(), leased=leased)
                 # The claim runs to completion even if the caller is cancelled meanwhile (anyio
                 # shields worker threads), and its rows are returned, never dropped.
                 if rows := await anyio.to_thread.run_sync(claim, limiter=self._writer):
@@ -128,6 +135,12 @@ class Broker:
                 return []
             with anyio.move_on_after(remaining):
                 await wakeup.wait()
+
+    async def release(self, recipient: str, ids: list[int]) -> None:
+        """Return leased, unacknowledged messages to `recipient`'s queue (their session ended)."""
+        if ids and await anyio.to_thread.run_sync(self._store.release, recipient, ids, limiter=self._writer):
+            if (wakeup := self._wakeups.pop(recipient, None)) is not None:
+                wakeup.set()
 
     async def peek(self, recipient: str, limit: int) -> list[MessageRow]:
         """Return the oldest queued messages for `recipient`, consuming nothing."""

@@ -24,6 +24,9 @@ class MessageRow(SQLModel, table=True):
     state: MessageState = MessageState.QUEUED
     delivered_at: float | None = None
     acked_at: float | None = None
+    # Handed out by a recv that acknowledges by cursor: until acknowledged, it returns to the queue
+    # when that session ends or the daemon restarts (nothing an agent did not finish is lost).
+    leased: bool = False
 
 
 class AgentRow(SQLModel, table=True):

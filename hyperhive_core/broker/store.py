@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 5_000
 # SQLAlchemy stores an enum column as the member's name.
 _QUEUED, _DELIVERED, _ACKED = MessageState.QUEUED.name, MessageState.DELIVERED.name, MessageState.ACKED.name
-_MESSAGE_COLUMNS = "id, sender, recipient, body, created_at, reply_to, state, delivered_at, acked_at"
+_MESSAGE_COLUMNS = "id, sender, recipient, body, created_at, reply_to, state, delivered_at, acked_at, leased"
 # Pruning an agent's old events costs a DELETE; do it once every this many appends.
 PRUNE_EVERY = 100
 MESSAGE_TABLE = cast(Table, MessageRow.__table__)  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType]  # sqlmodel adds __table__ at runtime
@@ -93,7 +93,7 @@ def _connect(engine: Engine) -> sqlite3.Connection:
 
 
 def _message(row: tuple[Any, ...]) -> MessageRow:
-    id_, sender, recipient, body, created_at, reply_to, state, delivered_at, acked_at = row
+    id_, sender, recipient, body, created_at, reply_to, state, delivered_at, acked_at, leased = row
     return MessageRow(
         id=id_,
         sender=sender,
@@ -104,6 +104,7 @@ def _message(row: tuple[Any, ...]) -> MessageRow:
         state=MessageState[state],
         delivered_at=delivered_at,
         acked_at=acked_at,
+        leased=bool(leased),
     )
 
 
@@ -135,6 +136,13 @@ class HiveStore:
         with _sqlite_errors():
             self._writer = _connect(engine)
             self._reader = _connect(engine)
+            # Leases end with the daemon: what a session was handed and did not acknowledge before
+            # a crash or restart goes back to its recipient's queue.
+            requeued = self._writer.execute(
+                "UPDATE message SET state = ? WHERE state = ? AND leased = 1", (_QUEUED, _DELIVERED)
+            ).rowcount
+            if requeued:
+                logger.info("requeued %d leased messages that were not acknowledged before the restart", requeued)
             seeded = self._writer.execute("SELECT recipient, state, count(*) FROM message GROUP BY recipient, state")
             self._tally = Counter[tuple[str, MessageState]](
                 {(recipient, MessageState[state]): n for recipient, state, n in seeded}
@@ -221,7 +229,8 @@ class HiveStore:
                 delta[(sender, MessageState.DELIVERED)] -= 1
                 delta[(sender, MessageState.ACKED)] += 1
         cursor = db.execute(
-            "INSERT INTO message (sender, recipient, body, created_at, reply_to, state) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO message (sender, recipient, body, created_at, reply_to, state, leased) "
+            "VALUES (?, ?, ?, ?, ?, ?, 0)",
             (sender, recipient, request.body, now, reply_to, _QUEUED),
         )
         delta[(recipient, MessageState.QUEUED)] += 1
@@ -234,14 +243,14 @@ class HiveStore:
             reply_to=reply_to,
         )
 
-    def claim(self, recipient: str, limit: int, *, now: float) -> list[MessageRow]:
-        """Mark up to `limit` of the oldest queued messages delivered and return them, in one statement."""
+    def claim(self, recipient: str, limit: int, *, now: float, leased: bool = False) -> list[MessageRow]:
+        """Mark up to `limit` of the oldest queued messages delivered (leased) and return them, in one statement."""
         if not self.queued(recipient):
             return []
         # One UPDATE … RETURNING: the select and the state change cannot interleave with another claim.
         statement = (
-            f"UPDATE message SET state = ?, delivered_at = ? WHERE id IN (SELECT id FROM message WHERE recipient = ? "
-            f"AND state = ? ORDER BY id LIMIT ?) RETURNING {_MESSAGE_COLUMNS}"
+            f"UPDATE message SET state = ?, delivered_at = ?, leased = {int(leased)} WHERE id IN (SELECT id FROM "
+            f"message WHERE recipient = ? AND state = ? ORDER BY id LIMIT ?) RETURNING {_MESSAGE_COLUMNS}"
         )
         with self._write_lock, _sqlite_errors():
             db = self._writer
@@ -262,6 +271,53 @@ class HiveStore:
         self._tally[(recipient, MessageState.QUEUED)] -= len(rows)
         self._tally[(recipient, MessageState.DELIVERED)] += len(rows)
         return sorted(rows, key=lambda r: r.id or 0)
+
+    def ack_through(self, recipient: str, last_id: int, *, now: float) -> int:
+        """Acknowledge every leased message of `recipient` up to id `last_id`; returns how many.
+
+        A leased message may be queued again (requeued at a restart) when its reader got it just
+        before the crash: the reader's cursor says it did, so it is acknowledged, not handed out again.
+        """
+        where = "recipient = ? AND id <= ? AND leased = 1 AND state IN (?, ?)"
+        params = (recipient, last_id, _QUEUED, _DELIVERED)
+        with self._write_lock, _sqlite_errors():
+            db = self._writer
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                before = dict(db.execute(f"SELECT state, count(*) FROM message WHERE {where} GROUP BY state", params))
+                if before:
+                    db.execute(f"UPDATE message SET state = ?, acked_at = ? WHERE {where}", (_ACKED, now, *params))
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        for state, n in before.items():
+            self._tally[(recipient, MessageState[state])] -= n
+            self._tally[(recipient, MessageState.ACKED)] += n
+        return sum(before.values())
+
+    def release(self, recipient: str, ids: Sequence[int]) -> int:
+        """Put leased messages that were handed out but never acknowledged back in the queue."""
+        if not ids:
+            return 0
+        marks = ",".join("?" * len(ids))
+        with self._write_lock, _sqlite_errors():
+            db = self._writer
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                where = f"recipient = ? AND state = ? AND leased = 1 AND id IN ({marks})"
+                released = db.execute(
+                    f"UPDATE message SET state = ? WHERE {where}", (_QUEUED, recipient, _DELIVERED, *ids)
+                ).rowcount
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        self._tally[(recipient, MessageState.DELIVERED)] -= released
+        self._tally[(recipient, MessageState.QUEUED)] += released
+        return released
 
     def peek(self, recipient: str, limit: int) -> list[MessageRow]:
         """Return the oldest queued messages for `recipient` without changing them."""

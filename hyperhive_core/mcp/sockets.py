@@ -17,10 +17,13 @@ from anyio.abc import ByteStream, TaskGroup, TaskStatus
 from mcp.server.mcpserver import MCPServer
 
 from hyperhive_core.errors import HiveError
+from hyperhive_core.mcp.connection import open_connection
 from hyperhive_core.mcp.transport import open_message_streams
 from hyperhive_core.mcp.unix import UnixStream, bind_unix, serve_unix
 
 logger = logging.getLogger(__name__)
+
+MAX_CONNECTIONS_PER_SOCKET = 32
 
 
 @dataclass(slots=True)
@@ -34,7 +37,7 @@ async def serve_connection(server: MCPServer[Any], stream: ByteStream) -> None:
     # The SDK has no public way to serve an MCPServer over custom streams; its own in-memory
     # client reaches for the wrapped low-level server the same way.
     lowlevel = server._lowlevel_server  # pyright: ignore[reportPrivateUsage]
-    async with stream, open_message_streams(stream) as (read, write):
+    async with open_connection(), stream, open_message_streams(stream) as (read, write):
         await lowlevel.run(read, write, lowlevel.create_initialization_options())
 
 

@@ -8,6 +8,7 @@ Their docstrings are the descriptions a model reads. `HiveError` becomes a tool 
 import json
 from collections.abc import Generator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -21,6 +22,7 @@ from hyperhive_core.broker.events import MAX_EVENTS_PER_CALL
 from hyperhive_core.broker.models import EventRow
 from hyperhive_core.errors import HiveError, NotPermittedError
 from hyperhive_core.hive import Hive, message_view
+from hyperhive_core.mcp.connection import current_connection
 from hyperhive_core.mcp.models import (
     MAX_RECV_BATCH,
     MAX_RECV_TIMEOUT_S,
@@ -63,6 +65,14 @@ ReplyTo = Annotated[
 ]
 TimeoutS = Annotated[
     float, Field(ge=0, le=MAX_RECV_TIMEOUT_S, description="Seconds to wait for a first message; 0 returns at once.")
+]
+After = Annotated[
+    int | None,
+    Field(
+        description="Your cursor: the id of the last message you finished. Acknowledges it and every earlier one "
+        "you were given; what you are given from now on comes back to you if your session ends before a later "
+        "cursor covers it. Leave it out to take messages for good."
+    ),
 ]
 MaxBatch = Annotated[int, Field(ge=1, le=MAX_RECV_BATCH, description="Most messages to take in one call.")]
 PeekLimit = Annotated[int, Field(ge=0, le=MAX_RECV_BATCH, description="Most queued messages to show.")]
@@ -113,6 +123,29 @@ def tool_errors() -> Generator[None]:
         raise ToolError(str(exc)) from exc
 
 
+@dataclass(slots=True)
+class _Leases:
+    """What one connection was handed by cursor-acknowledging recvs and has not acknowledged yet."""
+
+    ids: set[int] = field(default_factory=set[int])
+
+
+def _track_leases(hive: Hive, principal: str, after: int, handed_out: list[int]) -> None:
+    connection = current_connection()
+    if connection is None:  # an in-process call (tests): no session whose end could release them
+        return
+    leases = connection.state.get(principal)
+    if not isinstance(leases, _Leases):
+        held = leases = _Leases()
+        connection.state[principal] = held
+
+        async def release() -> None:
+            await hive.broker.release(principal, sorted(held.ids))
+
+        connection.on_close(release)
+    leases.ids = {i for i in leases.ids if i > after} | set(handed_out)
+
+
 def _register_messaging(server: MCPServer[Any], hive: Hive, principal: str) -> None:
     @server.tool()
     async def send(to: To, body: Body, reply_to: ReplyTo = None) -> SendReceipt:
@@ -123,10 +156,12 @@ def _register_messaging(server: MCPServer[Any], hive: Hive, principal: str) -> N
         return SendReceipt(id=view.id, recipient=view.recipient, created_at=view.created_at)
 
     @server.tool()
-    async def recv(timeout_s: TimeoutS = 30.0, max: MaxBatch = 10) -> RecvResult:
+    async def recv(timeout_s: TimeoutS = 30.0, max: MaxBatch = 10, after: After = None) -> RecvResult:
         """Wait up to timeout_s for messages to you and take them (each message is handed out once)."""
         with tool_errors():
-            rows = await hive.broker.recv(principal, timeout_s=timeout_s, limit=max)
+            rows = await hive.broker.recv(principal, timeout_s=timeout_s, limit=max, after=after)
+            if after is not None:
+                _track_leases(hive, principal, after, [r.id for r in rows if r.id is not None])
             counts = await hive.broker.counts(principal)
         return RecvResult(messages=[message_view(r) for r in rows], remaining=counts.get(MessageState.QUEUED, 0))
 

@@ -1,0 +1,37 @@
+"""A daemon for the tests that kill it with -9: `python -m tests.daemon_main RUN_DIR STATE_DIR`.
+
+Its agents are idle processes (the tests drive their sockets themselves) and its runaway guard is
+out of the way of a flood; it prints `ready` once every socket listens.
+"""
+
+import sys
+from pathlib import Path
+
+import anyio
+
+from hyperhive_core.config import HiveConfig
+from hyperhive_core.daemon import serve_until_signalled
+from tests.helpers import IDLE_AGENT
+
+UNBOUNDED = 10**9
+
+
+def main(run_dir: str, state_dir: str) -> None:
+    """Serve until SIGTERM (or SIGKILL, which is the point)."""
+    config = HiveConfig(
+        run_dir=Path(run_dir),
+        state_dir=Path(state_dir),
+        agent_command=IDLE_AGENT,
+        max_exchanges=UNBOUNDED,
+        rate_limit=UNBOUNDED,
+    )
+
+    def ready() -> None:
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+
+    anyio.run(lambda: serve_until_signalled(config, on_ready=ready))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
