@@ -75,6 +75,10 @@ class HiveConfig(BaseModel):
     max_exchanges: int = Field(default=MAX_EXCHANGES, gt=0)
     rate_limit: int = Field(default=RATE_LIMIT, gt=0)
     rate_window_s: float = Field(default=RATE_WINDOW_S, gt=0)
+    # The database: how long a write waits for a lock another process holds, and a size cap
+    # (None: as large as the disk allows) so a runaway hive cannot fill the host's disk.
+    db_busy_timeout_s: float = Field(default=5.0, gt=0)
+    max_db_mb: int | None = Field(default=None, gt=0)
     # A host dir with claude's login (the operator logs in once); bound into every sandbox as the
     # agent's ~/.claude. None: agents have no credentials and the claude driver falls back to echo.
     claude_config_dir: Path | None = None

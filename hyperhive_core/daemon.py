@@ -16,7 +16,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from hyperhive_core.broker.broker import Broker
-from hyperhive_core.broker.store import HiveStore, open_engine
+from hyperhive_core.broker.store import DbLimits, HiveStore, open_engine
 from hyperhive_core.config import HiveConfig
 from hyperhive_core.errors import ConfigError
 from hyperhive_core.hive import Hive
@@ -79,8 +79,12 @@ class Daemon:
                 path.mkdir(parents=True, exist_ok=True, mode=0o700)
             except OSError as exc:
                 raise ConfigError(f"cannot create {path}: {exc}") from exc
-        engine = await anyio.to_thread.run_sync(open_engine, config.broker_path)
-        store = HiveStore(engine)
+        limits = DbLimits(
+            busy_timeout_ms=round(config.db_busy_timeout_s * 1000),
+            max_bytes=config.max_db_mb * 1024 * 1024 if config.max_db_mb else None,
+        )
+        engine = await anyio.to_thread.run_sync(open_engine, config.broker_path, limits)
+        store = HiveStore(engine, limits)
         broker = Broker(store, max_body_bytes=config.max_body_bytes, max_inbox_depth=config.max_inbox_depth)
         backend = create_backend(config)
         for warning in backend.info.warnings:

@@ -20,7 +20,13 @@ from hyperhive_core.broker.events import EventLog
 from hyperhive_core.broker.guard import RunawayGuard
 from hyperhive_core.broker.models import AgentRow, MessageRow
 from hyperhive_core.config import HiveConfig
-from hyperhive_core.errors import AgentExistsError, ConversationLimitError, RateLimitedError, UnknownAgentError
+from hyperhive_core.errors import (
+    AgentExistsError,
+    ConversationLimitError,
+    HiveError,
+    RateLimitedError,
+    UnknownAgentError,
+)
 from hyperhive_core.lifecycle.base import AgentSpec, LifecycleBackend
 from hyperhive_core.mcp.models import AgentInfo, MessageView, PeerInfo
 from hyperhive_core.mcp.sockets import SocketHost
@@ -98,13 +104,19 @@ class Hive:
         """
         recipient = self._recipient(to)
         try:
-            self.guard.check(sender, recipient)
+            self.guard.admit(sender, recipient)
         except (ConversationLimitError, RateLimitedError) as exc:
             # The refusal goes into the sender's turn log too, so `hivectl logs` shows why it went quiet.
-            await self.events.append(sender, [{"type": "hive", "subtype": "guard", "message": str(exc)}])
+            try:
+                await self.events.append(sender, [{"type": "hive", "subtype": "guard", "message": str(exc)}])
+            except HiveError:
+                logger.warning("could not log a guard refusal for %s", sender, exc_info=True)
             raise
-        row = await self.broker.send(sender, recipient, body, reply_to=reply_to)
-        self.guard.record(sender, recipient)
+        try:
+            row = await self.broker.send(sender, recipient, body, reply_to=reply_to)
+        except BaseException:
+            self.guard.forget(sender, recipient)
+            raise
         return row
 
     async def peers(self, caller: str) -> list[PeerInfo]:

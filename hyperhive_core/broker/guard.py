@@ -79,6 +79,27 @@ class RunawayGuard:
             pair = frozenset({sender, recipient})
             self._exchanges[pair] = self._exchanges.get(pair, 0) + 1
 
+    def admit(self, sender: str, recipient: str) -> None:
+        """Check and count a message in one step, so concurrent sends cannot all slip under a bound.
+
+        Raises:
+            ConversationLimitError: `sender` and `recipient` are agents that answered each other too long.
+            RateLimitedError: `sender` is over its rate.
+        """
+        now = time.monotonic()
+        self.check(sender, recipient, now=now)
+        self.record(sender, recipient, now=now)
+
+    def forget(self, sender: str, recipient: str) -> None:
+        """Uncount an admitted message that was not stored after all (refused by the broker)."""
+        if sender in SUPERVISORS:
+            return
+        if times := self._sent.get(sender):
+            times.pop()
+        pair = frozenset({sender, recipient})
+        if recipient not in SUPERVISORS and self._exchanges.get(pair, 0) > 0:
+            self._exchanges[pair] -= 1
+
     def throttles(self, *, now: float | None = None) -> list[Throttle]:
         """Every sender the guard is refusing right now, and why."""
         now = time.monotonic() if now is None else now

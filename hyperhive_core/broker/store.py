@@ -38,7 +38,15 @@ PRUNE_EVERY = 100
 MESSAGE_TABLE = cast(Table, MessageRow.__table__)  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType]  # sqlmodel adds __table__ at runtime
 
 
-def open_engine(path: Path) -> Engine:
+@dataclass(frozen=True, slots=True)
+class DbLimits:
+    """How long a write waits for a lock held elsewhere, and how large the file may grow."""
+
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS
+    max_bytes: int | None = None
+
+
+def open_engine(path: Path, limits: DbLimits = DbLimits()) -> Engine:  # frozen, so shared safely
     """Open (creating if needed) the SQLite database at `path` with the broker's durability settings.
 
     Raises:
@@ -50,7 +58,7 @@ def open_engine(path: Path) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:  # pyright: ignore[reportUnusedFunction]  # registered by the decorator
-            _apply_pragmas(dbapi_connection)
+            _apply_pragmas(dbapi_connection, limits)
 
         SQLModel.metadata.create_all(engine)
         _add_missing_columns(engine)
@@ -76,19 +84,23 @@ def _add_missing_columns(engine: Engine) -> None:
                 logger.info("added column %s.%s to the hive database", table.name, column.name)
 
 
-def _apply_pragmas(connection: Any) -> None:
+def _apply_pragmas(connection: Any, limits: DbLimits) -> None:
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     # FULL: fsync the WAL on every commit, so an acknowledged send survives power loss too.
     cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={int(limits.busy_timeout_ms)}")
+    if limits.max_bytes is not None:
+        # Past this SQLite fails a write with SQLITE_FULL, exactly as on a full disk, and rolls it back.
+        page_size = cursor.execute("PRAGMA page_size").fetchone()[0]
+        cursor.execute(f"PRAGMA max_page_count={max(1, limits.max_bytes // page_size)}")
     cursor.close()
 
 
-def _connect(engine: Engine) -> sqlite3.Connection:
+def _connect(engine: Engine, limits: DbLimits) -> sqlite3.Connection:
     # Autocommit mode: transactions are begun explicitly, so each one is exactly what we wrote.
     connection = sqlite3.connect(engine.url.database or "", isolation_level=None, check_same_thread=False)
-    _apply_pragmas(connection)
+    _apply_pragmas(connection, limits)
     return connection
 
 
@@ -120,22 +132,41 @@ class AppendRequest:
     max_depth: int
 
 
+def storage_error(exc: BaseException) -> StorageError:
+    """The `StorageError` for a sqlite3 or SQLAlchemy error, in words that say what to do."""
+    cause = getattr(exc, "orig", None) or exc
+    name = getattr(cause, "sqlite_errorname", "")
+    if name == "SQLITE_FULL":
+        return StorageError(
+            "the hive database is full (the disk, or the database's size limit); nothing was stored: "
+            "free disk space or raise the limit, then try again"
+        )
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return StorageError(
+            "the hive database is locked by another process (a second daemon, a backup?); nothing was stored: "
+            "try again once it lets go"
+        )
+    if name == "SQLITE_READONLY" or name.startswith("SQLITE_IOERR"):
+        return StorageError(f"the hive database cannot be written ({name}: {cause}); check the disk and its mount")
+    return StorageError(f"the hive database refused the operation: {cause.__class__.__name__}: {cause}")
+
+
 @contextmanager
 def _sqlite_errors() -> Generator[None]:
     try:
         yield
     except sqlite3.Error as exc:
-        raise StorageError(f"the hive database refused the operation: {exc.__class__.__name__}: {exc}") from exc
+        raise storage_error(exc) from exc
 
 
 class HiveStore:
     """Messages and the desired hive in one SQLite file."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, limits: DbLimits = DbLimits()) -> None:  # frozen
         self._engine = engine
         with _sqlite_errors():
-            self._writer = _connect(engine)
-            self._reader = _connect(engine)
+            self._writer = _connect(engine, limits)
+            self._reader = _connect(engine, limits)
             # Leases end with the daemon: what a session was handed and did not acknowledge before
             # a crash or restart goes back to its recipient's queue.
             requeued = self._writer.execute(
@@ -169,7 +200,7 @@ class HiveStore:
         except HiveError:
             raise
         except SQLAlchemyError as exc:
-            raise StorageError(f"the hive database refused the operation: {exc.__class__.__name__}: {exc}") from exc
+            raise storage_error(exc) from exc
 
     # messages
 
