@@ -135,6 +135,9 @@ def serve(
     turn_timeout: Annotated[float, typer.Option(min=1, help="Seconds a claude turn may take before it is killed.")] = (
         TURN_TIMEOUT_S
     ),
+    max_db_mb: Annotated[
+        int | None, typer.Option(min=1, help="Cap the message database at this many MB (default: the disk).")
+    ] = None,
     claude_config_dir: Annotated[
         Path | None,
         typer.Option(help="A dir with claude's login, shared by every agent.", envvar="HYPERHIVE_CLAUDE_CONFIG_DIR"),
@@ -156,6 +159,7 @@ def serve(
         max_exchanges=max_exchanges,
         rate_limit=rate_limit,
         turn_timeout_s=turn_timeout,
+        max_db_mb=max_db_mb,
     )
     if detach:
         _detach(config, log_level)
