@@ -23,6 +23,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     mcp = commands.add_parser("mcp", help="relay MCP between stdio and the hive socket (for claude mcp add)")
     add_socket_argument(mcp)
+    mcp.add_argument(
+        "--reconnect-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds to wait for a restarted daemon before giving up; 0 exits when it goes away (default: 60)",
+    )
     serve = commands.add_parser("serve", help="run the turn loop: recv, hand the batch to a driver, repeat")
     add_serve_arguments(serve)
     return parser
@@ -36,7 +43,7 @@ def main() -> None:
     configure_logging("hive-agent", command)
     try:
         if command == "mcp":
-            _run_mcp(args.socket)
+            _run_mcp(args.socket, args.reconnect_timeout)
         else:
             from hyperhive_agent.serve import serve_from_args
 
@@ -48,7 +55,7 @@ def main() -> None:
         parser.error(str(exc))
 
 
-def _run_mcp(socket_path: Path) -> None:
+def _run_mcp(socket_path: Path, reconnect_timeout_s: float) -> None:
     from hyperhive_agent.bridge import run_bridge
 
     def exit_quietly(signum: int, frame: FrameType | None) -> None:
@@ -57,7 +64,7 @@ def _run_mcp(socket_path: Path) -> None:
     # claude ends its servers with a signal; that is a normal end, not a traceback
     signal.signal(signal.SIGTERM, exit_quietly)
     signal.signal(signal.SIGINT, exit_quietly)
-    run_bridge(socket_path)
+    run_bridge(socket_path, reconnect_timeout_s=reconnect_timeout_s)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,11 @@ def line(message: Mapping[str, object]) -> bytes:
     return json.dumps(message).encode() + b"\n"
 
 
+def call(request_id: int, tool: str, arguments: Mapping[str, object] | None = None) -> dict[str, object]:
+    params = {"name": tool, "arguments": dict(arguments or {})}
+    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+
+
 async def test_an_sdk_client_lists_and_calls_tools_through_the_bridge(short_tmpdir: Path) -> None:
     sock = short_tmpdir / "mcp.sock"
     params = StdioServerParameters(
@@ -94,18 +99,89 @@ async def test_the_bridge_relays_answers_the_server_sends_after_stdin_closed(sho
     assert received == b'{"jsonrpc":"2.0","id":7,"method":"ping"}\n'
 
 
-async def test_the_bridge_exits_0_when_the_server_closes_the_connection(short_tmpdir: Path) -> None:
+async def test_with_reconnecting_off_the_bridge_exits_0_when_the_server_closes(short_tmpdir: Path) -> None:
     sock = short_tmpdir / "mcp.sock"
     async with (
         FakeHive("alice") as hive,
         serve_unix(hive.server, sock) as server,
-        running_agent("mcp", "--socket", str(sock)) as bridge,
+        running_agent("mcp", "--socket", str(sock), "--reconnect-timeout", "0") as bridge,
     ):
         with anyio.fail_after(5):
             await server.wait_connected(1)
             server.drop_connections()
             assert await bridge.wait() == 0
         assert await LineReader(bridge.stderr).rest() == ""
+
+
+async def test_the_bridge_replays_initialize_to_a_server_restarted_on_the_same_path(short_tmpdir: Path) -> None:
+    sock = short_tmpdir / "mcp.sock"
+    async with FakeHive("alice") as hive, running_agent("mcp", "--socket", str(sock)) as bridge:
+        assert bridge.stdin is not None
+        stdout = LineReader(bridge.stdout)
+        async with serve_unix(hive.server, sock):
+            with anyio.fail_after(5):
+                await bridge.stdin.send(line(INITIALIZE) + line(INITIALIZED))
+                assert json.loads(await stdout.line())["id"] == 1
+                await bridge.stdin.send(line(call(2, "whoami")))
+                assert json.loads(await stdout.line())["result"]["structuredContent"] == {"result": "alice"}
+        # the server is gone, listener and all: the bridge retries until one listens again
+        async with serve_unix(hive.server, sock) as server:
+            with anyio.fail_after(5):
+                # accepted means the bridge is replaying, so the next line waits for the replay
+                await server.wait_connected(1)
+                await bridge.stdin.send(line(call(3, "whoami")))
+                # a server that was never sent initialize refuses tools/call: this answer proves the replay
+                answer = json.loads(await stdout.line())
+                assert (answer["id"], answer["result"]["structuredContent"]) == (3, {"result": "alice"})
+                await bridge.stdin.aclose()
+                # the replayed initialize's own answer was swallowed: nothing else reached stdout
+                assert await stdout.rest() == ""
+                assert await bridge.wait() == 0
+        assert "back after" in await LineReader(bridge.stderr).rest()
+
+
+async def test_a_call_in_flight_when_the_server_goes_away_gets_an_error_and_the_next_call_works(
+    short_tmpdir: Path,
+) -> None:
+    sock = short_tmpdir / "mcp.sock"
+    async with (
+        FakeHive("alice") as hive,
+        serve_unix(hive.server, sock) as server,
+        running_agent("mcp", "--socket", str(sock)) as bridge,
+    ):
+        assert bridge.stdin is not None
+        stdout = LineReader(bridge.stdout)
+        with anyio.fail_after(5):
+            await bridge.stdin.send(line(INITIALIZE) + line(INITIALIZED))
+            assert json.loads(await stdout.line())["id"] == 1
+            await bridge.stdin.send(line(call(2, "recv", {"timeout_s": 30})))
+            await hive.recv_waiting.wait()
+            server.drop_connections()
+            failed = json.loads(await stdout.line())
+            assert failed["id"] == 2
+            assert failed["error"]["code"] == -32000
+            assert "restarted" in failed["error"]["message"]
+            # sent while the bridge reconnects: queued, then relayed after the replay
+            await bridge.stdin.send(line(call(3, "whoami")))
+            answer = json.loads(await stdout.line())
+            assert (answer["id"], answer["result"]["structuredContent"]) == (3, {"result": "alice"})
+            assert server.accepted == 2
+
+
+async def test_the_bridge_gives_up_reconnecting_after_its_timeout_with_one_line(short_tmpdir: Path) -> None:
+    sock = short_tmpdir / "mcp.sock"
+    listener = await anyio.create_unix_listener(sock)
+    async with running_agent("mcp", "--socket", str(sock), "--reconnect-timeout", "0.5") as bridge:
+        with anyio.fail_after(5):
+            conn = await listener.accept()
+            # the listener goes first, so the bridge's EOF finds nothing to reconnect to
+            await listener.aclose()
+            await conn.aclose()
+            stderr = await LineReader(bridge.stderr).rest()
+            assert await bridge.wait() == 1
+    assert len(stderr.splitlines()) == 1
+    assert str(sock) in stderr
+    assert "did not come back within 0.5 s" in stderr
 
 
 async def test_a_missing_socket_fails_with_one_line_naming_it(short_tmpdir: Path) -> None:
