@@ -1,12 +1,15 @@
 """The local backend, the embedded default: each agent is a child process in a bubblewrap sandbox.
 
-Inside the sandbox the root filesystem is read-only, /tmp and /run are private, the hive's state
-and run dirs are hidden, the agent's socket dir is bound at /run/hive and its work dir is the only
-other writable place. Without `bwrap` on PATH (and sandbox="auto") agents run as plain
-subprocesses, and the backend says so in a warning. Children never outlive the daemon: bwrap's
---die-with-parent, or the agent's own parent-death signal (HIVE_PARENT_PID) when unsandboxed.
+Inside the sandbox the agent is root of its own user namespace with no capabilities and no way to
+make another; it sees only its own processes. The root filesystem is read-only; /tmp and /run are
+private; the hive's state and run dirs and the host's homes are empty and read-only; the host's
+password hashes and ssh host keys cannot be read; its socket dir is bound at /run/hive and its
+work dir is the only other writable place. Without `bwrap` on PATH (and sandbox="auto") agents run
+as plain subprocesses, and the backend says so in a warning. Children never outlive the daemon:
+bwrap's --die-with-parent, or the agent's own parent-death signal (HIVE_PARENT_PID) when unsandboxed.
 """
 
+import glob
 import importlib.util
 import logging
 import os
@@ -35,6 +38,14 @@ SANDBOX_CLAUDE_DIR = Path("/run/claude")
 KILL_WAIT_S = 5.0
 # Passed through from the daemon's environment; everything else (tokens, keys) stays outside.
 PASSTHROUGH_ENV = ("PATH", "LANG", "LC_ALL", "TERM", "TZ")
+# The host's homes hold the operator's keys and logins (ssh, claude, npm, git, clouds): agents see
+# them empty, with only what their interpreter and tools need bound back read-only.
+HOST_HOMES = (Path("/root"), Path("/home"))
+# Readable by root (the daemon's uid, so the agent's) but nobody's business inside a sandbox.
+SECRET_FILE_GLOBS = ("/etc/shadow*", "/etc/gshadow*", "/etc/ssh/ssh_host_*_key")
+# Executables an agent runs besides its command; when they live under a masked dir (a claude
+# from the native installer in ~/.local/bin, a node from nvm) they are bound back read-only.
+AGENT_TOOLS = ("claude", "node")
 
 
 @dataclass(slots=True)
@@ -199,28 +210,60 @@ class LocalBackend:
         # bwrap's --die-with-parent ties the sandbox to bwrap, not bwrap to us: setpriv makes the
         # kernel kill bwrap when the daemon dies (even by kill -9), so no agent is left orphaned.
         argv = [self._setpriv, "--pdeathsig", "KILL", "--"] if self._setpriv else []
-        argv += [self._bwrap, "--unshare-all"]
+        # --cap-drop ALL: run by root, bwrap would leave the agent every capability in its user
+        # namespace, enough to unmount the tmpfs that hides the host's /tmp or /root.
+        argv += [self._bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
         if spec.share_net:
             argv.append("--share-net")
         argv += ["--die-with-parent", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
         argv += ["--tmpfs", "/tmp", "--tmpfs", "/run"]
-        for hidden in self._hidden:
-            if not _under(hidden, (Path("/tmp"), Path("/run"))):
-                argv += ["--tmpfs", str(hidden)]
-        # The interpreter and our code may live under a hidden path (a venv in /tmp, a checkout in
-        # the state dir): bind them back read-only so the agent can start.
-        for needed in _interpreter_paths():
-            if _under(needed, (Path("/tmp"), Path("/run"), *self._hidden)):
+        masked = self._masked()
+        for path in masked:
+            argv += ["--tmpfs", str(path)]
+        for secret in _secret_files():
+            # A nodev bind of /dev/null: opening the file fails with EACCES.
+            argv += ["--ro-bind", "/dev/null", str(secret)]
+        # The interpreter, our code and the agent's tools may live under a masked path (a venv in
+        # /tmp, a pyenv in /root, a checkout in the state dir): bind them back read-only.
+        for needed in [*_interpreter_paths(), *_tool_paths((spec.command[0], *AGENT_TOOLS), env.get("PATH"))]:
+            if _under(needed, (Path("/tmp"), Path("/run"), *masked)):
                 argv += ["--ro-bind", str(needed), str(needed)]
         argv += ["--bind", str(spec.work_dir), str(spec.work_dir)]
         argv += ["--bind", str(spec.socket_dir), str(SANDBOX_SOCKET_DIR), "--chdir", str(spec.work_dir)]
         if spec.claude_config_dir is not None:
             # Read-write: claude keeps its sessions (for --resume) and token refreshes there.
             argv += ["--bind", str(spec.claude_config_dir), str(SANDBOX_CLAUDE_DIR)]
+        # Last, once the binds above made their mount points: nothing new appears in a masked dir.
+        for path in masked:
+            argv += ["--remount-ro", str(path)]
         argv += ["--clearenv"]
         for key, value in sorted(env.items()):
             argv += ["--setenv", key, value]
         return [*argv, "--", *spec.command], env
+
+    def _masked(self) -> list[Path]:
+        """The dirs the agent sees empty and read-only: the hive's state and run dirs, the host's homes."""
+        candidates = [*self._hidden, *HOST_HOMES, Path.home().resolve()]
+        existing = [p for p in dict.fromkeys(candidates) if p.is_dir() and p != Path("/")]
+        # A dir inside another masked one is hidden with it.
+        return [p for p in existing if not any(o != p and o in p.parents for o in existing)]
+
+
+def _secret_files() -> list[Path]:
+    return sorted(p for pattern in SECRET_FILE_GLOBS for p in map(Path, glob.glob(pattern)) if p.is_file())
+
+
+def _tool_paths(names: Sequence[str], path: str | None) -> list[Path]:
+    """The bin dir of each executable found on PATH, and the dir of the file it resolves to."""
+    paths: list[Path] = []
+    for name in names:
+        found = shutil.which(name, path=path)
+        if found is None:
+            continue
+        for dir_ in (Path(found).parent, Path(found).resolve().parent):
+            if dir_ not in paths:
+                paths.append(dir_)
+    return paths
 
 
 def _interpreter_paths() -> list[Path]:
