@@ -1,6 +1,5 @@
 """Shared by every hivectl command: the directory options, the consoles, and the call-the-daemon shell."""
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from rich.console import Console
 from rich.text import Text
 
 from hyperhive_core.cli._client import OperatorClient
+from hyperhive_core.cli._safe import printable, safe_json
 from hyperhive_core.config import default_run_dir, default_state_dir
 from hyperhive_core.errors import HiveError
 
@@ -69,8 +69,9 @@ def make_dirs(run_dir: Path | None, state_dir: Path | None) -> Dirs:
 
 def fail(message: str) -> typer.Exit:
     """Print one error line to stderr and return the exit to raise."""
-    # Text, not markup: the message quotes names and bodies that agents chose.
-    err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
+    # printable, not markup: the message quotes names and bodies that agents chose.
+    line = Text.assemble(("error:", "bold red"), " ", printable(message))
+    err_console.print(line, highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 
@@ -83,15 +84,16 @@ def call_daemon(ctx: typer.Context, action: Callable[[OperatorClient], T]) -> T:
         raise fail(str(exc)) from None
 
 
-def print_json(value: BaseModel | list[Any] | dict[str, Any]) -> None:
-    """Print a model (or a list of them) as JSON on stdout."""
+def print_json(value: BaseModel | list[Any] | dict[str, Any], *, compact: bool = False) -> None:
+    """Print a model (or a list of them) as JSON on stdout; `compact` puts it on one line.
+
+    Control characters in strings are `\\uXXXX` escapes (see `safe_json`), so the output is valid JSON
+    and never drives the terminal.
+    """
     if isinstance(value, BaseModel):
-        text = value.model_dump_json(indent=2)
+        data: Any = value.model_dump(mode="json")
+    elif isinstance(value, list):
+        data = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
     else:
-        text = json.dumps(
-            [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
-            if isinstance(value, list)
-            else value,
-            indent=2,
-        )
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
+        data = value
+    console.print(safe_json(data, compact=compact), markup=False, highlight=False, soft_wrap=True)

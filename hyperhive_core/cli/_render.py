@@ -1,5 +1,5 @@
-"""Rich tables for people. Every value from an agent is wrapped in `Text`, so markup in a body is shown,
-never interpreted.
+"""Rich tables for people. Every value an agent may have chosen goes through `printable`: markup in a
+body is shown, never interpreted, and control characters are shown as escapes, never sent to the terminal.
 """
 
 import json
@@ -9,6 +9,7 @@ from typing import Any, cast
 from rich.table import Table
 from rich.text import Text
 
+from hyperhive_core.cli._safe import printable
 from hyperhive_core.mcp.models import AgentInfo, EventView, InboxView, MessageView
 from hyperhive_core.states import AgentState
 
@@ -40,17 +41,17 @@ def agents_table(agents: list[AgentInfo]) -> Table:
     for a in agents:
         state = Text(a.state.value, style=STATE_STYLE.get(a.state, ""))
         if a.detail:
-            state.append(f" ({a.detail})", style="dim")
+            state.append_text(printable(f" ({a.detail})", style="dim"))
         if a.throttled:
             state.append(" throttled", style="bold yellow")
         table.add_row(
-            Text(a.name, style="bold"),
+            printable(a.name, style="bold"),
             state,
             str(a.pid) if a.pid else "-",
             age(a.uptime_s),
             str(a.unread),
-            a.backend,
-            a.sandbox or "-",
+            printable(a.backend),
+            printable(a.sandbox or "-"),
         )
     if not agents:
         table.caption = "no agents yet: hivectl spawn NAME"
@@ -59,7 +60,8 @@ def agents_table(agents: list[AgentInfo]) -> Table:
 
 def agent_panel(a: AgentInfo) -> Table:
     """One agent, one field a row."""
-    table = Table(show_header=False, title=f"agent {a.name}", title_justify="left", box=None, padding=(0, 2))
+    title = printable(f"agent {a.name}")
+    table = Table(show_header=False, title=title, title_justify="left", box=None, padding=(0, 2))
     table.add_column(style="dim")
     table.add_column()
     rows: list[tuple[str, Text]] = [
@@ -68,17 +70,17 @@ def agent_panel(a: AgentInfo) -> Table:
         ("started", Text(a.started_at.isoformat(timespec="seconds") if a.started_at else "-")),
         ("uptime", Text(age(a.uptime_s))),
         ("unread", Text(str(a.unread))),
-        ("backend", Text(a.backend)),
-        ("sandbox", Text(a.sandbox or "-")),
-        ("socket", Text(a.socket)),
-        ("driver", Text(a.driver)),
+        ("backend", printable(a.backend)),
+        ("sandbox", printable(a.sandbox or "-")),
+        ("socket", printable(a.socket)),
+        ("driver", printable(a.driver)),
     ]
     if a.role:
-        rows.append(("role", Text(a.role)))
+        rows.append(("role", printable(a.role)))
     if a.throttled:
-        rows.append(("throttled", Text(a.throttled, style="bold yellow")))
+        rows.append(("throttled", printable(a.throttled, style="bold yellow")))
     if a.detail:
-        rows.append(("detail", Text(a.detail)))
+        rows.append(("detail", printable(a.detail)))
     for key, value in rows:
         table.add_row(key, value)
     return table
@@ -90,15 +92,15 @@ def _when(t: datetime) -> str:
 
 def messages_table(messages: list[MessageView], *, title: str) -> Table:
     """Messages, oldest first; bodies shown literally."""
-    table = Table("ID", "TIME", "FROM", "TO", "REPLY TO", "BODY", title=title, title_justify="left")
+    table = Table("ID", "TIME", "FROM", "TO", "REPLY TO", "BODY", title=printable(title), title_justify="left")
     for m in messages:
         table.add_row(
             str(m.id),
             _when(m.created_at),
-            Text(m.sender),
-            Text(m.recipient),
+            printable(m.sender),
+            printable(m.recipient),
             str(m.reply_to) if m.reply_to is not None else "",
-            Text(m.body),
+            printable(m.body),
         )
     if not messages:
         table.caption = "no messages"
@@ -169,5 +171,5 @@ def event_line(event: EventView) -> Text:
     """One turn event as one readable line; the text is the agent's, shown literally."""
     style, summary = _describe(event.data)
     line = Text(f"{_when(event.created_at)} ", style="dim")
-    line.append(summary, style=style)
+    line.append_text(printable(summary, style=style))
     return line

@@ -121,7 +121,7 @@ def logs(
     def show(page: EventList) -> None:
         for event in page.events:
             if json:
-                console.print(event.model_dump_json(), markup=False, highlight=False, soft_wrap=True)
+                print_json(event, compact=True)
             else:
                 console.print(event_line(event), soft_wrap=True)
 
