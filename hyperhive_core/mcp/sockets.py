@@ -23,6 +23,8 @@ from hyperhive_core.mcp.unix import UnixStream, bind_unix, serve_unix
 
 logger = logging.getLogger(__name__)
 
+# Connections one principal may hold open on its socket; more wait in the listen backlog. Bounds
+# the descriptors and sessions one agent can cost the daemon.
 MAX_CONNECTIONS_PER_SOCKET = 32
 
 
@@ -60,7 +62,11 @@ class SocketHost:
             HiveError: the socket cannot be bound.
         """
         await self.close(path)
-        await anyio.Path(path.parent).mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Every dir this creates (the run dir's agents/ too) is the daemon user's alone; the socket
+        # dir is tightened even when it was left by an earlier daemon or made by a backend.
+        for missing in reversed([p for p in (path.parent, *path.parent.parents) if not p.exists()]):
+            await anyio.Path(missing).mkdir(mode=0o700, exist_ok=True)
+        await anyio.Path(path.parent).chmod(0o700)
         # A file left by a daemon that was killed: nothing listens on it any more.
         await anyio.Path(path).unlink(missing_ok=True)
         try:
@@ -104,6 +110,6 @@ class SocketHost:
             with entry.scope:
                 async with anyio.create_task_group() as connections:
                     task_status.started()
-                    await serve_unix(sock, handle, connections)
+                    await serve_unix(sock, handle, connections, max_connections=MAX_CONNECTIONS_PER_SOCKET)
         finally:
             entry.done.set()

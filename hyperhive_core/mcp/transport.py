@@ -1,21 +1,29 @@
 """MCP over a unix socket: newline-delimited JSON-RPC, the framing of the SDK's stdio transport.
 
 The SDK has no unix-socket transport, so this builds one the way `stdio_server` is built: a reader
-task that parses each line into a `SessionMessage`, a writer task, and two memory streams. A line
-that is not JSON-RPC reaches the session as an exception (the SDK answers it); a line over
-`max_line_bytes` closes the connection, because the rest of the stream can no longer be framed.
+task that parses each line into a `SessionMessage`, a writer task, and two memory streams. The
+transport answers what the session never sees itself: a line that is not JSON-RPC gets a JSON-RPC
+error (parse error or invalid request, never the input echoed back) and the connection goes on; a
+line over `max_line_bytes` gets an error and closes the connection, because the rest of the stream
+can no longer be framed. Bounds per connection: at most `max_in_flight` requests unanswered (past
+that the reader stops reading, so a peer that never reads its answers stalls itself, not the
+daemon), and a peer that takes no bytes for `write_stall_s` is disconnected.
 """
 
+import json
 import logging
+from collections import Counter
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import cast
 
 import anyio
 import mcp_types
+import pydantic_core
 from anyio.abc import ByteStream, ObjectReceiveStream, ObjectSendStream
 from anyio.streams.buffered import BufferedByteReceiveStream
-from mcp.shared.message import SessionMessage
+from mcp.shared.message import ServerMessageMetadata, SessionMessage
 from pydantic import ValidationError
 
 from hyperhive_core.errors import DaemonUnavailableError
@@ -25,47 +33,149 @@ logger = logging.getLogger(__name__)
 
 # Bounds one JSON-RPC line: a 64 KiB body escaped into JSON plus framing stays far below it.
 MAX_LINE_BYTES = 4 * 1024 * 1024
+# Requests of one connection being handled at once; claude and the turn loop keep one or two.
+MAX_IN_FLIGHT = 32
+# A peer that takes none of a line for this long is gone or hostile: the connection is closed.
+WRITE_STALL_S = 30.0
 
 ReadStream = ObjectReceiveStream[SessionMessage | Exception]
 WriteStream = ObjectSendStream[SessionMessage]
+RequestId = int | str
+
+
+def _error_line(request_id: RequestId | None, code: int, message: str) -> bytes:
+    return (
+        json.dumps({"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}).encode() + b"\n"
+    )
+
+
+def _id_of(line: bytes) -> tuple[bool, RequestId | None]:
+    """Whether a line that is valid JSON has an "id" member, and that id if it is a valid one."""
+    try:
+        value: object = pydantic_core.from_json(line)
+    except ValueError:
+        return False, None
+    if not isinstance(value, dict):
+        return False, None
+    members = cast(dict[str, object], value)
+    if "id" not in members:
+        return False, None
+    request_id = members["id"]
+    if isinstance(request_id, str) or (isinstance(request_id, int) and not isinstance(request_id, bool)):
+        return True, request_id
+    return True, None
+
+
+def _refusal(line: bytes, exc: ValidationError | None) -> bytes:
+    """The JSON-RPC error for a line that is not a message the session can take."""
+    if exc is not None and any(e["type"] == "json_invalid" for e in exc.errors(include_input=False)):
+        return _error_line(None, mcp_types.PARSE_ERROR, "Parse error: the line is not one JSON value in UTF-8")
+    _, request_id = _id_of(line)
+    return _error_line(
+        request_id,
+        mcp_types.INVALID_REQUEST,
+        "Invalid Request: not a JSON-RPC 2.0 request, notification or response (batches are not supported)",
+    )
 
 
 @asynccontextmanager
 async def open_message_streams(
-    stream: ByteStream, *, max_line_bytes: int = MAX_LINE_BYTES
+    stream: ByteStream,
+    *,
+    max_line_bytes: int = MAX_LINE_BYTES,
+    max_in_flight: int = MAX_IN_FLIGHT,
+    write_stall_s: float = WRITE_STALL_S,
 ) -> AsyncGenerator[tuple[ReadStream, WriteStream]]:
     """Frame `stream` as MCP messages for an SDK session, until either side closes."""
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
     buffered = BufferedByteReceiveStream(stream)
+    write_lock = anyio.Lock()
+    in_flight = anyio.Semaphore(max_in_flight)
+    unanswered: Counter[RequestId] = Counter()
+    reading = anyio.CancelScope()
+
+    def settle(request_id: RequestId) -> None:
+        # Counted per id: a peer reusing one id for many requests still holds one slot per request.
+        if unanswered[request_id] > 0:
+            unanswered[request_id] -= 1
+            if not unanswered[request_id]:
+                del unanswered[request_id]
+            in_flight.release()
+
+    async def write_line(data: bytes) -> bool:
+        """Write one line whole; on a peer that is gone or takes nothing for too long, hang up."""
+        async with write_lock:
+            with anyio.move_on_after(write_stall_s) as stall:
+                try:
+                    await stream.send(data)
+                    return True
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    pass
+            if stall.cancelled_caught:
+                logger.warning("closing a connection that took no bytes for %.0f s", write_stall_s)
+        # The connection is over: stop reading too, so the session ends.
+        reading.cancel()
+        await stream.aclose()
+        return False
 
     async def read_lines() -> None:
         async with read_writer:
-            while True:
-                try:
-                    line = await buffered.receive_until(b"\n", max_line_bytes)
-                except anyio.DelimiterNotFound:
-                    logger.warning("closing a connection that sent a line over %d bytes", max_line_bytes)
-                    return
-                except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    return
-                if not line.strip():
-                    continue
-                try:
-                    message = mcp_types.jsonrpc_message_adapter.validate_json(line, by_name=False)
-                except ValidationError as exc:
-                    await read_writer.send(exc)
-                    continue
-                await read_writer.send(SessionMessage(message))
+            with reading:
+                while True:
+                    try:
+                        line = await buffered.receive_until(b"\n", max_line_bytes)
+                    except anyio.DelimiterNotFound:
+                        line = None
+                    except (
+                        anyio.EndOfStream,
+                        anyio.IncompleteRead,
+                        anyio.BrokenResourceError,
+                        anyio.ClosedResourceError,
+                    ):
+                        return
+                    # receive_until lets a line through that ends in the chunk that crossed the limit.
+                    if line is None or len(line) > max_line_bytes:
+                        logger.warning("closing a connection that sent a line over %d bytes", max_line_bytes)
+                        refusal = f"Invalid Request: line over {max_line_bytes} bytes; closing the connection"
+                        await write_line(_error_line(None, mcp_types.INVALID_REQUEST, refusal))
+                        return
+                    if not line.strip():
+                        continue
+                    try:
+                        message = mcp_types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+                    except ValidationError as exc:
+                        if not await write_line(_refusal(line, exc)):
+                            return
+                        continue
+                    if isinstance(message, mcp_types.JSONRPCNotification) and _id_of(line)[0]:
+                        # A request whose id is null, a bool, a float or an object parses as a
+                        # notification and would go unanswered.
+                        if not await write_line(_refusal(line, None)):
+                            return
+                        continue
+                    metadata = None
+                    if isinstance(message, mcp_types.JSONRPCRequest):
+                        # Back-pressure: a peer that does not read its answers stops being read.
+                        await in_flight.acquire()
+                        unanswered[message.id] += 1
+                        request_id = message.id
+
+                        async def unanswered_hook(request_id: RequestId = request_id) -> None:
+                            settle(request_id)
+
+                        metadata = ServerMessageMetadata(on_request_unanswered=unanswered_hook)
+                    await read_writer.send(SessionMessage(message, metadata=metadata))
 
     async def write_lines() -> None:
         async with write_reader:
             async for session_message in write_reader:
-                data = session_message.message.model_dump_json(by_alias=True, exclude_unset=True)
-                try:
-                    await stream.send(data.encode() + b"\n")
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                message = session_message.message
+                data = message.model_dump_json(by_alias=True, exclude_unset=True)
+                if not await write_line(data.encode() + b"\n"):
                     return
+                if isinstance(message, mcp_types.JSONRPCResponse | mcp_types.JSONRPCError) and message.id is not None:
+                    settle(message.id)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(read_lines)

@@ -121,22 +121,51 @@ def bind_unix(path: Path) -> socket.socket:
 
 
 async def serve_unix(
-    sock: socket.socket, handler: Callable[[UnixStream], Coroutine[Any, Any, None]], task_group: TaskGroup
+    sock: socket.socket,
+    handler: Callable[[UnixStream], Coroutine[Any, Any, None]],
+    task_group: TaskGroup,
+    *,
+    max_connections: int | None = None,
 ) -> None:
-    """Accept connections on a bound socket forever, one `handler` task each; closes the socket on exit."""
+    """Accept connections on a bound socket forever, one `handler` task each; closes the socket on exit.
+
+    At most `max_connections` (when given) are served at once; past that, new connections wait in
+    the kernel's listen backlog, costing the daemon no descriptor, until one closes.
+    """
+    slots = anyio.Semaphore(max_connections if max_connections is not None else 2**31)
+
+    async def run(conn: socket.socket) -> None:
+        try:
+            stream = UnixStream(conn)
+            async with stream:
+                await handler(stream)
+        finally:
+            slots.release()
+
     try:
         while True:
-            await anyio.wait_readable(sock)
+            await slots.acquire()
             try:
-                conn, _ = sock.accept()
-            except (BlockingIOError, ConnectionAbortedError):
-                continue
-            except OSError as exc:
-                # Out of file descriptors: keep the listener, let a connection close first.
-                logger.warning("cannot accept a connection: %s", exc)
-                await anyio.sleep(ACCEPT_RETRY_S)
-                continue
-            task_group.start_soon(handler, UnixStream(conn))
+                conn = await _accept(sock)
+            except BaseException:
+                slots.release()
+                raise
+            task_group.start_soon(run, conn)
     finally:
         anyio.notify_closing(sock)
         sock.close()
+
+
+async def _accept(sock: socket.socket) -> socket.socket:
+    while True:
+        await anyio.wait_readable(sock)
+        try:
+            conn, _ = sock.accept()
+        except (BlockingIOError, ConnectionAbortedError):
+            continue
+        except OSError as exc:
+            # Out of file descriptors: keep the listener, let a connection close first.
+            logger.warning("cannot accept a connection: %s", exc)
+            await anyio.sleep(ACCEPT_RETRY_S)
+            continue
+        return conn
