@@ -39,6 +39,20 @@ async def _daemon_alive(socket: Path) -> bool:
     return True
 
 
+def _make_private(database: Path) -> None:
+    """Create the database file 0600 before SQLite does (it would use the umask); tighten an old one.
+
+    SQLite gives its -wal and -shm files the database file's mode.
+    """
+    try:
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
+        for path in (database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
+            if path.exists():
+                path.chmod(0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {database}: {exc}") from exc
+
+
 class Daemon:
     """One hive daemon for one run dir and state dir."""
 
@@ -77,8 +91,11 @@ class Daemon:
         for path in (config.run_dir, config.state_dir):
             try:
                 path.mkdir(parents=True, exist_ok=True, mode=0o700)
+                # The sockets, the database and the agents' logs are for the daemon's user only.
+                path.chmod(0o700)
             except OSError as exc:
                 raise ConfigError(f"cannot create {path}: {exc}") from exc
+        _make_private(config.broker_path)
         limits = DbLimits(
             busy_timeout_ms=round(config.db_busy_timeout_s * 1000),
             max_bytes=config.max_db_mb * 1024 * 1024 if config.max_db_mb else None,
@@ -139,6 +156,9 @@ async def running_daemon(config: HiveConfig) -> AsyncGenerator[Daemon]:
 
 async def serve_until_signalled(config: HiveConfig, *, on_ready: Callable[[], None] | None = None) -> None:
     """Run a daemon in the foreground until SIGTERM, SIGINT or the operator's shutdown."""
+    # This process is the daemon: whatever it and its agents create (logs, work dirs, the state
+    # repo) is for its user only.
+    os.umask(0o077)
     daemon = Daemon(config)
     async with anyio.create_task_group() as tg:
 
