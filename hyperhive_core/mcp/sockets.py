@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 # Connections one principal may hold open on its socket; more wait in the listen backlog. Bounds
 # the descriptors and sessions one agent can cost the daemon.
 MAX_CONNECTIONS_PER_SOCKET = 32
+# Requests one principal may have unanswered over all its connections; past that its connections
+# stop being read. Bounds the memory its answers can hold while a reader of its stalls.
+MAX_IN_FLIGHT_PER_SOCKET = 32
 
 
 @dataclass(slots=True)
@@ -34,12 +37,15 @@ class _Listening:
     done: anyio.Event
 
 
-async def serve_connection(server: MCPServer[Any], stream: ByteStream) -> None:
+async def serve_connection(
+    server: MCPServer[Any], stream: ByteStream, *, principal_in_flight: anyio.Semaphore | None = None
+) -> None:
     """Run one MCP session of `server` over a connected stream until either side closes."""
     # The SDK has no public way to serve an MCPServer over custom streams; its own in-memory
     # client reaches for the wrapped low-level server the same way.
     lowlevel = server._lowlevel_server  # pyright: ignore[reportPrivateUsage]
-    async with open_connection(), stream, open_message_streams(stream) as (read, write):
+    messages = open_message_streams(stream, principal_in_flight=principal_in_flight)
+    async with open_connection(), stream, messages as (read, write):
         await lowlevel.run(read, write, lowlevel.create_initialization_options())
 
 
@@ -100,9 +106,11 @@ class SocketHost:
         *,
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
+        in_flight = anyio.Semaphore(MAX_IN_FLIGHT_PER_SOCKET)
+
         async def handle(stream: UnixStream) -> None:
             try:
-                await serve_connection(server, stream)
+                await serve_connection(server, stream, principal_in_flight=in_flight)
             except Exception:
                 logger.exception("MCP session for %s crashed", label)
 

@@ -5,9 +5,10 @@ task that parses each line into a `SessionMessage`, a writer task, and two memor
 transport answers what the session never sees itself: a line that is not JSON-RPC gets a JSON-RPC
 error (parse error or invalid request, never the input echoed back) and the connection goes on; a
 line over `max_line_bytes` gets an error and closes the connection, because the rest of the stream
-can no longer be framed. Bounds per connection: at most `max_in_flight` requests unanswered (past
-that the reader stops reading, so a peer that never reads its answers stalls itself, not the
-daemon), and a peer that takes no bytes for `write_stall_s` is disconnected.
+can no longer be framed. Bounds: at most `max_in_flight` requests of a connection unanswered, and
+of all the connections sharing a `principal_in_flight` semaphore (past either, the reader stops
+reading, so a peer that never reads its answers stalls itself, not the daemon); a peer that takes
+no bytes for `write_stall_s` is disconnected.
 """
 
 import json
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 # Bounds one JSON-RPC line: a 64 KiB body escaped into JSON plus framing stays far below it.
 MAX_LINE_BYTES = 4 * 1024 * 1024
 # Requests of one connection being handled at once; claude and the turn loop keep one or two.
-MAX_IN_FLIGHT = 32
+MAX_IN_FLIGHT = 16
 # A peer that takes none of a line for this long is gone or hostile: the connection is closed.
 WRITE_STALL_S = 30.0
 
@@ -84,14 +85,19 @@ async def open_message_streams(
     *,
     max_line_bytes: int = MAX_LINE_BYTES,
     max_in_flight: int = MAX_IN_FLIGHT,
+    principal_in_flight: anyio.Semaphore | None = None,
     write_stall_s: float = WRITE_STALL_S,
 ) -> AsyncGenerator[tuple[ReadStream, WriteStream]]:
-    """Frame `stream` as MCP messages for an SDK session, until either side closes."""
+    """Frame `stream` as MCP messages for an SDK session, until either side closes.
+
+    `principal_in_flight`, shared by every connection of one principal, bounds the requests they
+    have unanswered together; each request holds one of its slots until answered or abandoned.
+    """
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
     buffered = BufferedByteReceiveStream(stream)
     write_lock = anyio.Lock()
-    in_flight = anyio.Semaphore(max_in_flight)
+    in_flight = (anyio.Semaphore(max_in_flight), *(() if principal_in_flight is None else (principal_in_flight,)))
     unanswered: Counter[RequestId] = Counter()
     reading = anyio.CancelScope()
 
@@ -101,7 +107,8 @@ async def open_message_streams(
             unanswered[request_id] -= 1
             if not unanswered[request_id]:
                 del unanswered[request_id]
-            in_flight.release()
+            for slots in in_flight:
+                slots.release()
 
     async def write_line(data: bytes) -> bool:
         """Write one line whole; on a peer that is gone or takes nothing for too long, hang up."""
@@ -157,7 +164,8 @@ async def open_message_streams(
                     metadata = None
                     if isinstance(message, mcp_types.JSONRPCRequest):
                         # Back-pressure: a peer that does not read its answers stops being read.
-                        await in_flight.acquire()
+                        for slots in in_flight:
+                            await slots.acquire()
                         unanswered[message.id] += 1
                         request_id = message.id
 
@@ -177,13 +185,19 @@ async def open_message_streams(
                 if isinstance(message, mcp_types.JSONRPCResponse | mcp_types.JSONRPCError) and message.id is not None:
                     settle(message.id)
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(read_lines)
-        tg.start_soon(write_lines)
-        try:
-            yield read_stream, write_stream
-        finally:
-            tg.cancel_scope.cancel()
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read_lines)
+            tg.start_soon(write_lines)
+            try:
+                yield read_stream, write_stream
+            finally:
+                tg.cancel_scope.cancel()
+    finally:
+        # Requests the connection took down with it give their principal's slots back.
+        if principal_in_flight is not None:
+            for _ in range(unanswered.total()):
+                principal_in_flight.release()
 
 
 @asynccontextmanager

@@ -10,7 +10,7 @@ import shutil
 import socket
 import tempfile
 from collections.abc import AsyncGenerator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -255,10 +255,15 @@ async def test_connections_past_the_cap_wait_until_one_closes_and_other_sockets_
     await assert_hive_serves(hive)
 
 
-async def test_a_client_that_floods_requests_and_never_reads_is_throttled_at_bounded_memory(hive: RunningHive) -> None:
-    total = 5000
+@asynccontextmanager
+async def never_reading_flood(path: Path, total: int = 5000) -> AsyncGenerator[tuple[int, int]]:
+    """Connect, then write `total` padded requests without ever reading; yields (bytes sent, bytes meant).
+
+    Writing stops once the socket has stayed full for QUIET_S: the daemon stopped reading.
+    """
     pad = "x" * 1000
-    lines = [json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}).encode() + b"\n"]
+    lines = [json.dumps({"jsonrpc": "2.0", "id": -1, "method": "initialize", "params": INITIALIZE}).encode() + b"\n"]
+    lines.append(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}).encode() + b"\n")
     lines += [
         json.dumps(
             {"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "peers", "arguments": {"pad": pad}}}
@@ -266,16 +271,12 @@ async def test_a_client_that_floods_requests_and_never_reads_is_throttled_at_bou
         + b"\n"
         for i in range(total)
     ]
-    before = rss_bytes()
+    data = memoryview(b"".join(lines))
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.setblocking(False)
     sent = 0
     try:
-        sock.connect(str(hive.socket("alice")))
-        sock.send(
-            json.dumps({"jsonrpc": "2.0", "id": -1, "method": "initialize", "params": INITIALIZE}).encode() + b"\n"
-        )
-        data = memoryview(b"".join(lines))
+        sock.connect(str(path))
         with anyio.fail_after(30):
             while sent < len(data):
                 try:
@@ -288,14 +289,43 @@ async def test_a_client_that_floods_requests_and_never_reads_is_throttled_at_bou
                     await anyio.wait_writable(sock)
                 if stalled.cancelled_caught:
                     break
-        assert sent < len(data), "the daemon read every request of a client that reads no answer"
+        yield sent, len(data)
+    finally:
+        anyio.notify_closing(sock)
+        sock.close()
+
+
+async def test_a_client_that_floods_requests_and_never_reads_is_throttled_at_bounded_memory(hive: RunningHive) -> None:
+    before = rss_bytes()
+    async with never_reading_flood(hive.socket("alice")) as (sent, meant):
+        assert sent < meant, "the daemon read every request of a client that reads no answer"
         grown = rss_bytes() - before
         assert grown < 48 * 1024 * 1024, f"the daemon grew by {grown / 2**20:.0f} MiB"
         # The stuck connection holds up no one, not even alice's own next session.
         await assert_hive_serves(hive)
-    finally:
-        anyio.notify_closing(sock)
-        sock.close()
+    await assert_hive_serves(hive)
+
+
+async def test_flooding_connections_of_one_agent_use_up_only_that_agents_share(hive: RunningHive) -> None:
+    with anyio.fail_after(30):
+        async with AsyncExitStack() as floods:
+            for _ in range(2):
+                await floods.enter_async_context(never_reading_flood(hive.socket("alice")))
+            # Two stuck connections hold every request slot alice has: her next session waits...
+            async with open_raw(hive.socket("alice")) as waiting:
+                await waiting.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INITIALIZE})
+                with anyio.move_on_after(QUIET_S) as quiet:
+                    await waiting.read_message()
+                assert quiet.cancelled_caught, "alice was served past her share"
+                # ...while bob and the operator are served at once.
+                async with open_session(hive.socket("bob")) as bob:
+                    assert (await bob.call_tool("whoami", {})).structured_content == {"name": "bob", "role": "agent"}
+                assert [a.name for a in await hive.operator.list_agents()] == ["alice", "bob"]
+                # The stuck connections hang up: their slots come back and the waiting one is served.
+                await floods.aclose()
+                reply = await waiting.read_message()
+                assert reply is not None
+                assert (reply["id"], "result" in reply) == (1, True)
     await assert_hive_serves(hive)
 
 
