@@ -99,7 +99,11 @@ async def open_message_streams(
     write_lock = anyio.Lock()
     in_flight = (anyio.Semaphore(max_in_flight), *(() if principal_in_flight is None else (principal_in_flight,)))
     unanswered: Counter[RequestId] = Counter()
-    reading = anyio.CancelScope()
+    # Set once nothing more can be written; `waiting_for_slot` is the reader's wait for a request
+    # slot, which only an answer written would end. (A read is never cancelled from here: anyio's
+    # own unix streams, used by the tests' fakes, break on a read cancelled as data arrives.)
+    gone = False
+    waiting_for_slot: anyio.CancelScope | None = None
 
     def settle(request_id: RequestId) -> None:
         # Counted per id: a peer reusing one id for many requests still holds one slot per request.
@@ -112,6 +116,7 @@ async def open_message_streams(
 
     async def write_line(data: bytes) -> bool:
         """Write one line whole; on a peer that is gone or takes nothing for too long, hang up."""
+        nonlocal gone
         async with write_lock:
             with anyio.move_on_after(write_stall_s) as stall:
                 try:
@@ -119,61 +124,74 @@ async def open_message_streams(
                     return True
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                     pass
-            if stall.cancelled_caught:
-                logger.warning("closing a connection that took no bytes for %.0f s", write_stall_s)
-        # The connection is over: stop reading too, so the session ends.
-        reading.cancel()
-        await stream.aclose()
+        # The connection is over: the reader ends at the EOF or close, or instead of waiting for a slot.
+        gone = True
+        if waiting_for_slot is not None:
+            waiting_for_slot.cancel()
+        if stall.cancelled_caught:
+            logger.warning("closing a connection that took no bytes for %.0f s", write_stall_s)
+            await stream.aclose()
         return False
+
+    async def take_slot() -> bool:
+        """Wait for a request slot of the connection and of its principal; False if the connection ended."""
+        nonlocal waiting_for_slot
+        held: list[anyio.Semaphore] = []
+        with anyio.CancelScope() as waiting_for_slot:
+            for slots in in_flight:
+                if gone:
+                    break
+                await slots.acquire()
+                held.append(slots)
+        waiting_for_slot = None
+        if gone or len(held) < len(in_flight):
+            for slots in held:
+                slots.release()
+            return False
+        return True
 
     async def read_lines() -> None:
         async with read_writer:
-            with reading:
-                while True:
-                    try:
-                        line = await buffered.receive_until(b"\n", max_line_bytes)
-                    except anyio.DelimiterNotFound:
-                        line = None
-                    except (
-                        anyio.EndOfStream,
-                        anyio.IncompleteRead,
-                        anyio.BrokenResourceError,
-                        anyio.ClosedResourceError,
-                    ):
+            while True:
+                try:
+                    line = await buffered.receive_until(b"\n", max_line_bytes)
+                except anyio.DelimiterNotFound:
+                    line = None
+                except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    return
+                # receive_until lets a line through that ends in the chunk that crossed the limit.
+                if line is None or len(line) > max_line_bytes:
+                    logger.warning("closing a connection that sent a line over %d bytes", max_line_bytes)
+                    refusal = f"Invalid Request: line over {max_line_bytes} bytes; closing the connection"
+                    await write_line(_error_line(None, mcp_types.INVALID_REQUEST, refusal))
+                    return
+                if not line.strip():
+                    continue
+                try:
+                    message = mcp_types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+                except ValidationError as exc:
+                    if not await write_line(_refusal(line, exc)):
                         return
-                    # receive_until lets a line through that ends in the chunk that crossed the limit.
-                    if line is None or len(line) > max_line_bytes:
-                        logger.warning("closing a connection that sent a line over %d bytes", max_line_bytes)
-                        refusal = f"Invalid Request: line over {max_line_bytes} bytes; closing the connection"
-                        await write_line(_error_line(None, mcp_types.INVALID_REQUEST, refusal))
+                    continue
+                if isinstance(message, mcp_types.JSONRPCNotification) and _id_of(line)[0]:
+                    # A request whose id is null, a bool, a float or an object parses as a
+                    # notification and would go unanswered.
+                    if not await write_line(_refusal(line, None)):
                         return
-                    if not line.strip():
-                        continue
-                    try:
-                        message = mcp_types.jsonrpc_message_adapter.validate_json(line, by_name=False)
-                    except ValidationError as exc:
-                        if not await write_line(_refusal(line, exc)):
-                            return
-                        continue
-                    if isinstance(message, mcp_types.JSONRPCNotification) and _id_of(line)[0]:
-                        # A request whose id is null, a bool, a float or an object parses as a
-                        # notification and would go unanswered.
-                        if not await write_line(_refusal(line, None)):
-                            return
-                        continue
-                    metadata = None
-                    if isinstance(message, mcp_types.JSONRPCRequest):
-                        # Back-pressure: a peer that does not read its answers stops being read.
-                        for slots in in_flight:
-                            await slots.acquire()
-                        unanswered[message.id] += 1
-                        request_id = message.id
+                    continue
+                metadata = None
+                if isinstance(message, mcp_types.JSONRPCRequest):
+                    # Back-pressure: a peer that does not read its answers stops being read.
+                    if not await take_slot():
+                        return
+                    unanswered[message.id] += 1
+                    request_id = message.id
 
-                        async def unanswered_hook(request_id: RequestId = request_id) -> None:
-                            settle(request_id)
+                    async def unanswered_hook(request_id: RequestId = request_id) -> None:
+                        settle(request_id)
 
-                        metadata = ServerMessageMetadata(on_request_unanswered=unanswered_hook)
-                    await read_writer.send(SessionMessage(message, metadata=metadata))
+                    metadata = ServerMessageMetadata(on_request_unanswered=unanswered_hook)
+                await read_writer.send(SessionMessage(message, metadata=metadata))
 
     async def write_lines() -> None:
         async with write_reader:
