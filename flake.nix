@@ -46,7 +46,7 @@
       devShells = forAllSystems (pkgs: {
         default = pkgs.mkShell {
           packages = [
-            (pkgs.python3.withPackages (ps: with ps; [ anyio mcp pydantic rich sqlmodel typer pytest ]))
+            (pkgs.python3.withPackages (ps: with ps; [ anyio mcp pydantic rich sqlmodel typer pytest hypothesis ]))
             pkgs.ruff
             pkgs.pyright
             pkgs.bubblewrap

@@ -67,6 +67,8 @@ class HiveConfig(BaseModel):
     stop_grace_s: float = Field(default=STOP_GRACE_S, ge=0)
     # Command that runs an agent's turn loop; None = this interpreter's `-m hyperhive_agent serve`.
     agent_command: tuple[str, ...] | None = None
+    # Start the manager (hm1nd) with the daemon when the hive has none yet.
+    start_manager: bool = False
     # Command that runs the manager (hm1nd); None = this interpreter's `-m hyperhive_mind serve`.
     manager_command: tuple[str, ...] | None = None
     turn_timeout_s: float = Field(default=TURN_TIMEOUT_S, gt=0)

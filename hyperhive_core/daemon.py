@@ -18,12 +18,13 @@ from anyio.abc import TaskStatus
 from hyperhive_core.broker.broker import Broker
 from hyperhive_core.broker.store import DbLimits, HiveStore, open_engine
 from hyperhive_core.config import HiveConfig
-from hyperhive_core.errors import ConfigError
+from hyperhive_core.errors import ConfigError, HiveError
 from hyperhive_core.hive import Hive
 from hyperhive_core.lifecycle import create_backend
 from hyperhive_core.mcp.sockets import SocketHost
 from hyperhive_core.mcp.tools import build_agent_server, build_operator_server
 from hyperhive_core.mcp.unix import connect_unix
+from hyperhive_core.names import MANAGER
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +122,11 @@ class Daemon:
                         mode=0o600,
                     )
                     await hive.restore()
+                    if config.start_manager and MANAGER not in hive.agent_names:
+                        try:
+                            await hive.spawn_manager()
+                        except HiveError:
+                            logger.exception("could not start the manager")
                     pid_file.write_text(f"{os.getpid()}\n")
                     logger.info(
                         "hyperhive daemon ready: %d agents, operator socket %s, state %s",

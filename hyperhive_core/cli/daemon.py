@@ -135,6 +135,9 @@ def serve(
     turn_timeout: Annotated[float, typer.Option(min=1, help="Seconds a claude turn may take before it is killed.")] = (
         TURN_TIMEOUT_S
     ),
+    manager: Annotated[
+        bool, typer.Option("--manager/--no-manager", envvar="HYPERHIVE_MANAGER", help="Start hm1nd with the hive.")
+    ] = False,
     max_db_mb: Annotated[
         int | None, typer.Option(min=1, help="Cap the message database at this many MB (default: the disk).")
     ] = None,
@@ -160,6 +163,7 @@ def serve(
         rate_limit=rate_limit,
         turn_timeout_s=turn_timeout,
         max_db_mb=max_db_mb,
+        start_manager=manager,
     )
     if detach:
         _detach(config, log_level)

@@ -146,6 +146,8 @@ in
         StateDirectoryMode = "0700";
         Restart = "on-failure";
         RestartSec = 5;
+        # Each agent may hold up to 32 connections to its socket; 1024 descriptors run out early.
+        LimitNOFILE = 65536;
       };
     };
   };

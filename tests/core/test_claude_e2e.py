@@ -6,6 +6,7 @@ reaches the agent's socket; every turn's events land in the daemon's event log.
 """
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,15 @@ async def test_a_claude_agent_answers_the_operator_and_its_turn_is_in_its_logs(
             got = (await operator.recv(timeout_s=BOUND_S)).messages
             assert [(m.sender, m.body, m.reply_to) for m in got] == [("alice", "claude: hello", sent.id)]
             events = await events_until(operator, "alice", "turn_end")
+            # What the operator sees: `hivectl logs alice`, the whole command, shows claude's tool call.
+            shown = await anyio.run_process(
+                [sys.executable, "-m", "hyperhive_core", "--run-dir", str(config.run_dir), "logs", "alice"],
+                env={**os.environ, "COLUMNS": "300"},
+            )
+    logs = shown.stdout.decode()
+    assert "→ mcp__hive__send" in logs
+    assert "turn done in" in logs
+    assert SECRET not in logs
     subtypes = [e.get("subtype") for e in events]
     assert subtypes[0] == "driver"
     assert "using claude" in events[0]["message"]

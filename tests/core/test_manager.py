@@ -73,3 +73,10 @@ async def test_the_manager_is_a_reserved_name_and_comes_back_after_a_restart(sho
         assert (manager.name, manager.state) == ("hm1nd", AgentState.RUNNING)
         async with open_hive_client(config.agent_socket("hm1nd")) as hm1nd:
             assert (await hm1nd.whoami()).role == "manager"
+
+
+async def test_a_daemon_configured_with_a_manager_starts_it_once(short_tmpdir: Path) -> None:
+    config = hive_config(short_tmpdir, agent_command=IDLE_AGENT, manager_command=IDLE_AGENT, start_manager=True)
+    for _ in range(2):  # the second start finds hm1nd in the hive and starts no other
+        async with running_daemon(config), open_hive_client(config.host_socket) as operator:
+            assert [(a.name, a.state) for a in await operator.list_agents()] == [("hm1nd", AgentState.RUNNING)]
