@@ -132,7 +132,7 @@ in
       # nixos-container lives in the system profile, not in a package the service could name.
       path = [ "/run/current-system/sw" ];
       environment = {
-        # Read by the daemon's dashboard and manager once they land; harmless before.
+        # HYPERHIVE_MANAGER is `hivectl serve --manager`; the dashboard address waits for the dashboard.
         HYPERHIVE_DASHBOARD = cfg.dashboard.address;
         HYPERHIVE_MANAGER = if cfg.manager.enable then "1" else "0";
       };
