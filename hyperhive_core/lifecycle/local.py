@@ -9,6 +9,7 @@ as plain subprocesses, and the backend says so in a warning. Children never outl
 bwrap's --die-with-parent, or the agent's own parent-death signal (HIVE_PARENT_PID) when unsandboxed.
 """
 
+import contextlib
 import glob
 import importlib.util
 import logging
@@ -108,6 +109,7 @@ class LocalBackend:
         if child is not None:
             child.log.close()
         await self.create(spec)
+        await _reap_leftover(spec)
         argv, env = self._command(spec)
         log = spec.log_path.open("ab")
         try:
@@ -125,6 +127,7 @@ class LocalBackend:
             log.close()
             raise BackendError(f"cannot start agent {spec.name!r} ({argv[0]}): {exc}") from exc
         self._children[spec.name] = _Child(process=process, started_at=time.time(), log=log)
+        await anyio.Path(_pid_file(spec)).write_text(f"{process.pid}\n")
         logger.info("started agent %s (pid %d, %s)", spec.name, process.pid, self._sandbox_label)
 
     async def stop(self, name: str, *, grace_s: float) -> None:
@@ -264,6 +267,48 @@ def _tool_paths(names: Sequence[str], path: str | None) -> list[Path]:
             if dir_ not in paths:
                 paths.append(dir_)
     return paths
+
+
+def _pid_file(spec: AgentSpec) -> Path:
+    # Beside the log, in the agent's state dir: outside the sandbox's reach (only work/ is bound in),
+    # so an agent cannot point the daemon at a process of its choosing.
+    return spec.log_path.parent / "agent.pid"
+
+
+def _is_our_agent(pid: int, spec: AgentSpec) -> bool:
+    # Every agent process (bwrap or plain) is started in its own work dir, which names the agent.
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd")) == spec.work_dir.resolve()
+    except OSError:
+        return False
+
+
+async def _reap_leftover(spec: AgentSpec) -> None:
+    """Kill an agent process an earlier daemon left behind, so two never serve one socket.
+
+    The parent-death signal normally takes agents down with their daemon; a daemon killed in the
+    instant between starting an agent and arming that signal leaves one running.
+    """
+    try:
+        pid = int((await anyio.Path(_pid_file(spec)).read_text()).strip())
+    except (OSError, ValueError):
+        return
+    if pid <= 1 or not _is_our_agent(pid, spec):
+        return
+    logger.warning(
+        "agent %s: a process left by an earlier daemon (pid %d) is still running; killing it", spec.name, pid
+    )
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        with anyio.move_on_after(KILL_WAIT_S):
+            await anyio.wait_readable(pidfd)
+    finally:
+        os.close(pidfd)
 
 
 def _interpreter_paths() -> list[Path]:

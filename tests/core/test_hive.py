@@ -172,3 +172,22 @@ async def test_the_operators_claude_login_is_bound_into_the_sandbox_and_no_key_l
     for path in config.state_dir.rglob("*"):
         if path.is_file():
             assert b"sk-test-SECRET" not in path.read_bytes(), path
+
+
+async def test_an_agent_process_an_earlier_daemon_left_behind_is_killed_before_a_new_one_starts(
+    short_tmpdir: Path,
+) -> None:
+    config = hive_config(short_tmpdir, agent_command=IDLE_AGENT)
+    async with running_daemon(config), open_hive_client(config.host_socket) as operator:
+        await operator.spawn("alice")
+    # As if a daemon had died in the instant before it could tie alice to itself: alice lives on.
+    work_dir = config.agent_state_dir("alice") / "work"
+    leftover = await anyio.open_process(["sleep", "infinity"], cwd=work_dir, start_new_session=True)
+    (config.agent_state_dir("alice") / "agent.pid").write_text(f"{leftover.pid}\n")
+    with anyio.fail_after(10):
+        async with running_daemon(config), open_hive_client(config.host_socket) as operator:
+            assert await leftover.wait() == -9
+            [alice] = await operator.list_agents()
+            assert alice.state == AgentState.RUNNING
+            assert alice.pid != leftover.pid
+    await leftover.aclose()
