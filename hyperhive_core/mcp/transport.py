@@ -28,7 +28,7 @@ from mcp.shared.message import ServerMessageMetadata, SessionMessage
 from pydantic import ValidationError
 
 from hyperhive_core.errors import DaemonUnavailableError
-from hyperhive_core.mcp.unix import connect_unix
+from hyperhive_core.mcp.unix import UnixStream, connect_unix
 
 logger = logging.getLogger(__name__)
 
@@ -114,21 +114,33 @@ async def open_message_streams(
             for slots in in_flight:
                 slots.release()
 
+    if isinstance(stream, UnixStream):
+        stream.stall_timeout_s = write_stall_s
+
+    async def send(data: bytes) -> None:
+        if isinstance(stream, UnixStream):
+            await stream.send(data)  # times a stalled peer out itself, only when it stalls
+        else:
+            with anyio.fail_after(write_stall_s):
+                await stream.send(data)
+
     async def write_line(data: bytes) -> bool:
         """Write one line whole; on a peer that is gone or takes nothing for too long, hang up."""
         nonlocal gone
+        stalled = False
         async with write_lock:
-            with anyio.move_on_after(write_stall_s) as stall:
-                try:
-                    await stream.send(data)
-                    return True
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    pass
+            try:
+                await send(data)
+                return True
+            except TimeoutError:
+                stalled = True
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass
         # The connection is over: the reader ends at the EOF or close, or instead of waiting for a slot.
         gone = True
         if waiting_for_slot is not None:
             waiting_for_slot.cancel()
-        if stall.cancelled_caught:
+        if stalled:
             logger.warning("closing a connection that took no bytes for %.0f s", write_stall_s)
             await stream.aclose()
         return False

@@ -33,6 +33,8 @@ class UnixStream(ByteStream):
         sock.setblocking(False)
         self._sock = sock
         self._closed = False
+        # How long `send` waits for a peer that takes no bytes; None: as long as it takes.
+        self.stall_timeout_s: float | None = None
 
     @property
     def extra_attributes(self) -> dict[Any, Callable[[], Any]]:
@@ -55,14 +57,21 @@ class UnixStream(ByteStream):
             return data
 
     async def send(self, item: bytes) -> None:
-        """Send every byte of `item`."""
+        """Send every byte of `item`.
+
+        Raises:
+            TimeoutError: the peer took no bytes for `stall_timeout_s` (when set).
+        """
         await anyio.lowlevel.checkpoint_if_cancelled()
         view = memoryview(item)
         while view:
             try:
                 sent = self._sock.send(view)
             except BlockingIOError:
-                await anyio.wait_writable(self._sock)
+                # The timer is armed only here, when the peer's buffer is full: the common send,
+                # taken whole by the kernel at once, costs no timer at all.
+                with anyio.fail_after(self.stall_timeout_s):
+                    await anyio.wait_writable(self._sock)
                 continue
             except OSError as exc:
                 raise (anyio.ClosedResourceError() if self._closed else anyio.BrokenResourceError()) from exc
