@@ -10,6 +10,7 @@ import os
 import select
 import sys
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, cast
 
@@ -17,11 +18,21 @@ import typer
 
 from hyperhive_core.cli._client import OperatorClient, connect_raw, wait_until_closed
 from hyperhive_core.cli._common import call_daemon, console, dirs, err_console, fail
-from hyperhive_core.config import MAX_EXCHANGES, RATE_LIMIT, TURN_TIMEOUT_S, HiveConfig, SandboxMode
+from hyperhive_core.config import MAX_EXCHANGES, RATE_LIMIT, TURN_TIMEOUT_S, HiveConfig
 from hyperhive_core.errors import DaemonUnavailableError, HiveError
 from hyperhive_core.mcp.models import ShutdownReceipt
 
 READY_TIMEOUT_S = 30.0
+
+
+class Sandbox(StrEnum):
+    """How the local backend isolates agents."""
+
+    AUTO = "auto"
+    BWRAP = "bwrap"
+    NONE = "none"
+
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -117,8 +128,8 @@ def serve(
     ctx: typer.Context,
     backend: Annotated[str, typer.Option(help="Lifecycle backend.", envvar="HYPERHIVE_BACKEND")] = "local",
     sandbox: Annotated[
-        str, typer.Option(help="local backend: auto (bwrap if installed), bwrap (required) or none.")
-    ] = "auto",
+        Sandbox, typer.Option(help="local backend: auto (bwrap if installed), bwrap (required) or none.")
+    ] = Sandbox.AUTO,
     share_net: Annotated[bool, typer.Option(help="Let agents reach the network (claude needs its API).")] = True,
     detach: Annotated[bool, typer.Option(help="Run in the background; return once the daemon listens.")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
@@ -147,15 +158,12 @@ def serve(
     ] = None,
 ) -> None:
     """Run the hive daemon: the broker, every agent's MCP socket and the operator's host.sock."""
-    if sandbox not in ("auto", "bwrap", "none"):
-        raise fail(f"--sandbox must be auto, bwrap or none, not {sandbox!r}")
-    chosen: SandboxMode = "auto" if sandbox == "auto" else "bwrap" if sandbox == "bwrap" else "none"
     d = dirs(ctx)
     config = HiveConfig(
         run_dir=d.run_dir,
         state_dir=d.state_dir,
         backend=backend,
-        sandbox=chosen,
+        sandbox=sandbox.value,
         share_net=share_net,
         nixos_template=nixos_template,
         claude_config_dir=claude_config_dir,
