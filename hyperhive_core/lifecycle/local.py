@@ -221,21 +221,28 @@ class LocalBackend:
         argv += ["--die-with-parent", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
         argv += ["--tmpfs", "/tmp", "--tmpfs", "/run"]
         masked = self._masked()
-        for path in masked:
-            argv += ["--tmpfs", str(path)]
-        for secret in _secret_files():
-            # A nodev bind of /dev/null: opening the file fails with EACCES.
-            argv += ["--ro-bind", "/dev/null", str(secret)]
+        # (destination, arguments): applied parents first, so a mount on a deeper path always lands
+        # on top: a masked state dir inside a checkout bound back stays masked, and the interpreter
+        # bound back inside a masked home stays visible.
+        mounts: list[tuple[Path, list[str]]] = [(path, ["--tmpfs", str(path)]) for path in masked]
+        # A nodev bind of /dev/null: opening the file fails with EACCES.
+        mounts.extend((secret, ["--ro-bind", "/dev/null", str(secret)]) for secret in _secret_files())
         # The interpreter, our code and the agent's tools may live under a masked path (a venv in
         # /tmp, a pyenv in /root, a checkout in the state dir): bind them back read-only.
-        for needed in [*_interpreter_paths(), *_tool_paths((spec.command[0], *AGENT_TOOLS), env.get("PATH"))]:
-            if _under(needed, (Path("/tmp"), Path("/run"), *masked)):
-                argv += ["--ro-bind", str(needed), str(needed)]
-        argv += ["--bind", str(spec.work_dir), str(spec.work_dir)]
-        argv += ["--bind", str(spec.socket_dir), str(SANDBOX_SOCKET_DIR), "--chdir", str(spec.work_dir)]
+        needed = [*_interpreter_paths(), *_tool_paths((spec.command[0], *AGENT_TOOLS), env.get("PATH"))]
+        mounts.extend(
+            (path, ["--ro-bind", str(path), str(path)])
+            for path in needed
+            if _under(path, (Path("/tmp"), Path("/run"), *masked))
+        )
+        mounts.append((spec.work_dir, ["--bind", str(spec.work_dir), str(spec.work_dir)]))
+        mounts.append((SANDBOX_SOCKET_DIR, ["--bind", str(spec.socket_dir), str(SANDBOX_SOCKET_DIR)]))
         if spec.claude_config_dir is not None:
             # Read-write: claude keeps its sessions (for --resume) and token refreshes there.
-            argv += ["--bind", str(spec.claude_config_dir), str(SANDBOX_CLAUDE_DIR)]
+            mounts.append((SANDBOX_CLAUDE_DIR, ["--bind", str(spec.claude_config_dir), str(SANDBOX_CLAUDE_DIR)]))
+        for _, arguments in sorted(mounts, key=lambda mount: len(mount[0].parts)):
+            argv += arguments
+        argv += ["--chdir", str(spec.work_dir)]
         # Last, once the binds above made their mount points: nothing new appears in a masked dir.
         for path in masked:
             argv += ["--remount-ro", str(path)]

@@ -191,3 +191,23 @@ async def test_an_agent_process_an_earlier_daemon_left_behind_is_killed_before_a
             assert alice.state == AgentState.RUNNING
             assert alice.pid != leftover.pid
     await leftover.aclose()
+
+
+async def test_a_state_dir_inside_a_dir_bound_back_for_the_agent_stays_hidden_and_the_agent_starts(
+    short_tmpdir: Path,
+) -> None:
+    # As in the demo: the state dir lives inside a checkout that the sandbox binds back read-only
+    # (here, the dir of the agent's own command, under the masked /tmp).
+    tools = short_tmpdir / "tools"
+    tools.mkdir()
+    state_dir = tools / "state"
+    probe = tools / "probe"
+    probe.write_text('#!/bin/sh\n[ -e "$1/broker.sqlite" ] && exit 3\n[ -x "$0" ] || exit 4\nexit 7\n')
+    probe.chmod(0o755)
+    config = hive_config(short_tmpdir, sandbox="bwrap", state_dir=state_dir, agent_command=(str(probe), str(state_dir)))
+    async with running_daemon(config) as daemon, open_hive_client(config.host_socket) as operator:
+        await operator.spawn("alice")
+        backend = daemon.hive.backend
+        assert isinstance(backend, LocalBackend)
+        with anyio.fail_after(10):
+            assert await backend.wait_exit("alice") == 7
