@@ -10,6 +10,8 @@ import anyio
 import pytest
 
 from hyperhive_core.config import HiveConfig
+from hyperhive_core.daemon import Daemon
+from hyperhive_core.lifecycle.local import LocalBackend
 
 # A real process that idles until the daemon stops it: for tests that drive an agent's socket
 # themselves and want no turn loop consuming its messages.
@@ -52,3 +54,11 @@ async def kill_hard(pid: int) -> None:
         await anyio.wait_readable(pidfd)
     finally:
         os.close(pidfd)
+
+
+async def agent_exit_code(daemon: Daemon, name: str, *, within_s: float = 10.0) -> int | None:
+    """Wait (bounded) until a local-backend agent's process exits; its exit code: how probe agents report."""
+    backend = daemon.hive.backend
+    assert isinstance(backend, LocalBackend)
+    with anyio.fail_after(within_s):
+        return await backend.wait_exit(name)

@@ -11,7 +11,7 @@ from hyperhive_core.config import HiveConfig
 from hyperhive_core.daemon import running_daemon
 from hyperhive_core.lifecycle.local import LocalBackend
 from hyperhive_core.states import AgentState
-from tests.helpers import IDLE_AGENT, hive_config, kill_hard, needs_bwrap, start_daemon_process
+from tests.helpers import IDLE_AGENT, agent_exit_code, hive_config, kill_hard, needs_bwrap, start_daemon_process
 
 pytestmark = [pytest.mark.containers, needs_bwrap]
 
@@ -124,10 +124,7 @@ async def test_an_agent_that_exits_is_reported_failed_with_its_exit_code(short_t
     config = hive_config(short_tmpdir, agent_command=("sh", "-c", "exit 3"))
     async with running_daemon(config) as daemon, open_hive_client(config.host_socket) as operator:
         await operator.spawn("alice")
-        backend = daemon.hive.backend
-        assert isinstance(backend, LocalBackend)
-        with anyio.fail_after(10):
-            assert await backend.wait_exit("alice") == 3
+        assert await agent_exit_code(daemon, "alice") == 3
         info = await operator.status("alice")
         assert (info.state, info.detail) == (AgentState.FAILED, "exited with code 3; see its log")
         assert [a.state for a in await operator.list_agents()] == [AgentState.FAILED]
@@ -164,10 +161,7 @@ async def test_the_operators_claude_login_is_bound_into_the_sandbox_and_no_key_l
     config = hive_config(short_tmpdir, sandbox="bwrap", agent_command=("sh", "-c", probe), claude_config_dir=claude_dir)
     async with running_daemon(config) as daemon, open_hive_client(config.host_socket) as operator:
         await operator.spawn("alice")
-        backend = daemon.hive.backend
-        assert isinstance(backend, LocalBackend)
-        with anyio.fail_after(10):
-            assert await backend.wait_exit("alice") == 7
+        assert await agent_exit_code(daemon, "alice") == 7
     assert (claude_dir / "seen-from-inside").exists()
     for path in config.state_dir.rglob("*"):
         if path.is_file():
@@ -207,7 +201,4 @@ async def test_a_state_dir_inside_a_dir_bound_back_for_the_agent_stays_hidden_an
     config = hive_config(short_tmpdir, sandbox="bwrap", state_dir=state_dir, agent_command=(str(probe), str(state_dir)))
     async with running_daemon(config) as daemon, open_hive_client(config.host_socket) as operator:
         await operator.spawn("alice")
-        backend = daemon.hive.backend
-        assert isinstance(backend, LocalBackend)
-        with anyio.fail_after(10):
-            assert await backend.wait_exit("alice") == 7
+        assert await agent_exit_code(daemon, "alice") == 7

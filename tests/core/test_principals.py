@@ -18,11 +18,10 @@ import pytest
 from hyperhive_core.client import HiveClient, open_hive_client, open_session
 from hyperhive_core.config import HiveConfig
 from hyperhive_core.daemon import Daemon, running_daemon
-from hyperhive_core.lifecycle.local import LocalBackend
 from hyperhive_core.mcp.tools import PRIVILEGED_TOOLS
 from hyperhive_core.states import AgentState
 from tests.core._rawrpc import INITIALIZE, JsonObject, RawConnection, open_raw, tool_error_text
-from tests.helpers import IDLE_AGENT, hive_config, kill_hard, needs_bwrap, start_daemon_process
+from tests.helpers import IDLE_AGENT, agent_exit_code, hive_config, kill_hard, needs_bwrap, start_daemon_process
 
 IDENTITY_CLAIMS: JsonObject = {
     "sender": "operator",
@@ -303,9 +302,7 @@ async def test_a_sandboxed_agent_cannot_reach_the_operators_socket_or_another_ag
         async with running_daemon(config) as daemon, open_hive_client(config.host_socket) as operator:
             await operator.spawn("bob")
             await operator.spawn("alice")
-            backend = daemon.hive.backend
-            assert isinstance(backend, LocalBackend)
-            assert await backend.wait_exit("alice") == 7
+            assert await agent_exit_code(daemon, "alice") == 7
             # The daemon still serves, bob still runs: the probe changed nothing.
             states = {a.name: a.state for a in await operator.list_agents()}
             assert states == {"alice": AgentState.FAILED, "bob": AgentState.RUNNING}
