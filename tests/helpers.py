@@ -9,6 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from hyperhive_core.client import HiveClient
 from hyperhive_core.config import HiveConfig
 from hyperhive_core.daemon import Daemon
 from hyperhive_core.lifecycle.local import LocalBackend
@@ -62,3 +63,10 @@ async def agent_exit_code(daemon: Daemon, name: str, *, within_s: float = 10.0) 
     assert isinstance(backend, LocalBackend)
     with anyio.fail_after(within_s):
         return await backend.wait_exit(name)
+
+
+async def echo_round_trip(operator: HiveClient, agent: str, body: str) -> None:
+    """The operator sends `body` to an echo agent and receives its `echo: ` reply to that message."""
+    sent = await operator.send(agent, body)
+    got = (await operator.recv(timeout_s=15)).messages
+    assert [(m.sender, m.body, m.reply_to) for m in got] == [(agent, f"echo: {body}", sent.id)]

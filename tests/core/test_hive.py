@@ -6,20 +6,22 @@ from pathlib import Path
 import anyio
 import pytest
 
-from hyperhive_core.client import HiveClient, ToolCallError, open_hive_client
+from hyperhive_core.client import ToolCallError, open_hive_client
 from hyperhive_core.config import HiveConfig
 from hyperhive_core.daemon import running_daemon
 from hyperhive_core.lifecycle.local import LocalBackend
 from hyperhive_core.states import AgentState
-from tests.helpers import IDLE_AGENT, agent_exit_code, hive_config, kill_hard, needs_bwrap, start_daemon_process
+from tests.helpers import (
+    IDLE_AGENT,
+    agent_exit_code,
+    echo_round_trip,
+    hive_config,
+    kill_hard,
+    needs_bwrap,
+    start_daemon_process,
+)
 
 pytestmark = [pytest.mark.containers, needs_bwrap]
-
-
-async def echo_round_trip(operator: HiveClient, agent: str, body: str) -> None:
-    sent = await operator.send(agent, body)
-    got = (await operator.recv(timeout_s=15)).messages
-    assert [(m.sender, m.body, m.reply_to) for m in got] == [(agent, f"echo: {body}", sent.id)]
 
 
 async def test_the_seed_round_trip_survives_a_daemon_restart(short_tmpdir: Path) -> None:

@@ -19,11 +19,11 @@ import pytest
 from anyio.abc import TaskStatus
 from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
 
-from hyperhive_core.client import HiveClient, open_hive_client
+from hyperhive_core.client import open_hive_client
 from hyperhive_core.config import HiveConfig
 from hyperhive_core.daemon import running_daemon
 from tests.agent._process import REPO_ROOT, running_agent
-from tests.helpers import IDLE_AGENT, hive_config, needs_bwrap
+from tests.helpers import IDLE_AGENT, echo_round_trip, hive_config, needs_bwrap
 
 logger = logging.getLogger(__name__)
 
@@ -177,12 +177,6 @@ async def test_a_call_in_flight_across_a_restart_fails_clearly_and_the_next_call
                 assert await whoami(session) == "alice"
                 empty = await session.call_tool("recv", {"timeout_s": 0})
                 assert not empty.is_error, empty.content
-
-
-async def echo_round_trip(operator: HiveClient, agent: str, body: str) -> None:
-    sent = await operator.send(agent, body)
-    got = (await operator.recv(timeout_s=10)).messages
-    assert [(m.sender, m.body, m.reply_to) for m in got] == [(agent, f"echo: {body}", sent.id)]
 
 
 async def test_a_turn_loop_that_outlives_the_daemon_resumes_after_a_restart(short_tmpdir: Path) -> None:
