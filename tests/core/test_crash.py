@@ -1,8 +1,8 @@
 """Nothing lost, nothing doubled: senders and receivers at work while the daemon is killed with -9, again and again.
 
-A receiver acknowledges by cursor (`recv(after=...)`, as the turn loop does), so what it was handed
-but never got because the daemon died mid-answer comes back to it after the restart, and what it
-did get is not handed out again.
+A receiver acknowledges by cursor under a reader name (`recv(after=..., reader=...)`, as the turn
+loop does), so what it was handed but never got because the daemon died mid-answer comes back to it
+after the restart, and what it did get is not handed out again.
 """
 
 import random
@@ -86,7 +86,7 @@ async def receive_until_gone(config: HiveConfig, ledger: Ledger, receiver: str) 
     try:
         async with open_hive_client(config.agent_socket(receiver)) as client:
             while True:
-                got = await client.recv(timeout_s=0.5, max=20, after=ledger.cursors[receiver])
+                got = await client.recv(timeout_s=0.5, max=20, after=ledger.cursors[receiver], reader="rx")
                 for m in got.messages:
                     ledger.received.append((m.id, m.recipient, m.body))
                     ledger.cursors[receiver] = max(ledger.cursors[receiver], m.id)
@@ -119,10 +119,12 @@ async def test_acknowledged_messages_arrive_exactly_once_across_ten_kill_9s(shor
         async with daemon_process(config):
             for receiver in RECEIVERS:
                 async with open_hive_client(config.agent_socket(receiver)) as client:
-                    while got := (await client.recv(timeout_s=0.2, max=100, after=ledger.cursors[receiver])).messages:
+                    cursor = ledger.cursors[receiver]
+                    while got := (await client.recv(timeout_s=0.2, max=100, after=cursor, reader="rx")).messages:
                         for m in got:
                             ledger.received.append((m.id, m.recipient, m.body))
                             ledger.cursors[receiver] = max(ledger.cursors[receiver], m.id)
+                        cursor = ledger.cursors[receiver]
 
     ids = [i for i, _, _ in ledger.received]
     assert len(ids) == len(set(ids)), "a message was delivered twice"
