@@ -6,7 +6,9 @@ Lifecycle verbs on one agent are serialised by a per-agent lock; a failed spawn 
 """
 
 import logging
+import os
 import secrets
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -73,6 +75,7 @@ class Hive:
         self.readers = ReaderRegistry()
         # Names this daemon's unnamed readers, so a lease can never outlive its daemon under the same name.
         self.boot_id = secrets.token_hex(4)
+        self.started_at = time.time()
         self._sockets = sockets
         # Builds the MCP server for a principal's socket: the agent toolset, or the manager's for hm1nd.
         self._agent_server = agent_server
@@ -117,6 +120,12 @@ class Hive:
         if appended.duplicate:
             self.guard.forget(sender, recipient)
         return appended
+
+    def failpoint(self, name: str) -> None:
+        """Die here, by SIGKILL, when the crash tests armed `name` (HYPERHIVE_FAILPOINTS); else nothing."""
+        if name in self.config.failpoints:
+            logger.warning("failpoint %s: killing the daemon on purpose", name)
+            os.kill(os.getpid(), signal.SIGKILL)
 
     async def refused(self, sender: str, recipient: str, reason: str) -> None:
         """Remember a refused send: `list`/`status` count it, the recipient's inbox view shows it, and

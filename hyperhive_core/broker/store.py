@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from hyperhive_core.broker.models import AgentRow, EventRow, MessageRow
+from hyperhive_core.config import LEASE_HOLD_S
 from hyperhive_core.errors import (
     BrokerError,
     DatabaseFullError,
@@ -39,9 +40,6 @@ from hyperhive_core.states import MessageState
 logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5_000
-# How long a named reader's leases wait for it after its session ended or the daemon restarted: as
-# long as a bridge waits for a restarting daemon, and far longer than the turn loop's reconnect.
-LEASE_HOLD_S = 60.0
 # At most this many of a reader's own earlier sends come with a message handed out again.
 MAX_ALREADY_SENT = 20
 # SQLAlchemy stores an enum column as the member's name.
@@ -228,6 +226,7 @@ class HiveStore:
             self._reader = _connect(engine, limits)
             self._send_page_limit = self._page_limit()
             self._recover_leases(now or time.time())
+            self.last_id: int = self._writer.execute("SELECT coalesce(max(id), 0) FROM message").fetchone()[0]
             seeded = self._writer.execute("SELECT recipient, state, count(*) FROM message GROUP BY recipient, state")
             self._tally = Counter[tuple[str, MessageState]](
                 {(recipient, MessageState[state]): n for recipient, state, n in seeded}
@@ -351,6 +350,8 @@ class HiveStore:
                 delta.update(mine)
                 outcomes.append(outcome)
         self._tally.update(delta)
+        stored = [o.row.id or 0 for o in outcomes if isinstance(o, Appended)]
+        self.last_id = max(self.last_id, *stored) if stored else self.last_id
         return outcomes
 
     @staticmethod
@@ -561,6 +562,13 @@ class HiveStore:
     def counts(self, recipient: str) -> dict[MessageState, int]:
         """Count `recipient`'s messages by state; from memory, never blocks."""
         return {state: n for state in MessageState if (n := self._tally[(recipient, state)]) > 0}
+
+    def totals(self) -> dict[MessageState, int]:
+        """Count every message by state; from memory, never blocks."""
+        totals = Counter[MessageState]()
+        for (_, state), n in list(self._tally.items()):
+            totals[state] += n
+        return {state: n for state, n in totals.items() if n > 0}
 
     def unread_counts(self) -> dict[str, int]:
         """Count queued messages per recipient, for everyone at once; from memory, never blocks."""

@@ -159,3 +159,28 @@ class StopReceipt(BaseModel):
 
     name: str
     removed: bool
+
+
+class HiveStatus(BaseModel):
+    """The hive as a whole: the daemon, its database and disk, and what needs the operator's eye."""
+
+    pid: int
+    started_at: datetime
+    uptime_s: float
+    run_dir: str
+    state_dir: str
+    backend: str
+    agents: int
+    messages: dict[MessageState, int] = Field(description="Every stored message, by state.")
+    database_bytes: int
+    database_limit_bytes: int | None = Field(description="hivectl serve --max-db-mb, if set.")
+    disk_free_bytes: int
+    min_free_bytes: int = Field(description="Below this much free disk, new messages are refused.")
+    warnings: list[str] = Field(description="What needs attention: a nearly full disk or database, throttles.")
+
+
+class BackupReceipt(BaseModel):
+    """An online copy of the hive database, which `hivectl serve --restore` can start from."""
+
+    path: str
+    bytes: int

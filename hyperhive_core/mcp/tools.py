@@ -7,9 +7,11 @@ Their docstrings are the descriptions a model reads. `HiveError` becomes a tool 
 
 import json
 import logging
+import os
 from collections.abc import Generator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
@@ -21,10 +23,11 @@ from mcp_types import CallToolResult, InputRequiredResult
 from pydantic import Field, ValidationError
 
 from hyperhive_agent import wire
+from hyperhive_core.broker.database import backup_database
 from hyperhive_core.broker.events import MAX_EVENTS_PER_CALL
 from hyperhive_core.broker.models import EventRow
 from hyperhive_core.broker.readers import ReaderKey, unnamed_reader
-from hyperhive_core.errors import HiveError, NotPermittedError
+from hyperhive_core.errors import ConfigError, HiveError, NotPermittedError
 from hyperhive_core.hive import Hive, message_view
 from hyperhive_core.mcp.connection import current_connection
 from hyperhive_core.mcp.models import (
@@ -33,9 +36,11 @@ from hyperhive_core.mcp.models import (
     AckReceipt,
     AgentInfo,
     AgentList,
+    BackupReceipt,
     EventList,
     EventReceipt,
     EventView,
+    HiveStatus,
     Identity,
     InboxView,
     PeerList,
@@ -272,6 +277,7 @@ def _register_messaging(server: MCPServer[Any], hive: Hive, principal: str) -> N
         """Send a message; returns once it is stored durably, with its id."""
         with tool_errors():
             appended = await hive.send(principal, to, body, reply_to=reply_to, key=key)
+        hive.failpoint("send-committed")
         view = message_view(appended.row)
         return SendReceipt(id=view.id, recipient=view.recipient, created_at=view.created_at)
 
@@ -412,6 +418,53 @@ def _register_lifecycle(server: MCPServer[Any], hive: Hive, actor: str) -> None:
             return await hive.status(name)
 
 
+# Disk free under this many times the reserve, or a database this full of its cap, is a warning.
+DISK_WARN_FACTOR = 4
+DB_WARN_FRACTION = 0.9
+
+
+async def hive_overview(hive: Hive) -> HiveStatus:
+    """The hive as a whole, with warnings for what needs the operator's eye."""
+    config = hive.config
+    database_bytes = 0
+    for suffix in ("", "-wal"):
+        try:
+            database_bytes += (await anyio.Path(str(config.broker_path) + suffix).stat()).st_size
+        except FileNotFoundError:
+            pass
+    disk = hive.broker.disk
+    free = disk.free_bytes()
+    limit = config.max_db_mb * 1024 * 1024 if config.max_db_mb else None
+    warnings: list[str] = []
+    if free < disk.min_free_bytes * DISK_WARN_FACTOR:
+        warnings.append(
+            f"the disk is nearly full: {free // 2**20} MiB free; below {disk.min_free_bytes // 2**20} MiB new "
+            "messages are refused (hivectl serve --min-free-mb)"
+        )
+    if limit is not None and database_bytes >= limit * DB_WARN_FRACTION:
+        warnings.append(
+            f"the database is at {database_bytes * 100 // limit}% of its limit (--max-db-mb {config.max_db_mb})"
+        )
+    warnings.extend(f"{t.sender}: {t.reason}" for t in hive.guard.throttles())
+    now = datetime.now(UTC)
+    started = datetime.fromtimestamp(hive.started_at, UTC)
+    return HiveStatus(
+        pid=os.getpid(),
+        started_at=started,
+        uptime_s=round((now - started).total_seconds(), 3),
+        run_dir=str(config.run_dir),
+        state_dir=str(config.state_dir),
+        backend=hive.backend.info.name,
+        agents=len(hive.agent_names),
+        messages=hive.broker.store.totals(),
+        database_bytes=database_bytes,
+        database_limit_bytes=limit,
+        disk_free_bytes=free,
+        min_free_bytes=disk.min_free_bytes,
+        warnings=warnings,
+    )
+
+
 def build_operator_server(hive: Hive, *, stop_requested: anyio.Event) -> MCPServer[Any]:
     """The MCP server on host.sock: the operator's whole console, applied directly."""
     server = _lean(HiveServer(OPERATOR, hive, name="hyperhive-operator", instructions=OPERATOR_INSTRUCTIONS))
@@ -447,6 +500,24 @@ def build_operator_server(hive: Hive, *, stop_requested: anyio.Event) -> MCPServ
                 await hive.status(name)
             rows = await hive.events.read(name, after=after, limit=limit, wait_s=wait_s)
         return EventList(agent=name, events=[_event_view(r) for r in rows], last_id=rows[-1].id if rows else after)
+
+    @server.tool()
+    async def hive_status() -> HiveStatus:
+        """The hive as a whole: daemon, database and disk, message counts, and warnings."""
+        with tool_errors():
+            return await hive_overview(hive)
+
+    @server.tool()
+    async def backup(
+        path: Annotated[str, Field(description="Absolute path of a new file for the copy (never overwritten).")],
+    ) -> BackupReceipt:
+        """Take an online copy of the hive database, which `hivectl serve --restore PATH` can start from."""
+        with tool_errors():
+            dest = Path(path)
+            if not dest.is_absolute():
+                raise ConfigError(f"backup path {path!r} is relative; give an absolute path")
+            size = await anyio.to_thread.run_sync(backup_database, hive.config.broker_path, dest)
+        return BackupReceipt(path=str(dest), bytes=size)
 
     @server.tool()
     async def shutdown() -> ShutdownReceipt:

@@ -6,48 +6,20 @@ after the restart, and what it did get is not handed out again.
 """
 
 import random
-import sys
-from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
-from anyio.abc import Process
-from anyio.streams.buffered import BufferedByteReceiveStream
 
 from hyperhive_core.client import open_hive_client
 from hyperhive_core.config import HiveConfig
 from hyperhive_core.daemon import running_daemon
 from hyperhive_core.errors import ToolCallError
-from tests.helpers import IDLE_AGENT, hive_config
+from tests.helpers import IDLE_AGENT, daemon_process, hive_config
 
 SENDERS = ("s1", "s2", "s3")
 RECEIVERS = ("r1", "r2")
 ROUNDS = 10
-READY_TIMEOUT_S = 20.0
-REPO = Path(__file__).resolve().parents[2]
-
-
-@asynccontextmanager
-async def daemon_process(config: HiveConfig) -> AsyncGenerator[Process]:
-    """A real daemon in its own process, yielded once it listens; killed with -9 if still alive at exit."""
-    process = await anyio.open_process(
-        [sys.executable, "-m", "tests.daemon_main", str(config.run_dir), str(config.state_dir)],
-        cwd=REPO,
-    )
-    try:
-        assert process.stdout is not None
-        with anyio.fail_after(READY_TIMEOUT_S):
-            line = await BufferedByteReceiveStream(process.stdout).receive_until(b"\n", 64)
-        assert line == b"ready"
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-        with anyio.CancelScope(shield=True):
-            await process.wait()
-            await process.aclose()
 
 
 @dataclass
