@@ -63,8 +63,10 @@ class RateLimitFilter(logging.Filter):
         return True
 
 
-def configure_daemon_logging(level: str, log_file: Path | None = None) -> logging.Handler:
-    """Log the daemon through one rate-limited handler: to `log_file` (rotated) or stderr."""
+def configure_daemon_logging(
+    level: str, log_file: Path | None = None, *, max_bytes: int = LOG_MAX_BYTES
+) -> logging.Handler:
+    """Log the daemon through one rate-limited handler: to `log_file` (rotated at `max_bytes`) or stderr."""
     handler: logging.Handler
     if log_file is None:
         handler = logging.StreamHandler(sys.stderr)
@@ -72,7 +74,7 @@ def configure_daemon_logging(level: str, log_file: Path | None = None) -> loggin
         # Created private before the handler opens it (it would use the umask).
         os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600))
         handler = logging.handlers.RotatingFileHandler(
-            log_file, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
+            log_file, maxBytes=max_bytes, backupCount=LOG_BACKUPS, encoding="utf-8"
         )
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler.addFilter(RateLimitFilter())

@@ -122,9 +122,11 @@ def open_database(
         if start.restore is not None:
             _restore(db, start.restore)
         elif start.salvage:
+            # What SQLite can read is what the hive starts with: a WAL it cannot use is ignored,
+            # a damaged frame ends what it reads of the log.
             _salvage(db)
         marker = read_marker(db)
-        if (problem := check_files(db, marker)) is not None:
+        if not start.salvage and (problem := check_files(db, marker)) is not None:
             raise DatabaseDamagedError(db, problem, WAY_OUT)
         _make_private(db)
         if marker is not None:

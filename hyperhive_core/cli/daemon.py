@@ -120,6 +120,7 @@ def _detach(config: HiveConfig, start: "StartFrom", log_level: str) -> None:
         os.umask(0o077)
         ready = _ReadyPipe(write_fd)
         code = 1
+        logging_to_file = False
         try:
             # First the lock: a daemon that loses it must not touch the winner's log or files.
             lock = DaemonLock.acquire(config.state_dir, config.run_dir)
@@ -129,15 +130,17 @@ def _detach(config: HiveConfig, start: "StartFrom", log_level: str) -> None:
             from hyperhive_core.logs import configure_daemon_logging
 
             configure_daemon_logging(log_level, log_path)
+            logging_to_file = True
             _serve(config, start, on_ready=ready, lock=lock)
             code = 0
         except BaseException as exc:
             error = _startup_error(exc)
             ready.failed(str(error) if error is not None else f"the daemon crashed: {exc!r}; see {log_path}")
-            if error is not None:
-                logging.getLogger("hivectl").error("daemon failed: %s", error)
-            else:
-                logging.getLogger("hivectl").exception("daemon crashed")
+            if logging_to_file:  # else the parent says it: its stderr is still ours
+                if error is not None:
+                    logging.getLogger("hivectl").error("daemon failed: %s", error)
+                else:
+                    logging.getLogger("hivectl").exception("daemon crashed")
         os._exit(code)
     os.close(write_fd)
     answer = _read_all(read_fd, READY_TIMEOUT_S)
