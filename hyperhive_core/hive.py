@@ -130,8 +130,10 @@ class Hive:
     async def refused(self, sender: str, recipient: str, reason: str) -> None:
         """Remember a refused send: `list`/`status` count it, the recipient's inbox view shows it, and
         the sender's event log says why it went quiet (at most once a second, however hard it floods)."""
-        if self.refusals.record(sender, recipient, reason):
-            event = {"type": "hive", "subtype": "refused", "to": recipient, "message": reason}
+        # Only a real principal's inbox view lists refusals: a made-up name must not grow the log.
+        known = recipient if recipient == OPERATOR or recipient in self._agents else ""
+        if self.refusals.record(sender, known, reason):
+            event = {"type": "hive", "subtype": "refused", "to": recipient[:40], "message": reason}
             try:
                 await self.events.append(sender, [event])
             except HiveError:

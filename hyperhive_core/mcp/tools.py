@@ -257,6 +257,11 @@ def _reader(hive: Hive, principal: str, name: str | None) -> tuple[str, bool]:
     assert isinstance(readers, _Readers)
     if key in readers:
         return key.reader, False
+    if len(readers) >= wire.MAX_READERS_PER_CONNECTION:
+        raise ToolError(
+            f"this connection already reads as {wire.MAX_READERS_PER_CONNECTION} readers; a connection may not "
+            "read as more: reuse a reader name, or open another connection"
+        )
     readers.add(key)
     if key.named:
         hive.readers.attach(key)
