@@ -73,7 +73,7 @@ def agent_panel(a: AgentInfo) -> Table:
         ("backend", printable(a.backend)),
         ("sandbox", printable(a.sandbox or "-")),
         ("socket", printable(a.socket)),
-        ("driver", printable(a.driver)),
+        ("driver", printable(f"{a.driver_in_use} (asked: {a.driver})" if a.driver_in_use else a.driver)),
     ]
     if a.role:
         rows.append(("role", printable(a.role)))

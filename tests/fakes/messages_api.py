@@ -161,6 +161,18 @@ class ApiRequest:
         return "\n".join(str(b.get("text", "")) for b in cast(list[Json], system))
 
     @property
+    def context_text(self) -> str:
+        """All the text the model is given: the system prompt and every text block of the conversation.
+
+        claude puts some of its context (the MCP servers' instructions among it) in mid-conversation
+        system messages, not in `system`.
+        """
+        texts = [self.system_text]
+        for message in self.messages:
+            texts += [str(b.get("text", "")) for b in _blocks(message) if b.get("type") == "text"]
+        return "\n".join(texts)
+
+    @property
     def api_key(self) -> str:
         return self.headers.get("x-api-key", "")
 
