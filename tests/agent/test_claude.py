@@ -10,7 +10,6 @@ import os
 import signal
 import uuid
 from pathlib import Path
-from typing import Any, cast
 
 import anyio
 
@@ -63,7 +62,7 @@ async def test_a_claude_turn_replies_through_the_bridge_with_the_hive_tools_load
     # two model requests: the send, then the closing text; no ToolSearch round trip before the send
     first, second = api.model_requests()
     assert "mcp__hive__send" in first.tool_names
-    assert "ToolSearch" not in [block.get("name") for block in _tool_uses(second)]
+    assert [use["name"] for use in second.last_tool_uses()] == ["mcp__hive__send"]
     # the loop's own tools are never offered to the model
     for request in (first, second):
         assert {"mcp__hive__recv", "mcp__hive__report_events"}.isdisjoint(request.tool_names)
@@ -327,13 +326,3 @@ async def test_no_secret_reaches_the_agents_log_or_events(short_tmpdir: Path) ->
     assert "my key is [redacted]" in reported
     assert SECRET not in reported
     assert SECRET not in stderr
-
-
-def _tool_uses(request: ApiRequest) -> list[dict[str, Any]]:
-    uses: list[dict[str, Any]] = []
-    for message in request.messages:
-        content = message.get("content")
-        if message.get("role") == "assistant" and isinstance(content, list):
-            blocks = cast(list[dict[str, Any]], content)
-            uses += [block for block in blocks if block.get("type") == "tool_use"]
-    return uses

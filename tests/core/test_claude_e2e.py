@@ -10,7 +10,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import anyio
 import pytest
@@ -173,7 +173,7 @@ def manager_model(request: ApiRequest) -> Reply:
     me = re.match(r"You are (\S+),", request.prompt())
     if me is None or me.group(1) != "hm1nd":
         return replying_model(request)  # the workers answer what they are given
-    last = _last_tool_uses(request)
+    last = request.last_tool_uses()
     if request.answers_tools:
         if last and last[0].get("name") == "mcp__hive__spawn":
             return call(send("alice", "count the words of 'a b c'"), send("bob", "count the words of 'd e'"))
@@ -186,15 +186,6 @@ def manager_model(request: ApiRequest) -> Reply:
         summary = "; ".join(f"{name}: {heard[name]}" for name in WORKERS)
         return call(send("operator", f"done: {summary}"))
     return say("Waiting for the other agent.")
-
-
-def _last_tool_uses(request: ApiRequest) -> list[dict[str, Any]]:
-    for message in reversed(request.messages):
-        content = message.get("content")
-        if message.get("role") == "assistant" and isinstance(content, list):
-            blocks = cast(list[dict[str, Any]], content)
-            return [block for block in blocks if block.get("type") == "tool_use"]
-    return []
 
 
 async def test_the_manager_splits_a_task_between_two_agents_it_spawns_and_reports_to_the_operator(

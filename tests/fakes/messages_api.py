@@ -29,6 +29,8 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 MESSAGES_PATH = "/v1/messages"
 MAX_HEAD_BYTES = 64 * 1024
 DUMMY_KEY = "sk-ant-fake-0123456789abcdef"
+SEND = "mcp__hive__send"
+TOOL_SEARCH = "ToolSearch"
 # The prompt's message blocks (hyperhive_agent/prompt.py): `message <id> from <sender>:`, body indented.
 MESSAGE_HEADER = re.compile(r"^message (\d+) from (\S+?)(?: \(reply_to \d+\))?:$")
 BODY_INDENT = "    "
@@ -119,7 +121,7 @@ def send(to: str, body: str, reply_to: int | None = None) -> ToolUse:
     arguments: Json = {"to": to, "body": body}
     if reply_to is not None:
         arguments["reply_to"] = reply_to
-    return ToolUse("mcp__hive__send", arguments)
+    return ToolUse(SEND, arguments)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +202,13 @@ class ApiRequest:
             return "\n".join(t for t in texts if not t.startswith("<system-reminder>"))
         return ""
 
+    def last_tool_uses(self) -> list[Json]:
+        """The tool calls of the model's last response in the conversation."""
+        for message in reversed(self.messages):
+            if message.get("role") == "assistant":
+                return [b for b in _blocks(message) if b.get("type") == "tool_use"]
+        return []
+
     def transcript(self) -> str:
         """Every text and tool result in the conversation, as one string (for what the model has seen)."""
         return json.dumps(self.messages)
@@ -239,13 +248,18 @@ Model = Callable[[ApiRequest], Reply]
 def replying_model(request: ApiRequest) -> Reply:
     """The default model: answers each hive message with `send(sender, "claude: <body>", reply_to=id)`.
 
-    After its tool calls come back it ends the turn with a line of text.
+    When claude offers the hive's send only behind ToolSearch (MCP tools deferred), it first
+    loads it with `ToolSearch("select:mcp__hive__send")`, as a real model must. After its sends
+    come back it ends the turn with a line of text.
     """
-    if request.answers_tools:
+    searched = [u for u in request.last_tool_uses() if u.get("name") == TOOL_SEARCH]
+    if request.answers_tools and not searched:
         return say(f"Replied to {len(request.tool_results(-1))} message(s).")
     messages = request.hive_messages()
     if not messages:
         return say("Nothing to answer.")
+    if SEND not in request.tool_names and not searched and TOOL_SEARCH in request.tool_names:
+        return call(ToolUse(TOOL_SEARCH, {"query": f"select:{SEND}"}))
     return call(*(send(m.sender, f"claude: {m.body}", m.id) for m in messages))
 
 
