@@ -46,6 +46,8 @@ class ModeResult:
     """A way of running claude, measured."""
 
     mode: str
+    # the session's first turn (claude starts in every mode), then the measured ones
+    first: TurnTimes
     turns: list[TurnTimes]
     tree_rss_mb: float
     claude_rss_mb: float
@@ -71,12 +73,12 @@ def measure_mode(
     api.write_settings(claude_dir)
     with claude_daemon(root, claude_dir, agent_env) as run_dir, connect_socket(run_dir / "host.sock") as operator:
         operator.call("spawn", {"name": AGENT, "driver": "claude"})
-        # the first turn starts claude in every mode (and warms the page cache): not measured
-        run_turn(operator, api, portal, "warm up")
+        # the first turn starts claude in every mode (and warms the page cache): reported apart
+        first = run_turn(operator, api, portal, "warm up")
         measured = [run_turn(operator, api, portal, f"turn {i}") for i in range(turns)]
         pid = operator.call("agent_status", {"name": AGENT})["pid"]
         tree, claude = tree_rss_mb(int(pid))
-    return ModeResult(mode, measured, tree, claude)
+    return ModeResult(mode, first, measured, tree, claude)
 
 
 def run_turn(operator: LineClient, api: MessagesApi, portal: BlockingPortal, body: str) -> TurnTimes:

@@ -682,12 +682,17 @@ def measure_claude(root: Path, sizes: Sizes) -> list[Row]:
             Row(
                 f"claude turn end ({result.mode})",
                 f"API answer with the send done → reply stored; {how}",
-                f"{end_median:.0f} ms; model requests per turn: {', '.join(map(str, requests))}",
+                f"{end_median:.0f} ms; model requests: {result.first.model_requests} in a session's first turn, "
+                f"{', '.join(map(str, requests))} later",
                 "-",
                 None,
                 end_median,
                 end_p99,
-                extra={"model_requests_per_turn": [t.model_requests for t in result.turns]},
+                extra={
+                    "model_requests_per_turn": [t.model_requests for t in result.turns],
+                    "first_turn_model_requests": result.first.model_requests,
+                    "first_turn_start_ms": result.first.to_first_request * 1e3,
+                },
             )
         )
     kept = results[0]
@@ -703,7 +708,6 @@ def measure_claude(root: Path, sizes: Sizes) -> list[Row]:
             extra={
                 "tree_rss_mb": kept.tree_rss_mb,
                 "claude_rss_mb": kept.claude_rss_mb,
-                "per_turn_tree_rss_mb": results[1].tree_rss_mb,
                 "agents_per_gib": per_gib,
             },
         )
