@@ -26,6 +26,9 @@ LOGIN_ENV = (*SECRET_ENV, *PROVIDER_ENV, GATEWAY_ENV)
 DriverChoice = Literal["auto", "claude", "echo"]
 DRIVER_CHOICES: tuple[DriverChoice, ...] = ("auto", "claude", "echo")
 DEFAULT_AGENT_NAME = "agent"
+# An idle claude holds a few hundred MB: after this long without a turn it is ended (and the next
+# turn, resuming the session, pays claude's start once). HIVE_CLAUDE_KEEP_ALIVE=0: a claude per turn.
+KEEP_ALIVE_S = 600.0
 TURN_TIMEOUT_S = 600.0
 
 
@@ -41,8 +44,9 @@ class AgentConfig:
     turn_timeout_s: float = TURN_TIMEOUT_S
     claude_config_dir: Path | None = None
     echo_guard: bool = True
-    # One claude process serves turn after turn (False: a fresh one per turn).
-    claude_keep_alive: bool = True
+    # One claude process serves turn after turn until it has been idle this long (0: a fresh
+    # claude per turn).
+    claude_keep_alive_s: float = KEEP_ALIVE_S
     # The login variables that are set (their values are secrets), for judging claude's login.
     login_env: dict[str, str] = field(default_factory=dict[str, str], repr=False)
     secrets: tuple[str, ...] = field(default=(), repr=False)
@@ -72,7 +76,7 @@ class AgentConfig:
             turn_timeout_s=parse_timeout(env.get(TURN_TIMEOUT_ENV) or str(TURN_TIMEOUT_S), TURN_TIMEOUT_ENV),
             claude_config_dir=Path(claude_dir) if claude_dir else None,
             echo_guard=env.get(ECHO_GUARD_ENV, "1") != "0",
-            claude_keep_alive=env.get(KEEP_ALIVE_ENV, "1") != "0",
+            claude_keep_alive_s=parse_seconds(env.get(KEEP_ALIVE_ENV) or str(KEEP_ALIVE_S), KEEP_ALIVE_ENV),
             login_env=login_env,
             secrets=login_secrets(config_dir, login_env),
         )
@@ -81,6 +85,21 @@ class AgentConfig:
     def claude_dir(self) -> Path:
         """Where claude keeps its login and sessions: `$CLAUDE_CONFIG_DIR`, else `~/.claude`."""
         return self.claude_config_dir if self.claude_config_dir is not None else self.home / ".claude"
+
+
+def parse_seconds(text: str, what: str) -> float:
+    """A number of seconds, 0 or more.
+
+    Raises:
+        ValueError: `text` is not a number of seconds.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{what}={text!r} is not a number of seconds") from None
+    if not value >= 0:
+        raise ValueError(f"{what}={text!r} must be 0 or more seconds")
+    return value
 
 
 def parse_timeout(text: str, what: str) -> float:

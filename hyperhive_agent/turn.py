@@ -101,6 +101,7 @@ class TurnLoop:
             client.abort()
 
     def _serve(self, tools: HiveTools) -> None:
+        idle_since = time.monotonic()
         while not self._stopping.is_set():
             try:
                 batch = tools.recv(self.config.recv_timeout_s, self.config.recv_max_messages, after=self._cursor)
@@ -110,8 +111,10 @@ class TurnLoop:
                 self._stopping.wait(BACKOFF_CAP_S)
                 continue
             if not batch.messages:
+                self.driver.rest(time.monotonic() - idle_since)
                 continue
             self._turn(batch.messages, tools)
+            idle_since = time.monotonic()
             # Finished, even if it failed (a turn that failed would fail again): the next recv
             # acknowledges it. A turn cut short by a lost connection never gets here, so the
             # daemon hands its messages out again.

@@ -124,6 +124,11 @@ class FallbackDriver:
         self.primary.cancel()
         self.fallback.cancel()
 
+    def rest(self, idle_s: float) -> None:
+        """Let both drivers let go of what they hold."""
+        self.primary.rest(idle_s)
+        self.fallback.rest(idle_s)
+
     def _worth_retrying(self) -> bool:
         signature = self._signature()
         changed = signature != self._login_seen
@@ -182,7 +187,7 @@ def _claude_driver(config: AgentConfig, socket_path: Path, redactor: Redactor) -
         work_dir=config.work_dir,
         turn_timeout_s=config.turn_timeout_s,
         secrets=config.secrets,
-        keep_alive=config.claude_keep_alive,
+        keep_alive_s=config.claude_keep_alive_s,
     )
     return ClaudeDriver(settings, redactor=redactor)
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from hyperhive_agent.config import KEEP_ALIVE_S
 from hyperhive_agent.drivers._process import ClaudeProcess, Ending
 from hyperhive_agent.errors import ClaudeUnavailableError, TurnFailedError
 from hyperhive_agent.events import EventLog, Redactor, hive_event
@@ -61,8 +62,9 @@ class ClaudeSettings:
     turn_timeout_s: float
     executable: str = CLAUDE_EXECUTABLE
     secrets: tuple[str, ...] = field(default=(), repr=False)
-    # False: a fresh claude per turn (resuming the session), as before keep-alive existed.
-    keep_alive: bool = True
+    # How long an idle claude is kept for the next turn; 0: a fresh claude per turn (resuming the
+    # session), as before keep-alive existed.
+    keep_alive_s: float = KEEP_ALIVE_S
 
 
 @dataclass(slots=True)
@@ -144,6 +146,7 @@ class ClaudeDriver:
         turn = _Turn()
         for _ in range(2):
             process = self._ensure_process()
+            reused = self._prompts > 0
             new_session = not self._resumed and self._prompts == 0
             prompt = build_prompt(self.settings.identity, messages, new_session=new_session)
             process.send({"type": "user", "message": {"role": "user", "content": prompt}})
@@ -155,10 +158,14 @@ class ClaudeDriver:
                 self._follow(process, events, min(deadline, time.monotonic() + CLOSE_GRACE_S), turn)
             cannot_resume = self._resumed and not turn.saw_init and turn.said(*CANNOT_RESUME)
             if turn.ending is Ending.RESULT and turn.auth_error is None and not cannot_resume:
-                if not self.settings.keep_alive:
+                if self.settings.keep_alive_s <= 0:
                     self._discard(grace_s=CLOSE_GRACE_S)
                 break
             turn.exit_code = self._discard(grace_s=0 if turn.ending is not Ending.EXITED else CLOSE_GRACE_S)
+            if reused and turn.ending is Ending.EXITED and not turn.saw_init:
+                # it died between turns, just before this prompt reached it: not this turn's fault
+                logger.warning("claude exited between turns (status %s); starting it again", turn.exit_code)
+                continue
             if cannot_resume:
                 reason = f"claude could not resume session {self._session} ({self._tail(turn)}); starting a new session"
                 logger.warning("%s", reason)
@@ -177,6 +184,15 @@ class ClaudeDriver:
                 self._save_session(None)
                 self._session = None
             raise
+
+    def rest(self, idle_s: float) -> None:
+        """End an idle claude once the agent has had no turn for `keep_alive_s` seconds.
+
+        It holds a few hundred MB; the next turn starts another on the same session.
+        """
+        if idle_s >= self.settings.keep_alive_s and self._process is not None:
+            logger.info("no turn for %.0f s: ending claude until the next one", idle_s)
+            self._discard(grace_s=CLOSE_GRACE_S)
 
     def cancel(self) -> None:
         """Kill a running claude (its whole group); safe from a signal handler."""

@@ -111,6 +111,32 @@ async def test_later_turns_reuse_one_claude_and_a_restarted_agent_resumes_the_se
     assert "claude: second" in last.transcript()
 
 
+async def test_an_idle_claude_is_let_go_and_the_next_turn_resumes_its_session(short_tmpdir: Path) -> None:
+    rig = make_rig(short_tmpdir)
+    env = rig.env(HIVE_CLAUDE_KEEP_ALIVE="1")
+    async with (
+        serve_messages_api() as api,
+        FakeHive() as hive,
+        serve_unix(hive.server, rig.socket),
+        running_agent(*serve("--recv-timeout", "1"), env=env, cwd=rig.work_dir, inherit_env=False) as agent,
+    ):
+        rig.use_api(api)
+        with anyio.fail_after(TURN_BOUND_S):
+            first_id = hive.put("operator", "first")
+            assert await hive.sent.receive() == Sent("operator", "claude: first", first_id)
+            await events_until(hive, "turn_end")
+            for claude in children(agent.pid):  # (none if it is gone already)
+                pidfd = os.pidfd_open(claude)
+                try:
+                    await anyio.wait_readable(pidfd)  # it exits once the agent has idled a second
+                finally:
+                    os.close(pidfd)
+            assert "ending claude until the next one" in await LineReader(agent.stderr).until("no turn for")
+            second_id = hive.put("operator", "second")
+            assert await hive.sent.receive() == Sent("operator", "claude: second", second_id)
+    assert "claude: first" in api.model_requests()[-1].transcript()
+
+
 async def test_a_session_that_cannot_be_resumed_is_replaced_and_the_turn_still_replies(short_tmpdir: Path) -> None:
     rig = make_rig(short_tmpdir)
     lost = str(uuid.uuid4())
@@ -156,7 +182,7 @@ async def test_a_model_that_never_answers_is_cut_at_the_turn_timeout_and_the_nex
     assert server.accepted >= 3  # the loop, the hung claude's bridge, the next claude's bridge
 
 
-async def test_a_claude_that_dies_mid_turn_is_reported_and_the_next_batch_resumes_its_session(
+async def test_a_claude_that_dies_is_reported_and_the_next_batch_resumes_its_session(
     short_tmpdir: Path,
 ) -> None:
     rig = make_rig(short_tmpdir)
@@ -181,6 +207,13 @@ async def test_a_claude_that_dies_mid_turn_is_reported_and_the_next_batch_resume
             later_id = hive.put("operator", "better now?")
             assert await hive.sent.receive() == Sent("operator", "claude: better now?", later_id)
             await events_until(hive, "turn_end")
+            # a claude that dies between turns is started again on the same session, no turn lost
+            [idle] = children(agent.pid)
+            os.kill(idle, signal.SIGKILL)
+            last_id = hive.put("operator", "and after a quiet death?")
+            assert await hive.sent.receive() == Sent("operator", "claude: and after a quiet death?", last_id)
+            quiet = await events_until(hive, "turn_end")
+    assert "turn_error" not in [e.get("subtype") for e in quiet]
     assert "claude exited with status -9" in error["message"]
     assert error["driver"] == "claude"
     assert session is not None
