@@ -20,7 +20,7 @@ from hyperhive_agent.config import AgentConfig
 from hyperhive_agent.drivers.base import Driver
 from hyperhive_agent.drivers.claude import CLAUDE_EXECUTABLE, ClaudeDriver, ClaudeSettings
 from hyperhive_agent.drivers.echo import EchoDriver
-from hyperhive_agent.errors import ClaudeUnavailableError
+from hyperhive_agent.errors import ClaudeUnavailableError, SettingsError
 from hyperhive_agent.events import EventLog, JsonObject, Redactor, hive_event
 from hyperhive_agent.login import find_login, login_secrets, login_signature
 from hyperhive_agent.prompt import Identity, load_role
@@ -154,7 +154,7 @@ def create_driver(config: AgentConfig, socket_path: Path, redactor: Redactor) ->
     `redactor` learns the secrets of a login that appears while the agent runs.
 
     Raises:
-        ValueError: `config.driver` names no driver.
+        SettingsError: `config.driver` names no driver.
     """
     echo = EchoDriver(guard=config.echo_guard)
     if not config.echo_guard:
@@ -162,7 +162,7 @@ def create_driver(config: AgentConfig, socket_path: Path, redactor: Redactor) ->
     if config.driver == "echo":
         return echo, _announce("echo", "driver echo (asked for)", "asked for", "echo")
     if config.driver not in ("auto", "claude"):
-        raise ValueError(f"unknown driver {config.driver!r}; choose one of auto, claude, echo")
+        raise SettingsError(f"unknown driver {config.driver!r}; choose one of auto, claude, echo")
     status = claude_status(config)
     driver = FallbackDriver(
         _claude_driver(config, socket_path, redactor),

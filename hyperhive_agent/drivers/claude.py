@@ -39,8 +39,9 @@ SESSION_FILE = ".hive-claude-session"
 # claude -p may use the hive's tools without asking (nobody is there to ask) ...
 ALLOWED_TOOLS = ("mcp__hive",)
 # ... except these, which claude then does not offer the model at all: the loop owns the
-# agent's inbox and its event log.
-DISALLOWED_TOOLS = ("mcp__hive__report_events", "mcp__hive__recv")
+# agent's inbox (it takes the messages and acknowledges them once their turn is done) and its
+# event log.
+DISALLOWED_TOOLS = ("mcp__hive__report_events", "mcp__hive__recv", "mcp__hive__ack")
 # Events reach the daemon at least this often while claude runs, so `hivectl logs` stays live.
 FLUSH_EVERY_S = 0.5
 # A claude asked to end between turns (its stdin closed) gets this long to exit on its own.

@@ -65,7 +65,7 @@ async def test_a_claude_turn_replies_through_the_bridge_with_the_hive_tools_load
     assert [use["name"] for use in second.last_tool_uses()] == ["mcp__hive__send"]
     # the loop's own tools are never offered to the model
     for request in (first, second):
-        assert {"mcp__hive__recv", "mcp__hive__report_events"}.isdisjoint(request.tool_names)
+        assert {"mcp__hive__recv", "mcp__hive__ack", "mcp__hive__report_events"}.isdisjoint(request.tool_names)
     assert rig.mcp_config()["mcpServers"]["hive"]["alwaysLoad"] is True
 
 

@@ -112,6 +112,12 @@ def hive(short_tmpdir: Path) -> Iterator[LiveHive]:
         yield live
 
 
+def agents_of(outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The agents a spawn or rebuild reported, after checking each name succeeded."""
+    assert all(o["ok"] for o in outcomes), outcomes
+    return [o["agent"] for o in outcomes]
+
+
 def by_name(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {row["name"]: row for row in rows}
 
@@ -138,7 +144,7 @@ def test_spawn_one_agent_shows_it_running_in_a_table(hive: LiveHive) -> None:
 
 
 def test_spawn_several_agents_returns_each_as_json(hive: LiveHive) -> None:
-    spawned = hive.json("spawn", "alice", "bob")
+    spawned = agents_of(hive.json("spawn", "alice", "bob"))
     assert [a["name"] for a in spawned] == ["alice", "bob"]
     for agent in spawned:
         assert agent["state"] == "running"
@@ -183,7 +189,7 @@ def test_list_json_has_state_pid_and_unread_counts(hive: LiveHive) -> None:
 
 
 def test_status_shows_one_agent_in_detail(hive: LiveHive) -> None:
-    pid = hive.json("spawn", "alice")[0]["pid"]
+    pid = agents_of(hive.json("spawn", "alice"))[0]["pid"]
     out = hive.ok("status", "alice").stdout
     assert "agent alice" in out
     assert "running" in out
@@ -192,7 +198,7 @@ def test_status_shows_one_agent_in_detail(hive: LiveHive) -> None:
 
 
 def test_status_json_matches_the_spawned_agent(hive: LiveHive) -> None:
-    spawned = hive.json("spawn", "alice")[0]
+    spawned = agents_of(hive.json("spawn", "alice"))[0]
     info = hive.json("status", "alice")
     assert info["name"] == "alice"
     assert info["state"] == "running"
@@ -312,10 +318,7 @@ def test_kill_removes_the_agent_and_its_socket(hive: LiveHive) -> None:
 
 def test_kill_json_returns_a_receipt_per_agent(hive: LiveHive) -> None:
     hive.ok("spawn", "alice", "bob")
-    assert hive.json("kill", "alice", "bob") == [
-        {"name": "alice", "removed": True},
-        {"name": "bob", "removed": True},
-    ]
+    assert hive.json("kill", "alice", "bob") == [{"name": "alice", "ok": True}, {"name": "bob", "ok": True}]
     assert hive.json("list") == []
     assert not hive.config.agent_socket("bob").exists()
 
@@ -324,7 +327,7 @@ def test_kill_json_returns_a_receipt_per_agent(hive: LiveHive) -> None:
 
 
 def test_rebuild_restarts_the_agent_with_a_new_pid(hive: LiveHive) -> None:
-    before = hive.json("spawn", "alice")[0]
+    before = agents_of(hive.json("spawn", "alice"))[0]
     out = hive.ok("rebuild", "alice").stdout
     assert "alice" in out
     assert "running" in out
@@ -335,8 +338,8 @@ def test_rebuild_restarts_the_agent_with_a_new_pid(hive: LiveHive) -> None:
 
 
 def test_rebuild_json_returns_the_running_agent(hive: LiveHive) -> None:
-    before = hive.json("spawn", "alice")[0]
-    [after] = hive.json("rebuild", "alice")
+    before = agents_of(hive.json("spawn", "alice"))[0]
+    [after] = agents_of(hive.json("rebuild", "alice"))
     assert after["name"] == "alice"
     assert after["state"] == "running"
     assert isinstance(after["pid"], int)
@@ -351,7 +354,7 @@ def test_rebuild_json_returns_the_running_agent(hive: LiveHive) -> None:
 
 def test_shutdown_returns_once_the_daemon_and_its_agents_stopped(short_tmpdir: Path) -> None:
     with live_hive(hive_config(short_tmpdir, agent_command=IDLE_AGENT)) as hive:
-        pid = hive.json("spawn", "alice")[0]["pid"]
+        pid = agents_of(hive.json("spawn", "alice"))[0]["pid"]
         pidfd = os.pidfd_open(pid)
         try:
             result = hive.run("shutdown", "--wait", "10")
@@ -431,7 +434,7 @@ def test_spawn_refuses_an_invalid_name(hive: LiveHive, name: str) -> None:
 
 
 def test_spawning_a_name_twice_is_refused(hive: LiveHive) -> None:
-    pid = hive.json("spawn", "alice")[0]["pid"]
+    pid = agents_of(hive.json("spawn", "alice"))[0]["pid"]
     line = error_line(hive.run("spawn", "alice"))
     assert "agent 'alice' already exists" in line
     [agent] = hive.json("list")
@@ -543,7 +546,7 @@ def test_spawn_with_a_role_and_a_driver_shows_them_in_status(hive: LiveHive) -> 
 def test_spawn_manager_starts_hm1nd_and_refuses_names_beside_it(short_tmpdir: Path) -> None:
     config = hive_config(short_tmpdir, agent_command=IDLE_AGENT, manager_command=IDLE_AGENT)
     with live_hive(config) as hive:
-        [manager] = hive.json("spawn", "--manager")
+        [manager] = agents_of(hive.json("spawn", "--manager"))
         assert (manager["name"], manager["state"]) == ("hm1nd", "running")
         assert "give agent names, or --manager alone" in error_line(hive.run("spawn", "bob", "--manager"))
         assert "give agent names, or --manager alone" in error_line(hive.run("spawn"))

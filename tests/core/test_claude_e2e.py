@@ -38,7 +38,7 @@ SECRET = "sk-test-SECRET-0123456789"
 BOUND_S = 90.0
 # Every tool the daemon offers an agent or the manager, as claude names them.
 HIVE_TOOLS = (
-    *("send", "recv", "inbox", "whoami", "peers", "report_events"),
+    *("send", "recv", "ack", "inbox", "whoami", "peers", "report_events"),
     *("spawn", "kill", "rebuild", "list_agents", "agent_status"),
 )
 
