@@ -119,18 +119,20 @@ class Daemon:
                 hive = Hive(config, broker, backend, sockets, lambda name: build_agent_server(name, hive))
                 self._hive = hive
                 try:
-                    await sockets.open(
-                        config.host_socket,
-                        build_operator_server(hive, stop_requested=stop_requested),
-                        label="operator",
-                        mode=0o600,
-                    )
+                    operator = build_operator_server(hive, stop_requested=stop_requested)
+                    await sockets.open(config.host_socket, operator, label="operator", mode=0o600)
                     await hive.restore()
                     if config.start_manager and MANAGER not in hive.agent_names:
                         try:
                             await hive.spawn_manager()
                         except HiveError:
                             logger.exception("could not start the manager")
+                    if config.dashboard is not None:
+                        # Imported here: starlette and uvicorn cost nothing to a daemon without a dashboard.
+                        from hyperhive_core.dashboard.server import serve_dashboard
+
+                        # The page acts through the operator's own toolset, the one behind host.sock.
+                        await tg.start(functools.partial(serve_dashboard, config, hive, operator))
                     pid_file.write_text(f"{os.getpid()}\n")
                     tg.start_soon(_keep_marker, config.broker_path, broker.store)
                     logger.info(
