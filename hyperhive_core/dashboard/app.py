@@ -304,7 +304,7 @@ class Dashboard:
             return int(header)
         return _int(request, "after", None)
 
-    def _stream(self, events: AsyncGenerator[ServerSentEvent], dropped: anyio.Event) -> Response:
+    def _stream(self, events: AsyncGenerator[ServerSentEvent]) -> Response:
         if self.c.streams >= MAX_STREAMS:
             raise Refused(f"the dashboard already serves {MAX_STREAMS} live streams; try again later", status=503)
         self.c.streams += 1
@@ -318,25 +318,22 @@ class Dashboard:
                 self.c.streams -= 1
                 await events.aclose()
 
-        return HiveEventStream(counted(), stop=self.c.stop, also=dropped)
+        return HiveEventStream(counted(), stop=self.c.stop)
 
     async def sse_messages(self, request: Request) -> Response:
         agent = _principal(request.query_params.get("agent"))
         cursor = self._cursor(request)
         if cursor is None:
             cursor = await self.c.reader.run(self.c.reader.last_message_id)
-        dropped = anyio.Event()
 
         async def events() -> AsyncGenerator[ServerSentEvent]:
-            async for item in follow(
-                self.c.messages, message_fetch(self.c.reader), cursor=cursor, agent=agent, dropped=dropped
-            ):
+            async for item in follow(self.c.messages, message_fetch(self.c.reader), cursor=cursor, agent=agent):
                 if isinstance(item, Gap):
                     yield ServerSentEvent(data=str(item.skipped), event="gap")
                     return
                 yield ServerSentEvent(data=item.data, id=str(item.id), event="msg")
 
-        return self._stream(events(), dropped)
+        return self._stream(events())
 
     async def sse_terminal(self, request: Request) -> Response:
         name = _principal(request.path_params["name"]) or ""
@@ -344,7 +341,6 @@ class Dashboard:
             raise Refused(f"no agent named {name!r} in the hive", status=404)
         cursor = self._cursor(request)
         reader = self.c.reader
-        dropped = anyio.Event()
 
         async def fetch(after: int, limit: int, _agent: str | None) -> list[Entry]:
             rows = await reader.run(functools.partial(reader.events_after, name, after, limit=limit))
@@ -359,13 +355,13 @@ class Dashboard:
                     yield ServerSentEvent(data=entry.data, id=str(entry.id), event="line")
                 start = history[-1].id if history else 0
             feed = await self.c.events.feed(name)
-            async for item in follow(feed, fetch, cursor=start, dropped=dropped):
+            async for item in follow(feed, fetch, cursor=start):
                 if isinstance(item, Gap):
                     yield ServerSentEvent(data=str(item.skipped), event="gap")
                     return
                 yield ServerSentEvent(data=item.data, id=str(item.id), event="line")
 
-        return self._stream(events(), dropped)
+        return self._stream(events())
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]

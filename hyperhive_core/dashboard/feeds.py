@@ -94,6 +94,7 @@ class Feed:
     def __init__(self, *, queue_batches: int = QUEUE_BATCHES) -> None:
         self._queue_batches = queue_batches
         self._subscribers: set[Subscription] = set()
+        self._closed = False
         self.dropped = 0
 
     @property
@@ -107,13 +108,23 @@ class Feed:
         (made here when not given) is set if the subscriber falls too far behind."""
         send, receive = anyio.create_memory_object_stream[Batch](self._queue_batches)
         subscription = Subscription(send, receive, dropped or anyio.Event())
-        self._subscribers.add(subscription)
+        if self._closed:
+            send.close()
+        else:
+            self._subscribers.add(subscription)
         try:
             yield subscription
         finally:
             self._subscribers.discard(subscription)
             send.close()
             receive.close()
+
+    def close(self) -> None:
+        """End every subscriber's stream (after what it has queued), and any later one at once."""
+        self._closed = True
+        for subscription in self._subscribers:
+            subscription.send.close()
+        self._subscribers.clear()
 
     def publish(self, batch: Batch) -> None:
         """Offer `batch` to every subscriber; the slow ones are dropped, never waited for."""
@@ -191,6 +202,7 @@ class EventFeeds:
         self._last_event_id = last_event_id
         self._convert = convert
         self._feeds: dict[str, EventFeed] = {}
+        self._closed = False
 
     async def feed(self, agent: str) -> EventFeed:
         """The running feed of `agent`'s events (started if none runs); subscribe to it at once."""
@@ -206,8 +218,17 @@ class EventFeeds:
             if self._feeds.get(agent) is feed:
                 del self._feeds[agent]
 
-        self._tg.start_soon(feed.run, done)
+        if self._closed:
+            feed.close()
+        else:
+            self._tg.start_soon(feed.run, done)
         return feed
+
+    def close(self) -> None:
+        """End every stream of every feed, and any opened later."""
+        self._closed = True
+        for feed in self._feeds.values():
+            feed.close()
 
 
 async def follow(

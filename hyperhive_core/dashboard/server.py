@@ -144,7 +144,9 @@ async def serve_dashboard(
                 task_status.started()
                 await anyio.sleep_forever()
             finally:
-                # Every SSE stream ends first, then uvicorn closes what is left; both bounded.
+                # Every SSE stream ends first (its feed closes), then uvicorn closes what is left; bounded.
+                context.messages.close()
+                context.events.close()
                 stop.set()
                 with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_GRACE_S + 1):
                     await server.shutdown(sockets=[sock])

@@ -7,11 +7,16 @@ hives in one process (the tests do) can use; each stream here ends instead when 
 stops or its client was dropped.
 """
 
+import logging
 from collections.abc import AsyncIterable
 from typing import Any
 
 import anyio
 from sse_starlette import EventSourceResponse
+from sse_starlette.sse import SendTimeoutError
+from starlette.types import Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
 
 # A keep-alive comment this often, so proxies and the browser keep an idle stream open.
 PING_S = 15.0
@@ -19,23 +24,28 @@ PING_S = 15.0
 SEND_TIMEOUT_S = 10.0
 # How soon the browser reconnects after a stream ended.
 RETRY_MS = 1_000
+# After the dashboard stops, how long a stream may take to end by itself before it is cut.
+STOP_GRACE_S = 1.0
 
 
 class HiveEventStream(EventSourceResponse):
-    """An SSE response that ends when `stop` is set (the dashboard stops, or the client was dropped)."""
+    """An SSE response whose content ends by itself when the dashboard stops (its feeds close), and
+    which is cut if it has not `STOP_GRACE_S` after `stop`; a client that stops reading is cut after
+    `SEND_TIMEOUT_S`."""
 
-    def __init__(self, content: AsyncIterable[Any], *, stop: anyio.Event, also: anyio.Event | None = None) -> None:
+    def __init__(self, content: AsyncIterable[Any], *, stop: anyio.Event) -> None:
         # sse-starlette types `content` with bare `dict`s, which strict pyright reads as partly unknown.
         super().__init__(content, ping=PING_S, send_timeout=SEND_TIMEOUT_S)  # pyright: ignore[reportUnknownMemberType]
-        self._stops = (stop, also) if also is not None else (stop,)
+        self._stop = stop
 
     async def _listen_for_exit_signal_with_grace(self) -> None:
-        """Return when any stop event is set; the response's task group then ends the stream."""
-        async with anyio.create_task_group() as tg:
+        """Return (and so cut the stream) a grace period after `stop`, unless the stream ended first."""
+        await self._stop.wait()
+        await anyio.sleep(STOP_GRACE_S)
 
-            async def wait(event: anyio.Event) -> None:
-                await event.wait()
-                tg.cancel_scope.cancel()
-
-            for event in self._stops:
-                tg.start_soon(wait, event)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the stream; a client that stopped reading is dropped quietly (it replays when it is back)."""
+        try:
+            await super().__call__(scope, receive, send)
+        except SendTimeoutError:
+            logger.info("a dashboard client stopped reading its stream for %g s; dropped", SEND_TIMEOUT_S)
