@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import socket
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,21 @@ def _write_info(path: Path, url: str, login: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with open(fd, "w") as out:
         json.dump({"url": url, "login": login, "pid": os.getpid()}, out)
+
+
+@asynccontextmanager
+async def open_dashboard(config: HiveConfig, hive: Hive, operator: MCPServer[Any]) -> AsyncGenerator[None]:
+    """Serve the dashboard while the block runs; it listens on entry and has stopped on exit.
+
+    Raises:
+        ConfigError: as `serve_dashboard`.
+    """
+    async with anyio.create_task_group() as tg:
+        await tg.start(functools.partial(serve_dashboard, config, hive, operator))
+        try:
+            yield
+        finally:
+            tg.cancel_scope.cancel()
 
 
 async def serve_dashboard(
@@ -136,7 +153,10 @@ async def serve_dashboard(
             await server.startup(sockets=[sock])
             try:
                 tg.start_soon(context.messages.run)
-                tg.start_soon(Sampler(hive, activity, stats, every_s=config.dashboard_sample_s).run)
+                sampler = Sampler(hive, activity, stats, every_s=config.dashboard_sample_s)
+                # A first sample before "ready": the stats page never opens empty.
+                await sampler.try_sample()
+                tg.start_soon(sampler.run)
                 shown = address if not address.unspecified else Address("127.0.0.1", port)
                 url = f"http://{shown.netloc(port)}/"
                 await anyio.to_thread.run_sync(_write_info, info, url, f"{url}?token={credentials.token}")

@@ -164,13 +164,17 @@ class Sampler:
         self._last: tuple[float, int, dict[str, float]] | None = None  # (monotonic, sent, cpu_s per agent)
 
     async def run(self) -> None:
-        """Sample forever; a failed sample is logged and the next one tried."""
+        """Sample every `every_s` seconds, forever (the first one after a wait: see `try_sample`)."""
         while True:
-            try:
-                await self.sample_once()
-            except (HiveError, OSError, sqlite3.Error):
-                logger.warning("could not take a stats sample", exc_info=True)
             await anyio.sleep(self._every_s)
+            await self.try_sample()
+
+    async def try_sample(self) -> None:
+        """Take a sample; a failed one is logged (the next one is tried as usual)."""
+        try:
+            await self.sample_once()
+        except (HiveError, OSError, sqlite3.Error):
+            logger.warning("could not take a stats sample", exc_info=True)
 
     async def sample_once(self) -> Sample:
         """Take one sample now and store it."""
