@@ -154,7 +154,9 @@
         charts.appendChild(box);
       }
       const key = id + ":" + names.join(",");
-      const width = Math.max(Math.min(charts.clientWidth - 16, 900), 320);
+      // Two charts a row on a wide screen, one on a narrow one.
+      const columns = charts.clientWidth >= 1000 ? 2 : 1;
+      const width = Math.max(Math.floor((charts.clientWidth - 16 * columns) / columns) - 12, 300);
       const old = plots.get(id);
       if (old && old.key === key) {
         old.plot.setData([data.t, ...columns]);
