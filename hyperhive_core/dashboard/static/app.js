@@ -155,8 +155,8 @@
       }
       const key = id + ":" + names.join(",");
       // Two charts a row on a wide screen, one on a narrow one.
-      const columns = charts.clientWidth >= 1000 ? 2 : 1;
-      const width = Math.max(Math.floor((charts.clientWidth - 16 * columns) / columns) - 12, 300);
+      const perRow = charts.clientWidth >= 1000 ? 2 : 1;
+      const width = Math.max(Math.floor((charts.clientWidth - 16 * perRow) / perRow) - 12, 300);
       const old = plots.get(id);
       if (old && old.key === key) {
         old.plot.setData([data.t, ...columns]);
@@ -172,7 +172,7 @@
         series: series,
         // Always the whole window (the last hour), however few samples there are yet.
         scales: { x: { time: true, range: () => [Date.now() / 1000 - windowS, Date.now() / 1000] } },
-        axes: [{}, { values: (u, ticks) => ticks.map((v) => v + unit) }],
+        axes: [{}, { size: 70, values: (u, ticks) => ticks.map((v) => (unit === "$" ? "$" + v : v + unit)) }],
       };
       plots.set(id, { key: key, plot: new uPlot(options, [data.t, ...columns], box) });
     }
@@ -190,7 +190,7 @@
       for (const [id, key, title, unit] of [
         ["cpu", "cpu_pct", "CPU per agent", "%"],
         ["mem", "rss_mb", "memory per agent", " MB"],
-        ["cost", "cost_usd", "cost per agent (since the log began)", " $"],
+        ["cost", "cost_usd", "cost per agent (since the log began)", "$"],
         ["tokens", "tokens", "tokens per agent (since the log began)", ""],
       ]) {
         const names = topAgents(data.agents, key);
