@@ -9,7 +9,7 @@ import functools
 import re
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from hyperhive_core.dashboard.activity import Activity
 from hyperhive_core.dashboard.feeds import Entry, EventFeeds, Fetch, Gap, MessageFeed, follow
 from hyperhive_core.dashboard.html import Html
 from hyperhive_core.dashboard.queries import Event, HiveReader, Message, event_data
-from hyperhive_core.dashboard.sse import RETRY_MS, HiveEventStream
+from hyperhive_core.dashboard.sse import RETRY_MS, HiveEventStream, StreamCount
 from hyperhive_core.dashboard.stats import StatsStore
 from hyperhive_core.hive import Hive
 from hyperhive_core.mcp.models import AgentInfo, AgentList
@@ -72,7 +72,7 @@ class Context:
     events: EventFeeds
     csrf: str
     stop: anyio.Event
-    streams: int = 0
+    streams: StreamCount = field(default_factory=lambda: StreamCount(MAX_STREAMS))
 
 
 def _message_entry(message: Message) -> Entry:
@@ -305,20 +305,18 @@ class Dashboard:
         return _int(request, "after", None)
 
     def _stream(self, events: AsyncGenerator[ServerSentEvent]) -> Response:
-        if self.c.streams >= MAX_STREAMS:
+        if self.c.streams.full:
             raise Refused(f"the dashboard already serves {MAX_STREAMS} live streams; try again later", status=503)
-        self.c.streams += 1
 
-        async def counted() -> AsyncGenerator[ServerSentEvent]:
+        async def framed() -> AsyncGenerator[ServerSentEvent]:
             try:
                 yield ServerSentEvent(retry=RETRY_MS)
                 async for event in events:
                     yield event
             finally:
-                self.c.streams -= 1
                 await events.aclose()
 
-        return HiveEventStream(counted(), stop=self.c.stop)
+        return HiveEventStream(framed(), stop=self.c.stop, count=self.c.streams)
 
     async def sse_messages(self, request: Request) -> Response:
         agent = _principal(request.query_params.get("agent"))

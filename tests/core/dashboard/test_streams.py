@@ -5,9 +5,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 
 from hyperhive_core.client import HiveClient, open_hive_client
 from hyperhive_core.dashboard import terminal
+from hyperhive_core.dashboard.app import MAX_STREAMS
 from hyperhive_core.errors import DaemonUnavailableError
 from hyperhive_core.mcp.models import EventView
 from tests.core.dashboard._dash import running_dashboard, sse
@@ -169,3 +171,25 @@ async def test_stopping_the_daemon_ends_open_streams(short_tmpdir: Path) -> None
                     with contextlib.suppress(DaemonUnavailableError):
                         await operator.shutdown()
                 await ended.wait()
+
+
+async def test_past_its_limit_of_live_streams_the_dashboard_says_try_later(short_tmpdir: Path) -> None:
+    async with running_dashboard(short_tmpdir, agent_command=IDLE_AGENT) as dash, dash.client() as client:
+        request = (
+            f"GET /sse/messages HTTP/1.1\r\nHost: {dash.host}\r\nAuthorization: Bearer {dash.token}\r\n\r\n"
+        ).encode()
+        host, _, port = dash.host.rpartition(":")
+        streams: list[anyio.abc.SocketStream] = []
+        try:
+            with anyio.fail_after(WAIT_S):
+                for _ in range(MAX_STREAMS):
+                    stream = await anyio.connect_tcp(host, int(port))
+                    streams.append(stream)
+                    await stream.send(request)
+                    assert (await stream.receive()).startswith(b"HTTP/1.1 200")  # open, and counted
+                refused = await client.get("/sse/messages")
+        finally:
+            for stream in streams:
+                await stream.aclose()
+    assert refused.status_code == 503
+    assert f"already serves {MAX_STREAMS} live streams; try again later" in refused.text
