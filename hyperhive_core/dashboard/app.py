@@ -45,6 +45,8 @@ MAX_API_MESSAGES = 1_000
 # Open SSE streams the daemon serves at once; more get 503 and retry.
 MAX_STREAMS = 64
 STATS_WINDOW_S = 3600
+# Every stream opens by telling the browser how soon to reconnect.
+RETRY_FRAME = ServerSentEvent(retry=RETRY_MS).encode()
 MAX_STATS_WINDOW_S = 6 * 3600
 # Principals a filter or a terminal may name: agent names, the manager and the operator.
 PRINCIPAL = re.compile(r"[a-z][a-z0-9-]{0,8}|operator")
@@ -76,11 +78,11 @@ class Context:
 
 
 def _message_entry(message: Message) -> Entry:
-    return Entry(message.id, (message.sender, message.recipient), pages.message_item(message))
+    return Entry.of(message.id, (message.sender, message.recipient), pages.message_item(message), event="msg")
 
 
 def _event_entry(event: Event) -> Entry:
-    return Entry(event.id, (event.agent,), terminal.line(event.created_at, event.data))
+    return Entry.of(event.id, (event.agent,), terminal.line(event.created_at, event.data), event="line")
 
 
 def event_row_entry(row: EventRow) -> Entry:
@@ -304,17 +306,17 @@ class Dashboard:
             return int(header)
         return _int(request, "after", None)
 
-    def _stream(self, events: AsyncGenerator[ServerSentEvent]) -> Response:
+    def _stream(self, frames: AsyncGenerator[bytes]) -> Response:
         if self.c.streams.full:
             raise Refused(f"the dashboard already serves {MAX_STREAMS} live streams; try again later", status=503)
 
-        async def framed() -> AsyncGenerator[ServerSentEvent]:
+        async def framed() -> AsyncGenerator[bytes]:
             try:
-                yield ServerSentEvent(retry=RETRY_MS)
-                async for event in events:
-                    yield event
+                yield RETRY_FRAME
+                async for frame in frames:
+                    yield frame
             finally:
-                await events.aclose()
+                await frames.aclose()
 
         return HiveEventStream(framed(), stop=self.c.stop, count=self.c.streams)
 
@@ -323,15 +325,7 @@ class Dashboard:
         cursor = self._cursor(request)
         if cursor is None:
             cursor = await self.c.reader.run(self.c.reader.last_message_id)
-
-        async def events() -> AsyncGenerator[ServerSentEvent]:
-            async for item in follow(self.c.messages, message_fetch(self.c.reader), cursor=cursor, agent=agent):
-                if isinstance(item, Gap):
-                    yield ServerSentEvent(data=str(item.skipped), event="gap")
-                    return
-                yield ServerSentEvent(data=item.data, id=str(item.id), event="msg")
-
-        return self._stream(events())
+        return self._stream(_frames(follow(self.c.messages, message_fetch(self.c.reader), cursor=cursor, agent=agent)))
 
     async def sse_terminal(self, request: Request) -> Response:
         name = _principal(request.path_params["name"]) or ""
@@ -344,22 +338,30 @@ class Dashboard:
             rows = await reader.run(functools.partial(reader.events_after, name, after, limit=limit))
             return [_event_entry(e) for e in rows]
 
-        async def events() -> AsyncGenerator[ServerSentEvent]:
+        async def frames() -> AsyncGenerator[bytes]:
             start = cursor
             if start is None:  # a terminal just opened: the recent history first
                 history = await reader.run(functools.partial(reader.latest_events, name, limit=TERMINAL_HISTORY))
-                for event in history:
-                    entry = _event_entry(event)
-                    yield ServerSentEvent(data=entry.data, id=str(entry.id), event="line")
+                if history:
+                    yield b"".join(_event_entry(e).frame for e in history)
                 start = history[-1].id if history else 0
             feed = await self.c.events.feed(name)
-            async for item in follow(feed, fetch, cursor=start):
-                if isinstance(item, Gap):
-                    yield ServerSentEvent(data=str(item.skipped), event="gap")
-                    return
-                yield ServerSentEvent(data=item.data, id=str(item.id), event="line")
+            async for frame in _frames(follow(feed, fetch, cursor=start)):
+                yield frame
 
-        return self._stream(events())
+        return self._stream(frames())
+
+
+async def _frames(items: AsyncGenerator[list[Entry] | Gap]) -> AsyncGenerator[bytes]:
+    """What a stream sends: each run of entries in one write; a gap tells the page to reload, and ends it."""
+    try:
+        async for item in items:
+            if isinstance(item, Gap):
+                yield ServerSentEvent(str(item.skipped), event="gap").encode()
+                return
+            yield b"".join(entry.frame for entry in item)
+    finally:
+        await items.aclose()
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]

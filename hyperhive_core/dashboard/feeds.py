@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from sse_starlette import ServerSentEvent
 
 from hyperhive_core.broker.broker import Broker
 from hyperhive_core.broker.events import EventLog
@@ -40,11 +41,17 @@ EVENT_WAIT_S = 15.0
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One rendered row: its id (the SSE event id), who it concerns (for filters), the SSE data."""
+    """One rendered row: its id (the SSE event id), who it concerns (for filters), and its SSE frame,
+    encoded once by the feed for every client."""
 
     id: int
     agents: tuple[str, ...]
-    data: str
+    frame: bytes
+
+    @classmethod
+    def of(cls, id: int, agents: tuple[str, ...], data: str, *, event: str) -> "Entry":
+        """An entry whose frame is the SSE event `event` with `data`, under the id `id`."""
+        return cls(id, agents, ServerSentEvent(data, event=event, id=str(id)).encode())
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,8 +240,9 @@ class EventFeeds:
 
 async def follow(
     feed: Feed, fetch: Fetch, *, cursor: int, agent: str | None = None, dropped: anyio.Event | None = None
-) -> AsyncGenerator[Entry | Gap]:
-    """Every entry after `cursor` (matching `agent`), then live ones, with no gap and no duplicate.
+) -> AsyncGenerator[list[Entry] | Gap]:
+    """Every entry after `cursor` (matching `agent`), then live ones, with no gap and no duplicate;
+    in runs (a replayed page, a published batch), each sent to the client in one write.
 
     Subscribes before the replay, so nothing committed meanwhile is missed. Ends (after a `Gap`)
     when the replay is too long, and when the client fell behind and was dropped: the browser
@@ -245,9 +253,8 @@ async def follow(
         replayed = 0
         while True:  # the replay: pages until a short one
             entries = await fetch(seen, PAGE_ROWS, agent)
-            for entry in entries:
-                yield entry
             if entries:
+                yield entries
                 seen = entries[-1].id
             replayed += len(entries)
             if len(entries) < PAGE_ROWS:
@@ -259,15 +266,14 @@ async def follow(
             if subscription.dropped.is_set():
                 return
             while batch.after > seen:  # rows the feed published before we caught up
-                entries = await fetch(seen, PAGE_ROWS, agent)
-                entries = [e for e in entries if e.id <= batch.after]
-                for entry in entries:
-                    yield entry
+                entries = [e for e in await fetch(seen, PAGE_ROWS, agent) if e.id <= batch.after]
+                if entries:
+                    yield entries
                 if len(entries) < PAGE_ROWS:
                     seen = batch.after
                     break
                 seen = entries[-1].id
-            for entry in batch.entries:
-                if entry.id > seen and (agent is None or agent in entry.agents):
-                    yield entry
+            entries = [e for e in batch.entries if e.id > seen and (agent is None or agent in e.agents)]
+            if entries:
+                yield entries
             seen = max(seen, batch.upto)

@@ -41,6 +41,22 @@ MAX_CONNECTIONS = 256
 SHUTDOWN_GRACE_S = 3.0
 
 
+class _DroppedStreamsAreNews(logging.Filter):
+    """uvicorn logs an error when an app returns before finishing its response; here that is only
+    ever an SSE client cut off because it stopped reading: expected, and worth an info line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage() == "ASGI callable returned without completing response.":
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def _quiet_dropped_streams() -> None:
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _DroppedStreamsAreNews) for f in uvicorn_log.filters):
+        uvicorn_log.addFilter(_DroppedStreamsAreNews())
+
+
 def _bind(address: Address) -> socket.socket:
     try:
         family, kind, proto, _, where = socket.getaddrinfo(
@@ -149,6 +165,7 @@ async def serve_dashboard(
                 )
             )
             server.config.load()
+            _quiet_dropped_streams()
             server.lifespan = server.config.lifespan_class(server.config)
             await server.startup(sockets=[sock])
             try:

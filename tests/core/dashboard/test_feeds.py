@@ -22,7 +22,7 @@ class Table:
         self.read = anyio.Event()
 
     def add(self, *agents: str) -> Entry:
-        entry = Entry(len(self.rows) + 1, agents, f"row {len(self.rows) + 1}")
+        entry = Entry.of(len(self.rows) + 1, agents, f"row {len(self.rows) + 1}", event="row")
         self.rows.append(entry)
         return entry
 
@@ -41,7 +41,7 @@ class Table:
 class Client:
     """Reads a follower's stream in the background, as the SSE response does."""
 
-    def __init__(self, stream: AsyncGenerator[Entry | Gap]) -> None:
+    def __init__(self, stream: AsyncGenerator[list[Entry] | Gap]) -> None:
         self.stream = stream
         self.got: list[Entry | Gap] = []
         self.changed = anyio.Event()
@@ -56,8 +56,8 @@ class Client:
 
     async def run(self) -> None:
         try:
-            async for entry in self.stream:
-                self.got.append(entry)
+            async for item in self.stream:
+                self.got += item if isinstance(item, list) else [item]
                 self.changed.set()
                 self.changed = anyio.Event()
                 await self.reading.wait()
@@ -158,9 +158,11 @@ async def test_a_replay_too_long_to_send_tells_the_client_to_reload() -> None:
     for _ in range(MAX_REPLAY_ROWS + PAGE_ROWS + 1):
         table.add("a")
     with anyio.fail_after(WAIT_S):
-        got = [e async for e in follow(feed, table.fetch, cursor=0)]
+        got = [item async for item in follow(feed, table.fetch, cursor=0)]
     assert got[-1] == Gap(skipped=MAX_REPLAY_ROWS)
-    assert [e.id for e in got[:-1] if isinstance(e, Entry)] == list(range(1, MAX_REPLAY_ROWS + 1))
+    pages = [item for item in got[:-1] if isinstance(item, list)]
+    assert [len(page) for page in pages] == [PAGE_ROWS] * (MAX_REPLAY_ROWS // PAGE_ROWS)  # a page a write
+    assert [e.id for page in pages for e in page] == list(range(1, MAX_REPLAY_ROWS + 1))
 
 
 async def test_closing_a_feed_ends_its_followers_after_what_they_hold() -> None:
