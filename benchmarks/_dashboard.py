@@ -170,21 +170,26 @@ def painted_after_send(page: Page, dash: Dashboard, send: Any, n: int) -> list[f
     return samples
 
 
+NAVIGATION = """() => {
+    const n = performance.getEntriesByType("navigation")[0];
+    return n.loadEventEnd;
+}"""
+
+
 def page_loads(page: Page, dash: Dashboard, last_agent: str, messages: int, n: int) -> tuple[list[float], list[float]]:
-    """Seconds to load the agents view (until its last agent is shown) and the messages view (until its
-    stream holds the newest `messages`, at most a page of them), each `n` times."""
+    """Seconds from navigation start to the load event (the browser's own navigation timing) of the
+    agents view and of the messages view, `n` times each; both render server-side, so by then the
+    last agent and the newest messages (up to a page of them) are on the page, which is checked."""
     agents: list[float] = []
     stream: list[float] = []
     shown = min(messages, 200)
     for _ in range(n):
-        start = time.perf_counter()
         page.goto(dash.url + "agents")
         page.locator(f"#agent-{last_agent}").wait_for()
-        agents.append(time.perf_counter() - start)
-        start = time.perf_counter()
+        agents.append(page.evaluate(NAVIGATION) / 1000)
         page.goto(dash.url + "messages")
         page.wait_for_function("(n) => document.querySelectorAll('#stream article.msg').length >= n", arg=shown)
-        stream.append(time.perf_counter() - start)
+        stream.append(page.evaluate(NAVIGATION) / 1000)
     return agents, stream
 
 

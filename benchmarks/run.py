@@ -755,8 +755,8 @@ def page_load_row(agents: int, agents_load: list[float], stream_load: list[float
     median, p99 = ms(stream_load)
     return Row(
         "dashboard: page load",
-        f"{agents} agents and {PAGE_MESSAGES:,} messages, headless chromium, whole navigation: the agents view "
-        "until its last agent shows; median/p99 = the messages view until its newest 200 show",
+        f"{agents} agents and {PAGE_MESSAGES:,} messages, headless chromium, navigation start → load event: "
+        "the agents view (all its agents); median/p99 = the messages view (its newest 200)",
         f"agents {agents_median:.0f} ms; messages {median:.0f} ms",
         "-",
         None,
