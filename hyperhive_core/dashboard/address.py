@@ -54,7 +54,7 @@ def parse_address(text: str) -> Address:
     """
     shape = f"dashboard address {text!r} is not HOST:PORT (e.g. {DEFAULT_ADDRESS}, [::1]:8420, or port 0 for any)"
     host, sep, port_text = text.strip().rpartition(":")
-    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
+    if not sep or not host or not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
         raise ValueError(shape)
     if host.startswith("["):
         if not host.endswith("]"):

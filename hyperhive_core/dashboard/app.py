@@ -45,9 +45,9 @@ MAX_API_MESSAGES = 1_000
 # Open SSE streams the daemon serves at once; more get 503 and retry.
 MAX_STREAMS = 64
 STATS_WINDOW_S = 3600
+MAX_STATS_WINDOW_S = 6 * 3600
 # Every stream opens by telling the browser how soon to reconnect.
 RETRY_FRAME = ServerSentEvent(retry=RETRY_MS).encode()
-MAX_STATS_WINDOW_S = 6 * 3600
 # Principals a filter or a terminal may name: agent names, the manager and the operator.
 PRINCIPAL = re.compile(r"[a-z][a-z0-9-]{0,8}|operator")
 ACTIONS = ("rebuild", "kill")
@@ -100,11 +100,16 @@ def message_fetch(reader: HiveReader) -> Fetch:
     return fetch
 
 
+def _digits(text: str) -> bool:
+    """Whether `text` is a whole number in ASCII digits (`str.isdigit` takes "²" too)."""
+    return text.isascii() and text.isdigit()
+
+
 def _int(request: Request, name: str, default: int | None, *, low: int = 0, high: int = 2**63 - 1) -> int | None:
     text = request.query_params.get(name)
     if text is None or text == "":
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not _digits(text) or not low <= int(text) <= high:
         raise Refused(f"{name} must be a whole number from {low} to {high} (got {text[:40]!r})")
     return int(text)
 
@@ -278,9 +283,8 @@ class Dashboard:
         arguments: dict[str, Any] = {"to": fields.get("to", ""), "body": fields.get("body", "")}
         reply_to = fields.get("reply_to")
         if reply_to not in (None, ""):
-            if isinstance(reply_to, str) and not reply_to.isdigit():
-                raise Refused(f"reply_to must be a message id (got {reply_to[:40]!r})")
-            arguments["reply_to"] = int(reply_to)
+            # A form sends text; anything else goes to the tool as it came, for its schema to judge.
+            arguments["reply_to"] = int(reply_to) if isinstance(reply_to, str) and _digits(reply_to) else reply_to
         receipt = await self.call("send", arguments)
         return self.outcome(request, f"sent #{receipt.get('id')} to {receipt.get('recipient')}", receipt)
 
@@ -302,7 +306,7 @@ class Dashboard:
 
     def _cursor(self, request: Request) -> int | None:
         header = request.headers.get("last-event-id", "")
-        if header.isdigit():
+        if _digits(header):
             return int(header)
         return _int(request, "after", None)
 

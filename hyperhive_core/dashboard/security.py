@@ -238,8 +238,10 @@ class Guard:
         if not self._credentials.matches(query["token"]):
             return PlainTextResponse(f"wrong token; {NOT_LOGGED_IN}", status_code=401)
         rest = urlencode([(k, v) for k, v in query.items() if k != "token"])
-        # A redirect without the token: it must not stay in the address bar or the history.
-        response = RedirectResponse(scope["path"] + (f"?{rest}" if rest else ""), status_code=303)
+        # A redirect without the token: it must not stay in the address bar or the history. Only to
+        # a path of ours: `//host` would send the browser to another site.
+        path = "/" + scope["path"].lstrip("/")
+        response = RedirectResponse(path + (f"?{rest}" if rest else ""), status_code=303)
         response.set_cookie(
             self._cookie,
             self._credentials.session,

@@ -26,6 +26,9 @@ from hyperhive_core.states import AgentState, MessageState
 logger = logging.getLogger(__name__)
 
 STATS_FILE = "stats.sqlite"
+# Backends whose agents are host processes with a pid (and whose status costs no subprocess): the
+# nixos backend's containers report none, and asking it runs `nixos-container status` per agent.
+PID_BACKENDS = frozenset({"local"})
 SAMPLE_EVERY_S = 10.0
 # Kept this long: the page plots the last hour; six hours at 10 s is 2,160 rows per agent.
 KEEP_S = 6 * 3600.0
@@ -181,10 +184,11 @@ class Sampler:
         hive = self._hive
         await self._activity.refresh()
         roots: dict[str, int] = {}
-        for name in hive.agent_names:
-            status = await hive.backend.status(name)
-            if status.state == AgentState.RUNNING and status.pid is not None:
-                roots[name] = status.pid
+        if hive.backend.info.name in PID_BACKENDS:
+            for name in hive.agent_names:
+                status = await hive.backend.status(name)
+                if status.state == AgentState.RUNNING and status.pid is not None:
+                    roots[name] = status.pid
         table = await anyio.to_thread.run_sync(procs.snapshot)
         usage = procs.tree_usage(table, roots)
         now, wall = time.monotonic(), time.time()

@@ -28,7 +28,19 @@ def test_an_address_is_host_and_port(text: str, host: str, port: int, loopback: 
 
 @pytest.mark.parametrize(
     "text",
-    ["8420", "127.0.0.1", "127.0.0.1:", ":8420", "127.0.0.1:99999", "[::1:8420", "::1:8420", "a b:1", "h/x:1", "x:-1"],
+    [
+        "8420",
+        "127.0.0.1",
+        "127.0.0.1:",
+        ":8420",
+        "127.0.0.1:99999",
+        "[::1:8420",
+        "::1:8420",
+        "a b:1",
+        "h/x:1",
+        "x:-1",
+        "127.0.0.1:²",
+    ],
 )
 def test_a_bad_address_says_what_shape_to_give(text: str) -> None:
     with pytest.raises(ValueError, match="is not HOST:PORT"):

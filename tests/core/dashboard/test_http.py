@@ -106,6 +106,39 @@ async def test_a_hostile_body_reaches_the_page_as_text_only(short_tmpdir: Path) 
             assert "\\x1b[2J\\x1b]0;owned\\x07 &amp; &quot;q&quot;" in html
 
 
+async def test_bad_input_gets_words_that_say_what_to_give(short_tmpdir: Path) -> None:
+    async with running_dashboard(short_tmpdir, agent_command=IDLE_AGENT) as dash:
+        async with open_hive_client(dash.config.host_socket) as operator:
+            await operator.spawn("alice")
+        async with dash.client() as client:
+            answers = {
+                "reply_to text": await client.post("/api/send", data={"to": "alice", "body": "x", "reply_to": "#3"}),
+                "reply_to list": await client.post("/api/send", json={"to": "alice", "body": "x", "reply_to": [1]}),
+                "body not text": await client.post("/api/send", json={"to": "alice", "body": {"a": 1}}),
+                "not an object": await client.post("/api/send", json=["alice", "x"]),
+                "not json": await client.post("/api/send", content=b"{", headers={"Content-Type": "application/json"}),
+                "after ²": await client.get("/api/messages", params={"after": "²"}),
+                "limit 0": await client.get("/api/messages", params={"limit": "0"}),
+                "bad agent": await client.get("/api/messages", params={"agent": "Alice!"}),
+            }
+            missing = await client.get("/partials/thread/999")
+        words = {why: (a.status_code, a.json()["error"]) for why, a in answers.items()}
+        assert words["reply_to text"][0] == 409
+        assert "reply_to" in words["reply_to text"][1]
+        assert words["reply_to list"][0] == 409
+        assert "reply_to" in words["reply_to list"][1]
+        assert words["body not text"][0] == 409
+        assert "body" in words["body not text"][1]
+        assert words["not an object"] == (400, "the body must be a JSON object")
+        assert words["not json"][0] == 400
+        assert words["after ²"] == (400, "after must be a whole number from 0 to 9223372036854775807 (got '²')")
+        assert words["limit 0"][0] == 400
+        assert words["bad agent"][0] == 400
+        assert "no agent can be named 'Alice!'" in words["bad agent"][1]
+        assert missing.status_code == 404
+        assert "no such message" in missing.text
+
+
 async def test_every_route_but_the_static_files_needs_the_token(short_tmpdir: Path) -> None:
     async with running_dashboard(short_tmpdir, agent_command=IDLE_AGENT) as dash:
         async with dash.client(bearer=False) as anonymous:
@@ -117,6 +150,9 @@ async def test_every_route_but_the_static_files_needs_the_token(short_tmpdir: Pa
             assert (await anonymous.get("/agents?token=wrong-token-000000")).status_code == 401
             assert (await anonymous.get("/static/vendor/htmx/htmx.min.js")).status_code == 200
             login = await anonymous.get(dash.login)
+            # never a redirect to another site
+            twisted = await anonymous.get(f"{dash.origin}//attacker.example/", params={"token": dash.token})
+        assert twisted.headers["location"] == "/attacker.example/"
         assert login.status_code == 303
         assert login.headers["location"] == "/"  # the token never stays in the address bar
         cookie = login.headers["set-cookie"]
