@@ -57,6 +57,7 @@ async def test_a_claude_turn_replies_through_the_bridge_with_the_hive_tools_load
         "user/tool_result",
         "assistant/text",
         "result/success",
+        "hive/usage",
         "hive/turn_end",
     ]
     # two model requests: the send, then the closing text; no ToolSearch round trip before the send
