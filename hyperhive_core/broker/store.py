@@ -267,6 +267,11 @@ class HiveStore:
         ):
             self._hold_due[recipient] = due
 
+    @property
+    def engine(self) -> Engine:
+        """The engine the store was opened on: the same database, for the tables other subsystems keep."""
+        return self._engine
+
     def _on_engine_disposed(self, _engine: Engine) -> None:
         self.close()
 
