@@ -597,11 +597,17 @@ class HiveStore:
 
     # turn events
 
-    def append_events(self, agent: str, events: Sequence[tuple[str, str]], *, now: float, keep: int) -> int:
-        """Store `(type, json)` events for `agent`, dropping its oldest beyond `keep`; returns the last id."""
+    def append_events(
+        self, agent: str, events: Sequence[tuple[str, str]], *, now: float, keep: int, also: Sequence[SQLModel] = ()
+    ) -> int:
+        """Store `(type, json)` events for `agent`, dropping its oldest beyond `keep`; returns the last id.
+
+        `also` are rows of other tables committed in the same transaction (the usage the events report).
+        """
         with self._session() as session:
             rows = [EventRow(agent=agent, created_at=now, type=kind, data=data) for kind, data in events]
             session.add_all(rows)
+            session.add_all(also)
             session.flush()
             last = rows[-1].id or 0
             if last % PRUNE_EVERY < len(rows):

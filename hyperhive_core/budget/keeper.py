@@ -1,4 +1,4 @@
-"""The budget keeper: records each turn's usage and pauses an agent's turns while a budget is spent.
+"""The budget keeper: counts each turn's usage and pauses an agent's turns while a budget is spent.
 
 A pause is the broker's recv gate: a paused agent's `recv` hands nothing out, so its messages stay
 queued, and the turn it is in (if any) finishes but no next one starts. The gate reads the totals
@@ -25,9 +25,10 @@ from anyio.abc import TaskStatus
 
 from hyperhive_core.broker.broker import Broker
 from hyperhive_core.broker.events import EventLog
+from hyperhive_core.broker.models import UsageRow
 from hyperhive_core.budget.ledger import Ledger
 from hyperhive_core.budget.limits import HIVE_SCOPE, NO_LIMITS, LimitName, Limits, Overrun, overrun
-from hyperhive_core.budget.store import BudgetStore
+from hyperhive_core.budget.store import BudgetStore, row_usage, usage_row
 from hyperhive_core.budget.usage import Usage, next_day_at, turn_usage, utc_day
 from hyperhive_core.errors import HiveError
 from hyperhive_core.names import HIVE, MANAGER, OPERATOR
@@ -152,27 +153,27 @@ class BudgetKeeper:
 
     # writes
 
-    async def record(self, agent: str, events: list[dict[str, Any]]) -> int:
-        """Record the usage events among `agent`'s turn events; pause it (or the hive) when that spends a budget.
+    def usage_rows(self, agent: str, events: list[dict[str, Any]]) -> list[UsageRow]:
+        """The usage rows for the `usage` events among `agent`'s turn events, stamped now.
 
-        Returns how many turns were recorded.
-
-        Raises:
-            StorageError: the database refused a row; the rows before it are recorded.
+        The caller commits them with the events that report them (one transaction: the log and
+        the counts cannot disagree), then hands them to `counted`.
         """
         found = [usage for event in events if (usage := turn_usage(event)) is not None]
         if not found:
-            return 0
+            return []
+        now = self._clock()
+        return [usage_row(agent, usage, duration_ms=duration_ms, now=now) for usage, duration_ms in found]
+
+    async def counted(self, agent: str, rows: list[UsageRow]) -> None:
+        """Count committed usage rows of `agent`; pause it (or the hive) when that spends a budget."""
+        if not rows:
+            return
         async with self._lock:
-            now = self._clock()
-            for usage, duration_ms in found:
-                day = utc_day(now)
-                add = functools.partial(self._store.add_usage, agent, usage, duration_ms=duration_ms, now=now, day=day)
-                await anyio.to_thread.run_sync(add)
-                self._ledger.add(agent, usage, day)
+            for row in rows:
+                self._ledger.add(agent, row_usage(row), row.day)
             # a turn only adds: the one resume it can bring is a per-day budget the new day renewed
-            await self._judge(now, why=NEW_DAY)
-        return len(found)
+            await self._judge(self._clock(), why=NEW_DAY)
 
     async def set_limits(self, scope: str, *, clear: bool = False, **changes: float | int | None) -> Limits:
         """Change `scope`'s limits (`clear` first removes them all); resumes what is no longer spent.

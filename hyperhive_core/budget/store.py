@@ -1,7 +1,8 @@
 """The usage and budget tables: plain synchronous SQL, one transaction per call (run it in a thread).
 
-Usage rows are kept for good (one per model turn, a few dozen bytes): the totals and per-day sums
-a budget is checked against are read from them once, when the daemon starts.
+Usage rows are written with the turn events that report them (`EventLog.append(also=...)`), and
+kept for good (one per model turn, a few dozen bytes): the totals and per-day sums a budget is
+checked against are read from them once, when the daemon starts.
 """
 
 from collections.abc import Generator, Sequence
@@ -15,7 +16,7 @@ from sqlmodel import Session, select
 from hyperhive_core.broker.models import BudgetRow, UsageRow
 from hyperhive_core.broker.store import storage_error
 from hyperhive_core.budget.limits import Limits
-from hyperhive_core.budget.usage import Usage
+from hyperhive_core.budget.usage import Usage, utc_day
 
 _SUMS = (
     "SELECT agent, sum(input_tokens), sum(output_tokens), sum(cache_creation_tokens), sum(cache_read_tokens), "
@@ -32,6 +33,28 @@ def _by_agent(rows: Sequence[Row[Any]]) -> dict[str, Usage]:
     return sums
 
 
+def usage_row(agent: str, usage: Usage, *, duration_ms: int, now: float) -> UsageRow:
+    """The row that records one turn's `usage` at time `now` (its UTC day is what per-day budgets count)."""
+    return UsageRow(
+        agent=agent,
+        created_at=now,
+        day=utc_day(now),
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_creation_tokens=usage.cache_creation_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cost_usd=usage.cost_usd,
+        duration_ms=duration_ms,
+    )
+
+
+def row_usage(row: UsageRow) -> Usage:
+    """A usage row's usage: one turn."""
+    return Usage(
+        row.input_tokens, row.output_tokens, row.cache_creation_tokens, row.cache_read_tokens, row.cost_usd, turns=1
+    )
+
+
 class BudgetStore:
     """Usage per turn and limits per scope, in the hive's database."""
 
@@ -45,27 +68,6 @@ class BudgetStore:
                 yield session
         except SQLAlchemyError as exc:
             raise storage_error(exc) from exc
-
-    def add_usage(self, agent: str, usage: Usage, *, duration_ms: int, now: float, day: str) -> None:
-        """Commit one turn's usage.
-
-        Raises:
-            StorageError: the database refused the write.
-        """
-        row = UsageRow(
-            agent=agent,
-            created_at=now,
-            day=day,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cache_creation_tokens=usage.cache_creation_tokens,
-            cache_read_tokens=usage.cache_read_tokens,
-            cost_usd=usage.cost_usd,
-            duration_ms=duration_ms,
-        )
-        with self._session() as session:
-            session.add(row)
-            session.commit()
 
     def sums(self, day: str) -> tuple[dict[str, Usage], dict[str, Usage]]:
         """Every agent's usage in total, and on UTC day `day`."""

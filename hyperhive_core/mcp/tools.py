@@ -372,9 +372,10 @@ def _register_agent_extras(server: MCPServer[Any], hive: Hive, name: str) -> Non
         # noted first: whoever reads the stored events must find `status` already saying the same
         hive.note_events(name, events)
         with tool_errors():
-            stored = await hive.events.append(name, events)
-            # after the events: the log reads the turn's result, then its usage, then any pause
-            await hive.budgets.record(name, events)
+            # the usage the events report is committed with them (no second fsync), then counted
+            usage = hive.budgets.usage_rows(name, events)
+            stored = await hive.events.append(name, events, also=usage)
+            await hive.budgets.counted(name, usage)
         return EventReceipt(stored=stored)
 
 

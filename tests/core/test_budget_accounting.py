@@ -105,6 +105,12 @@ class Rig:
     store: HiveStore
     clock: list[float]
 
+    async def record(self, agent: str, events: list[dict[str, Any]]) -> None:
+        """What `report_events` does with an agent's events: store them with their usage, then count it."""
+        rows = self.keeper.usage_rows(agent, events)
+        await self.events.append(agent, events, also=rows)
+        await self.keeper.counted(agent, rows)
+
     def subtypes(self, agent: str) -> list[str]:
         """The agent's logged events, as `type/subtype`."""
         return [f"{row.type}/{json.loads(row.data)['subtype']}" for row in self.store.events(agent, after=0, limit=99)]
@@ -136,10 +142,10 @@ async def test_a_per_day_budget_pauses_an_agent_until_the_next_utc_day(tmp_path:
         async with keeper_rig(tmp_path) as rig:
             keeper, broker = rig.keeper, rig.broker
             await keeper.set_limits("alice", usd_per_day=1.0)
-            await keeper.record("alice", [usage_event(0.6)])
+            await rig.record("alice", [usage_event(0.6)])
             assert keeper.paused("alice") is None
             rig.clock[0] = BEFORE_MIDNIGHT
-            await keeper.record("alice", [usage_event(0.6)])
+            await rig.record("alice", [usage_event(0.6)])
             over = keeper.paused("alice")
             assert over is not None
             assert (over.limit, over.used, over.day) == ("usd_per_day", 1.2, "2026-03-31")
@@ -153,7 +159,7 @@ async def test_a_per_day_budget_pauses_an_agent_until_the_next_utc_day(tmp_path:
             assert [m.body for m in got.messages] == ["work"]
             spend = keeper.spend("alice")
             assert (spend.day, spend.today.cost_usd, spend.total.cost_usd) == ("2026-04-01", 0, 1.2)
-            assert rig.subtypes("alice") == ["hive/paused", "hive/held", "hive/resumed"]
+            assert rig.subtypes("alice") == ["hive/usage", "hive/usage", "hive/paused", "hive/held", "hive/resumed"]
             operator, manager = rig.notices("operator"), rig.notices("hm1nd")
     assert len(operator) == 2
     assert operator[0].startswith("budget: alice's turns are paused: alice used $1.2000 of its $1.0000 per-day")
@@ -170,7 +176,7 @@ async def test_the_hive_budget_pauses_every_agent_with_one_notice_and_a_waiting_
         async with keeper_rig(tmp_path) as rig:
             keeper, broker = rig.keeper, rig.broker
             await keeper.set_limits(HIVE_SCOPE, tokens_total=1000)
-            await keeper.record("alice", [usage_event(input_tokens=600), usage_event(input_tokens=400)])
+            await rig.record("alice", [usage_event(input_tokens=600), usage_event(input_tokens=400)])
             assert [keeper.paused(a) is not None for a in ("alice", "bob", "hm1nd")] == [True, True, True]
             await broker.send("operator", "bob", "for bob")
             got: list[str] = []
@@ -194,7 +200,7 @@ async def test_usage_and_budgets_outlive_the_keeper_and_a_pause_is_taken_up_quie
     with anyio.fail_after(10):
         async with keeper_rig(tmp_path) as rig:
             await rig.keeper.set_limits("alice", usd_total=0.5)
-            await rig.keeper.record("alice", [usage_event(0.5, input_tokens=10)])
+            await rig.record("alice", [usage_event(0.5, input_tokens=10)])
             told = rig.notices("operator")
             assert len(told) == 1
         async with keeper_rig(tmp_path) as again:
@@ -206,4 +212,4 @@ async def test_usage_and_budgets_outlive_the_keeper_and_a_pause_is_taken_up_quie
             await again.keeper.set_limits("alice", clear=True)
             assert again.keeper.paused("alice") is None
             assert again.keeper.scopes() == []
-            assert again.subtypes("alice") == ["hive/paused", "hive/paused", "hive/resumed"]
+            assert again.subtypes("alice") == ["hive/usage", "hive/paused", "hive/paused", "hive/resumed"]
