@@ -23,6 +23,8 @@ from hyperhive_core.mcp.models import (
 )
 from hyperhive_core.states import AgentState
 
+# The budget keeper's events in an agent's log: they say why its turns stopped.
+PAUSE_EVENTS = ("paused", "held")
 STATE_STYLE = {
     AgentState.RUNNING: "green",
     AgentState.STOPPED: "yellow",
@@ -295,7 +297,7 @@ def _describe(data: dict[str, Any]) -> tuple[str, str]:
             summary += f", ${cost:.4f}"
         return ("bold red" if data.get("is_error") else "bold"), summary
     if kind == "hive":
-        style = "bold red" if subtype == "turn_error" else "magenta"
+        style = "bold red" if subtype == "turn_error" else "bold yellow" if subtype in PAUSE_EVENTS else "magenta"
         return style, f"[{subtype}] {_short(data.get('message', ''), 400)}"
     return "dim", f"{kind}: {_short(data)}"
 
