@@ -197,8 +197,11 @@ class BudgetKeeper:
     async def hold(self, recipient: str, queued: int) -> bool:
         """Whether `recipient`'s messages must stay queued now (its turns are paused).
 
-        A message that arrives while it is paused is noted once in its event log.
+        A message that arrives while it is paused is noted once in its event log. The operator is
+        never held: it must read the notices.
         """
+        if recipient == OPERATOR:
+            return False
         over = self._overrun(recipient, utc_day(self._clock()))
         if over is None:
             return False

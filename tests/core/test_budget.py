@@ -131,6 +131,10 @@ async def test_usage_shows_per_agent_and_for_the_hive_and_a_kill_does_not_forgiv
             assert hive.paused == []
             # the hive's budget: spent already, so everyone pauses, and status says so
             await operator.set_budget(tokens_per_day=3000)
+            # the operator is no agent: it is handed the notice while every agent is paused
+            [notice] = (await operator.recv(timeout_s=0)).messages
+            assert notice.sender == "hive"
+            assert notice.body.startswith("budget: every agent's turns are paused (alice, bob): the hive used 3,311")
             hive = await operator.hive_status()
             assert hive.paused == ["alice", "bob"]
             assert hive.budget.tokens_per_day == 3000
