@@ -200,8 +200,8 @@ class BudgetKeeper:
         A message that arrives while it is paused is noted once in its event log. The operator is
         never held: it must read the notices.
         """
-        if recipient == OPERATOR:
-            return False
+        if recipient == OPERATOR or not self._limits:
+            return False  # no budget at all: nothing to look up on this hot path
         over = self._overrun(recipient, utc_day(self._clock()))
         if over is None:
             return False

@@ -62,10 +62,10 @@ def usd(amount: float) -> str:
 
 
 def usage_text(u: UsageView) -> str:
-    """`12,345 tokens, $0.1234 in 7 turns (in 10,000, out 345, cache 2,000)`."""
+    """`12,345 tokens, $0.1234 in 7 turns (in 10,000, out 345, cache write 0, cache read 2,000)`."""
     detail = f"in {u.input_tokens:,}, out {u.output_tokens:,}, cache write {u.cache_creation_tokens:,}, "
     detail += f"cache read {u.cache_read_tokens:,}"
-    return f"{u.tokens:,} tokens, {usd(u.cost_usd)} in {u.turns} turns ({detail})"
+    return f"{u.tokens:,} tokens, {usd(u.cost_usd)} in {u.turns} turn{'' if u.turns == 1 else 's'} ({detail})"
 
 
 def limits_text(b: BudgetLimits) -> str:

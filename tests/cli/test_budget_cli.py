@@ -41,7 +41,7 @@ def test_budget_sets_a_limit_and_list_and_status_show_the_usage_and_the_pause(hi
     assert "$0.0200" in alice_row
     status = hive.ok("status", "alice").stdout
     assert SPENT in status
-    assert "12,345 tokens, $0.0200 in 1 turns (in 12,000, out 345" in status
+    assert "12,345 tokens, $0.0200 in 1 turn (in 12,000, out 345" in status
     assert "in all: $0.0100" in status
     assert hive.json("status", "alice")["paused"] == SPENT
     overview = hive.ok("status").stdout
