@@ -117,8 +117,11 @@ def agent_panel(a: AgentInfo) -> Table:
     table = Table(show_header=False, title=title, title_justify="left", box=None, padding=(0, 2))
     table.add_column(style="dim")
     table.add_column()
+    state = Text(a.state.value, style=STATE_STYLE.get(a.state, ""))
+    if a.paused:
+        state.append(" paused: budget", style="bold yellow")
     rows: list[tuple[str, Text]] = [
-        ("state", Text(a.state.value, style=STATE_STYLE.get(a.state, ""))),
+        ("state", state),
         ("pid", Text(str(a.pid) if a.pid else "-")),
         ("started", Text(a.started_at.isoformat(timespec="seconds") if a.started_at else "-")),
         ("uptime", Text(age(a.uptime_s))),

@@ -40,6 +40,7 @@ def test_budget_sets_a_limit_and_list_and_status_show_the_usage_and_the_pause(hi
     assert "12.3k" in alice_row
     assert "$0.0200" in alice_row
     status = hive.ok("status", "alice").stdout
+    assert "running paused: budget" in status
     assert SPENT in status
     assert "12,345 tokens, $0.0200 in 1 turn (in 12,000, out 345" in status
     assert "in all: $0.0100" in status
