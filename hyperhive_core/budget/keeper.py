@@ -13,7 +13,6 @@ It bounds each report, never lets one lower a total, and keeps usage by name (a 
 do not reset it), but an agent that lies about its turns cannot be caught here.
 """
 
-import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -27,8 +26,8 @@ from hyperhive_core.broker.broker import Broker
 from hyperhive_core.broker.events import EventLog
 from hyperhive_core.broker.models import UsageRow
 from hyperhive_core.budget.ledger import Ledger
-from hyperhive_core.budget.limits import HIVE_SCOPE, NO_LIMITS, LimitName, Limits, Overrun, overrun
-from hyperhive_core.budget.store import BudgetStore, row_usage, usage_row
+from hyperhive_core.budget.limits import HIVE_SCOPE, NO_LIMITS, BudgetSource, LimitName, Limits, Overrun, overrun
+from hyperhive_core.budget.store import BudgetStore, StoredBudgets, row_usage, usage_row
 from hyperhive_core.budget.usage import Usage, next_day_at, turn_usage, utc_day
 from hyperhive_core.errors import HiveError
 from hyperhive_core.names import HIVE, MANAGER, OPERATOR
@@ -73,16 +72,18 @@ class BudgetKeeper:
         events: EventLog,
         agents: Callable[[], Iterable[str]],
         *,
+        source: BudgetSource | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        # The limits: the operator's settings in the database unless another source is given.
+        self._source = source or StoredBudgets(store, clock=clock)
         self._broker = broker
         self._events = events
         # The hive's agents now (the manager among them): pauses are judged for these.
         self._agents = agents
         self._clock = clock
         self._ledger = Ledger()
-        self._limits: dict[str, Limits] = {}
         # The pauses last judged (and told of); the gate itself reads the totals live.
         self._paused: dict[str, Overrun] = {}
         # Agents judged before: a pause of one not among them is not news to anyone.
@@ -92,15 +93,15 @@ class BudgetKeeper:
         # Records, budget changes and the midnight check judge pauses one at a time.
         self._lock = anyio.Lock()
 
-    # the budget source (see limits.BudgetSource)
+    # the limits, as the source has them
 
     def limits(self, scope: str) -> Limits:
         """`scope`'s limits (an agent's name, or `hive`)."""
-        return self._limits.get(scope, NO_LIMITS)
+        return self._source.limits(scope)
 
     def scopes(self) -> list[str]:
         """Every scope with limits, sorted."""
-        return sorted(self._limits)
+        return self._source.scopes()
 
     # views
 
@@ -131,7 +132,7 @@ class BudgetKeeper:
         now = self._clock()
         totals, today = await anyio.to_thread.run_sync(self._store.sums, utc_day(now))
         self._ledger.seed(totals, today, utc_day(now))
-        self._limits = await anyio.to_thread.run_sync(self._store.budgets)
+        await self._source.load()
 
     async def settle(self) -> None:
         """Take up the pauses of the hive's agents quietly (at start: they were told when they began)."""
@@ -182,14 +183,9 @@ class BudgetKeeper:
             StorageError: the database refused the change; nothing changed.
         """
         async with self._lock:
-            now = self._clock()
             limits = (NO_LIMITS if clear else self.limits(scope)).changed(**changes)
-            await anyio.to_thread.run_sync(functools.partial(self._store.put_budget, scope, limits, now=now))
-            if limits.empty:
-                self._limits.pop(scope, None)
-            else:
-                self._limits[scope] = limits
-            await self._judge(now, why=RAISED)
+            await self._source.put(scope, limits)
+            await self._judge(self._clock(), why=RAISED)
         return limits
 
     # the broker's recv gate
@@ -200,7 +196,7 @@ class BudgetKeeper:
         A message that arrives while it is paused is noted once in its event log. The operator is
         never held: it must read the notices.
         """
-        if recipient == OPERATOR or not self._limits:
+        if recipient == OPERATOR or not self._source.scopes():
             return False  # no budget at all: nothing to look up on this hot path
         over = self._overrun(recipient, utc_day(self._clock()))
         if over is None:

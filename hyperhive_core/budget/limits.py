@@ -83,12 +83,29 @@ def overrun(scope: str, limits: Limits, today: Usage, total: Usage, day: str) ->
 
 
 class BudgetSource(Protocol):
-    """Where the limits live. The daemon's SQLite today; the approved desired-state files may replace it."""
+    """Where the limits live: the seam between the operator's settings and their enforcement.
+
+    The daemon's SQLite today (`store.StoredBudgets`); once approvals keep the desired hive in
+    git, a source reading the agents' desired-state files can take its place, the keeper and the
+    recv gate unchanged.
+    """
+
+    async def load(self) -> None:
+        """Read every scope's limits (at daemon start)."""
+        ...
 
     def limits(self, scope: str) -> Limits:
-        """`scope`'s limits (an agent's name, or `HIVE_SCOPE`); `NO_LIMITS` when it has none."""
+        """`scope`'s limits (an agent's name, or `HIVE_SCOPE`); `NO_LIMITS` when it has none. From memory."""
         ...
 
     def scopes(self) -> list[str]:
-        """Every scope that has limits, sorted."""
+        """Every scope that has limits, sorted. From memory."""
+        ...
+
+    async def put(self, scope: str, limits: Limits) -> None:
+        """Make `limits` `scope`'s (no limit at all: forget the scope).
+
+        Raises:
+            StorageError: the change could not be kept; nothing changed.
+        """
         ...

@@ -5,17 +5,20 @@ kept for good (one per model turn, a few dozen bytes): the totals and per-day su
 checked against are read from them once, when the daemon starts.
 """
 
-from collections.abc import Generator, Sequence
+import functools
+import time
+from collections.abc import Callable, Generator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import anyio
 from sqlalchemy import Engine, Row, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
 from hyperhive_core.broker.models import BudgetRow, UsageRow
 from hyperhive_core.broker.store import storage_error
-from hyperhive_core.budget.limits import Limits
+from hyperhive_core.budget.limits import NO_LIMITS, Limits
 from hyperhive_core.budget.usage import Usage, utc_day
 
 _SUMS = (
@@ -106,3 +109,37 @@ class BudgetStore:
                     )
                 )
             session.commit()
+
+
+class StoredBudgets:
+    """The limits in the daemon's database, read once and kept in memory (a `BudgetSource`)."""
+
+    def __init__(self, store: BudgetStore, *, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._clock = clock
+        self._limits: dict[str, Limits] = {}
+
+    async def load(self) -> None:
+        """Read every scope's limits."""
+        self._limits = await anyio.to_thread.run_sync(self._store.budgets)
+
+    def limits(self, scope: str) -> Limits:
+        """`scope`'s limits, or none."""
+        return self._limits.get(scope, NO_LIMITS)
+
+    def scopes(self) -> list[str]:
+        """Every scope with limits, sorted."""
+        return sorted(self._limits)
+
+    async def put(self, scope: str, limits: Limits) -> None:
+        """Commit `scope`'s limits, then use them.
+
+        Raises:
+            StorageError: the database refused the change; nothing changed.
+        """
+        put = functools.partial(self._store.put_budget, scope, limits, now=self._clock())
+        await anyio.to_thread.run_sync(put)
+        if limits.empty:
+            self._limits.pop(scope, None)
+        else:
+            self._limits[scope] = limits

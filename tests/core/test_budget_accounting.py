@@ -19,7 +19,7 @@ from hyperhive_core.broker.events import EventLog
 from hyperhive_core.broker.store import HiveStore, open_engine
 from hyperhive_core.budget.keeper import NEW_DAY, BudgetKeeper
 from hyperhive_core.budget.ledger import Ledger
-from hyperhive_core.budget.limits import HIVE_SCOPE, Limits, overrun
+from hyperhive_core.budget.limits import HIVE_SCOPE, BudgetSource, Limits, overrun
 from hyperhive_core.budget.store import BudgetStore
 from hyperhive_core.budget.usage import MAX_TURN_USD, Usage, next_day_at, turn_usage, utc_day
 
@@ -120,15 +120,39 @@ class Rig:
         return [m.body for m in self.store.peek(recipient, 100) if m.sender == "hive"]
 
 
+class DesiredBudgets:
+    """Limits kept outside the database, as desired-state files would keep them: another `BudgetSource`."""
+
+    def __init__(self, files: dict[str, Limits]) -> None:
+        self.files = files
+        self.loaded: dict[str, Limits] = {}
+
+    async def load(self) -> None:
+        self.loaded = dict(self.files)
+
+    def limits(self, scope: str) -> Limits:
+        return self.loaded.get(scope, Limits())
+
+    def scopes(self) -> list[str]:
+        return sorted(self.loaded)
+
+    async def put(self, scope: str, limits: Limits) -> None:
+        self.files[scope] = self.loaded[scope] = limits
+
+
 @asynccontextmanager
-async def keeper_rig(root: Path, agents: tuple[str, ...] = ("alice", "bob", "hm1nd")) -> AsyncGenerator[Rig]:
+async def keeper_rig(
+    root: Path, agents: tuple[str, ...] = ("alice", "bob", "hm1nd"), source: BudgetSource | None = None
+) -> AsyncGenerator[Rig]:
     engine = open_engine(root / "hive.sqlite")
     store = HiveStore(engine)
     try:
         broker = Broker(store)
         events = EventLog(store)
         clock = [BEFORE_MIDNIGHT - 60]
-        keeper = BudgetKeeper(BudgetStore(engine), broker, events, lambda: agents, clock=lambda: clock[0])
+        keeper = BudgetKeeper(
+            BudgetStore(engine), broker, events, lambda: agents, source=source, clock=lambda: clock[0]
+        )
         broker.gate = keeper
         await keeper.open()
         await keeper.settle()
@@ -213,3 +237,17 @@ async def test_usage_and_budgets_outlive_the_keeper_and_a_pause_is_taken_up_quie
             assert again.keeper.paused("alice") is None
             assert again.keeper.scopes() == []
             assert again.subtypes("alice") == ["hive/usage", "hive/paused", "hive/paused", "hive/resumed"]
+
+
+async def test_the_keeper_enforces_limits_from_another_budget_source_unchanged(tmp_path: Path) -> None:
+    files = {"bob": Limits(tokens_per_day=50)}
+    with anyio.fail_after(10):
+        async with keeper_rig(tmp_path, source=DesiredBudgets(files)) as rig:
+            await rig.record("bob", [usage_event(input_tokens=50)])
+            assert rig.keeper.paused("bob") is not None
+            await rig.broker.send("operator", "bob", "waits")
+            assert (await rig.broker.recv("bob", timeout_s=0, limit=1)).messages == []
+            await rig.keeper.set_limits("bob", tokens_per_day=100)
+            assert rig.keeper.paused("bob") is None
+            assert rig.notices("operator")[-1] == "budget: bob resume their turns: the operator changed the budget."
+    assert files == {"bob": Limits(tokens_per_day=100)}
