@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from hyperhive_agent import wire
 from hyperhive_agent.config import KEEP_ALIVE_S
 from hyperhive_agent.drivers._process import ClaudeProcess, Ending
 from hyperhive_agent.errors import ClaudeUnavailableError, TurnFailedError
@@ -285,7 +286,10 @@ class ClaudeDriver:
         elif kind == "result":
             turn.result = event
             # what the turn used, right after claude's own account of it: the daemon's budgets count it
-            events.emit(self._meter.turn(event))
+            # (a result that used nothing, such as "Not logged in", reports nothing)
+            usage = self._meter.turn(event)
+            if usage["cost_usd"] or any(usage[key] for key in wire.USAGE_TOKEN_FIELDS):
+                events.emit(usage)
             if event.get("api_error_status") == AUTH_FAILED_STATUS:
                 turn.auth_error = (
                     f"the API refused claude's credentials ({self._redactor.text(str(event.get('result')))})"
