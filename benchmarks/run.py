@@ -394,8 +394,12 @@ def measure_delivery(hive: Hive, floors: Floors, sizes: Sizes) -> Row:
     )
 
 
-def measure_throughput(hive: Hive, floors: Floors, sizes: Sizes, pairs: int = 10) -> Row:
-    """`pairs` senders, each sending to its own receiver as fast as it can; receivers drain with `recv`."""
+def measure_throughput(hive: Hive, floors: Floors, sizes: Sizes, pairs: int = 10, *, keyed: bool = False) -> Row:
+    """`pairs` senders, each sending to its own receiver as fast as it can; receivers drain with `recv`.
+
+    `keyed`: the turn loop's way, every send with an idempotency key and every recv a leased one
+    under a reader name whose cursor acknowledges what came before.
+    """
     stop = threading.Event()
     senders_done = threading.Event()
     sent = [0] * pairs
@@ -407,16 +411,25 @@ def measure_throughput(hive: Hive, floors: Floors, sizes: Sizes, pairs: int = 10
         try:
             while not stop.is_set():
                 start = time.perf_counter()
-                client.call("send", {"to": f"r{i}", "body": "x" * 64})
+                arguments: dict[str, object] = {"to": f"r{i}", "body": "x" * 64}
+                if keyed:
+                    arguments["key"] = f"k-{sent[i]}"
+                client.call("send", arguments)
                 latencies[i].append(time.perf_counter() - start)
                 sent[i] += 1
         except BaseException as exc:
             errors.append(exc)
 
     def recv_loop(i: int, client: LineClient) -> None:
+        cursor = 0
         try:
             while not (senders_done.is_set() and received[i] >= sent[i]):
-                received[i] += len(client.call("recv", {"timeout_s": 0.5, "max": 100})["messages"])
+                arguments: dict[str, object] = {"timeout_s": 0.5, "max": 100}
+                if keyed:
+                    arguments |= {"after": cursor, "reader": "turn-loop"}
+                got = client.call("recv", arguments)["messages"]
+                received[i] += len(got)
+                cursor = max([cursor, *(m["id"] for m in got)])
         except BaseException as exc:
             errors.append(exc)
 
@@ -448,8 +461,9 @@ def measure_throughput(hive: Hive, floors: Floors, sizes: Sizes, pairs: int = 10
     # The ceiling if every message cost one fsync'd commit and nothing else.
     one_commit_per_message = 1e3 / floors.commit
     return Row(
-        "throughput",
-        f"{pairs} senders → {pairs} receivers draining, {sizes.throughput_s:g} s; median/p99 = one send under load",
+        "throughput, keyed sends and leased reads" if keyed else "throughput",
+        f"{pairs} senders → {pairs} receivers draining, {sizes.throughput_s:g} s; median/p99 = one send under load"
+        + ("; sends with idempotency keys, recv by cursor under a reader name" if keyed else ""),
         f"{rate:,.0f} msg/s",
         "≥ 2,000 durable msg/s",
         rate >= 2000,
@@ -687,6 +701,7 @@ def run(sizes: Sizes, root: Path) -> list[Row]:
         rows.append(measure_send(hive, floors, sizes))
         rows.append(measure_delivery(hive, floors, sizes))
         rows.append(measure_throughput(hive, floors, sizes))
+        rows.append(measure_throughput(hive, floors, sizes, keyed=True))
     rows += measure_scale(root / "s", floors, sizes)
     rows += measure_history(root / "h", sizes)
     return rows + floors.rows

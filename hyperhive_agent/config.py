@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from hyperhive_agent.errors import SettingsError
+
 AGENT_NAME_ENV = "HIVE_AGENT_NAME"
 ROLE_ENV = "HIVE_ROLE"
 DRIVER_ENV = "HIVE_DRIVER"
@@ -49,13 +51,13 @@ class AgentConfig:
         """Read the agent's settings from `env` (default: this process's environment).
 
         Raises:
-            ValueError: `HIVE_DRIVER` or `HIVE_TURN_TIMEOUT_S` holds something unusable.
+            SettingsError: `HIVE_DRIVER` or `HIVE_TURN_TIMEOUT_S` holds something unusable.
         """
         env = os.environ if env is None else env
         work_dir = Path.cwd() if work_dir is None else work_dir
         driver = env.get(DRIVER_ENV) or "auto"
         if driver not in DRIVER_CHOICES:
-            raise ValueError(f"{DRIVER_ENV}={driver!r}: choose one of {', '.join(DRIVER_CHOICES)}")
+            raise SettingsError(f"{DRIVER_ENV}={driver!r}: choose one of {', '.join(DRIVER_CHOICES)}")
         claude_dir = env.get(CLAUDE_CONFIG_ENV)
         return cls(
             name=env.get(AGENT_NAME_ENV) or DEFAULT_AGENT_NAME,
@@ -80,12 +82,12 @@ def parse_timeout(text: str, what: str) -> float:
     """A positive number of seconds.
 
     Raises:
-        ValueError: `text` is not a positive number.
+        SettingsError: `text` is not a positive number.
     """
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"{what}={text!r} is not a number of seconds") from None
+        raise SettingsError(f"{what}={text!r} is not a number of seconds") from None
     if not value > 0:
-        raise ValueError(f"{what}={text!r} must be more than 0 seconds")
+        raise SettingsError(f"{what}={text!r} must be more than 0 seconds")
     return value

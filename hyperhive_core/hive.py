@@ -6,6 +6,9 @@ Lifecycle verbs on one agent are serialised by a per-agent lock; a failed spawn 
 """
 
 import logging
+import os
+import secrets
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -19,14 +22,11 @@ from hyperhive_core.broker.broker import Broker
 from hyperhive_core.broker.events import EventLog
 from hyperhive_core.broker.guard import RunawayGuard
 from hyperhive_core.broker.models import AgentRow, MessageRow
+from hyperhive_core.broker.readers import ReaderRegistry
+from hyperhive_core.broker.refusals import RefusalLog
+from hyperhive_core.broker.store import Appended
 from hyperhive_core.config import HiveConfig
-from hyperhive_core.errors import (
-    AgentExistsError,
-    ConversationLimitError,
-    HiveError,
-    RateLimitedError,
-    UnknownAgentError,
-)
+from hyperhive_core.errors import AgentExistsError, HiveError, UnknownAgentError
 from hyperhive_core.lifecycle.base import AgentSpec, LifecycleBackend
 from hyperhive_core.mcp.models import AgentInfo, MessageView, PeerInfo
 from hyperhive_core.mcp.sockets import SocketHost
@@ -49,6 +49,7 @@ def message_view(row: MessageRow) -> MessageView:
         created_at=datetime.fromtimestamp(row.created_at, UTC),
         reply_to=row.reply_to,
         state=row.state,
+        deliveries=row.deliveries,
     )
 
 
@@ -70,6 +71,11 @@ class Hive:
         self.guard = RunawayGuard(
             max_exchanges=config.max_exchanges, rate_limit=config.rate_limit, rate_window_s=config.rate_window_s
         )
+        self.refusals = RefusalLog()
+        self.readers = ReaderRegistry()
+        # Names this daemon's unnamed readers, so a lease can never outlive its daemon under the same name.
+        self.boot_id = secrets.token_hex(4)
+        self.started_at = time.time()
         self._sockets = sockets
         # Builds the MCP server for a principal's socket: the agent toolset, or the manager's for hm1nd.
         self._agent_server = agent_server
@@ -94,30 +100,42 @@ class Hive:
             return name
         raise UnknownAgentError(name, [*self._agents, OPERATOR])
 
-    async def send(self, sender: str, to: str, body: str, *, reply_to: int | None = None) -> MessageRow:
-        """Send `body` from `sender` to `to`, durably.
+    async def send(
+        self, sender: str, to: str, body: str, *, reply_to: int | None = None, key: str | None = None
+    ) -> Appended:
+        """Send `body` from `sender` to `to`, durably; with `key`, a repeat of an earlier send is stored once.
 
         Raises:
             UnknownAgentError: `to` is neither an agent nor the operator.
-            ConversationLimitError, RateLimitedError: the runaway guard refused it.
-            BrokerError: the broker refused the message (size, inbox depth, reply_to, storage).
+            ConversationLimitError: the runaway guard refused it.
+            BrokerError: the broker refused the message (size, inbox depth, reply_to, key, storage).
         """
         recipient = self._recipient(to)
+        self.guard.admit(sender, recipient)
         try:
-            self.guard.admit(sender, recipient)
-        except (ConversationLimitError, RateLimitedError) as exc:
-            # The refusal goes into the sender's turn log too, so `hivectl logs` shows why it went quiet.
-            try:
-                await self.events.append(sender, [{"type": "hive", "subtype": "guard", "message": str(exc)}])
-            except HiveError:
-                logger.warning("could not log a guard refusal for %s", sender, exc_info=True)
-            raise
-        try:
-            row = await self.broker.send(sender, recipient, body, reply_to=reply_to)
+            appended = await self.broker.send(sender, recipient, body, reply_to=reply_to, key=key)
         except BaseException:
             self.guard.forget(sender, recipient)
             raise
-        return row
+        if appended.duplicate:
+            self.guard.forget(sender, recipient)
+        return appended
+
+    def failpoint(self, name: str) -> None:
+        """Die here, by SIGKILL, when the crash tests armed `name` (HYPERHIVE_FAILPOINTS); else nothing."""
+        if name in self.config.failpoints:
+            logger.warning("failpoint %s: killing the daemon on purpose", name)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    async def refused(self, sender: str, recipient: str, reason: str) -> None:
+        """Remember a refused send: `list`/`status` count it, the recipient's inbox view shows it, and
+        the sender's event log says why it went quiet (at most once a second, however hard it floods)."""
+        if self.refusals.record(sender, recipient, reason):
+            event = {"type": "hive", "subtype": "refused", "to": recipient, "message": reason}
+            try:
+                await self.events.append(sender, [event])
+            except HiveError:
+                logger.warning("could not log a refused send of %s", sender, exc_info=True)
 
     async def peers(self, caller: str) -> list[PeerInfo]:
         """Everyone `caller` can send to, with their state."""
@@ -197,12 +215,17 @@ class Hive:
             )
             try:
                 await self._bring_up(row)
-            except BaseException:
+                # shielded: once written the row must be known in memory too, or the two disagree.
                 with anyio.CancelScope(shield=True):
-                    await self._tear_down(name)
+                    await anyio.to_thread.run_sync(self.broker.store.put_agent, row)
+                    self._agents[name] = row
+            except BaseException:
+                # A spawn that did not finish (refused row, failed start, cancelled call) leaves no
+                # process and no socket behind: `list` would not show them.
+                with anyio.CancelScope(shield=True):
+                    if name not in self._agents:
+                        await self._tear_down(name)
                 raise
-            await anyio.to_thread.run_sync(self.broker.store.put_agent, row)
-            self._agents[name] = row
         return await self.status(name)
 
     async def _tear_down(self, name: str) -> None:
@@ -273,6 +296,7 @@ class Hive:
     async def _info(self, row: AgentRow, unread: dict[str, int]) -> AgentInfo:
         status = await self.backend.status(row.name)
         now = time.time()
+        refused, last = self.refusals.of_sender(row.name)
         return AgentInfo(
             name=row.name,
             backend=row.backend,
@@ -287,4 +311,6 @@ class Hive:
             role=row.role,
             driver=row.driver,
             throttled="; ".join(t.reason for t in self.guard.throttles() if t.sender == row.name),
+            refused=refused,
+            last_refusal=last.reason if last is not None else "",
         )

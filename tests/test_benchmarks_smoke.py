@@ -10,6 +10,7 @@ ROWS = [
     "`send` tool call",
     "delivery",
     "throughput",
+    "throughput, keyed sends and leased reads",
     "scale",
     "CLI",
     "history: `recv`",

@@ -16,7 +16,7 @@ from hyperhive_agent.config import AgentConfig
 from hyperhive_agent.drivers.base import Driver
 from hyperhive_agent.drivers.claude import CLAUDE_EXECUTABLE, ClaudeDriver, ClaudeSettings
 from hyperhive_agent.drivers.echo import EchoDriver
-from hyperhive_agent.errors import ClaudeUnavailableError
+from hyperhive_agent.errors import ClaudeUnavailableError, SettingsError
 from hyperhive_agent.events import EventLog, JsonObject, hive_event
 from hyperhive_agent.prompt import Identity, load_role
 from hyperhive_agent.tools import AgentTools, Message
@@ -88,7 +88,7 @@ def create_driver(config: AgentConfig, socket_path: Path) -> tuple[Driver, JsonO
     """The driver `config.driver` asks for, and the `driver` event saying which and why (also logged).
 
     Raises:
-        ValueError: `config.driver` names no driver.
+        SettingsError: `config.driver` names no driver.
     """
     echo = EchoDriver(guard=config.echo_guard)
     if not config.echo_guard:
@@ -99,7 +99,7 @@ def create_driver(config: AgentConfig, socket_path: Path) -> tuple[Driver, JsonO
         claude = FallbackDriver(_claude_driver(config, socket_path), echo)
         return claude, _announce("claude", "driver claude (asked for; echo if claude cannot run)", "asked for")
     if config.driver != "auto":
-        raise ValueError(f"unknown driver {config.driver!r}; choose one of auto, claude, echo")
+        raise SettingsError(f"unknown driver {config.driver!r}; choose one of auto, claude, echo")
     status = claude_status(config)
     if status.usable:
         driver: Driver = FallbackDriver(_claude_driver(config, socket_path), echo)

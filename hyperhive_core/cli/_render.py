@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from hyperhive_core.cli._safe import printable
-from hyperhive_core.mcp.models import AgentInfo, EventView, InboxView, MessageView
+from hyperhive_core.mcp.models import AgentInfo, EventView, HiveStatus, InboxView, MessageView
 from hyperhive_core.states import AgentState
 
 STATE_STYLE = {
@@ -37,7 +37,9 @@ def age(seconds: float | None) -> str:
 
 def agents_table(agents: list[AgentInfo]) -> Table:
     """The hive, one agent a row."""
-    table = Table("NAME", "STATE", "PID", "UPTIME", "UNREAD", "BACKEND", "SANDBOX", title="hive", title_justify="left")
+    table = Table(
+        "NAME", "STATE", "PID", "UPTIME", "UNREAD", "REFUSED", "BACKEND", "SANDBOX", title="hive", title_justify="left"
+    )
     for a in agents:
         state = Text(a.state.value, style=STATE_STYLE.get(a.state, ""))
         if a.detail:
@@ -50,6 +52,7 @@ def agents_table(agents: list[AgentInfo]) -> Table:
             str(a.pid) if a.pid else "-",
             age(a.uptime_s),
             str(a.unread),
+            Text(str(a.refused), style="yellow") if a.refused else Text("0"),
             printable(a.backend),
             printable(a.sandbox or "-"),
         )
@@ -79,6 +82,8 @@ def agent_panel(a: AgentInfo) -> Table:
         rows.append(("role", printable(a.role)))
     if a.throttled:
         rows.append(("throttled", printable(a.throttled, style="bold yellow")))
+    if a.refused:
+        rows.append(("refused", printable(f"{a.refused} sends; the latest: {a.last_refusal}", style="yellow")))
     if a.detail:
         rows.append(("detail", printable(a.detail)))
     for key, value in rows:
@@ -108,10 +113,44 @@ def messages_table(messages: list[MessageView], *, title: str) -> Table:
 
 
 def inbox_table(view: InboxView) -> Table:
-    """An inbox peek: counts in the title, queued messages below."""
-    return messages_table(
+    """An inbox peek: counts in the title, queued messages below, refused sends to it in the caption."""
+    table = messages_table(
         view.messages, title=f"inbox of {view.agent}: {view.queued} queued, {view.delivered} delivered unacked"
     )
+    if view.refused:
+        latest = view.refused[-1]
+        note = Text(f"{len(view.refused)} sends to {view.agent} were refused; the latest, from ", style="yellow")
+        note.append_text(printable(latest.sender, style="bold yellow"))
+        note.append(": ", style="yellow")
+        note.append_text(printable(latest.reason, style="yellow"))
+        table.caption = note
+    return table
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB"
+
+
+def hive_panel(h: HiveStatus) -> Table:
+    """The hive as a whole, one field a row, warnings last."""
+    table = Table(show_header=False, title="hive", title_justify="left", box=None, padding=(0, 2))
+    table.add_column(style="dim")
+    table.add_column()
+    counts = ", ".join(f"{n} {state.value}" for state, n in sorted(h.messages.items())) or "none"
+    limit = f" of {_mib(h.database_limit_bytes)}" if h.database_limit_bytes else ""
+    rows: list[tuple[str, Text]] = [
+        ("daemon", Text(f"pid {h.pid}, up {age(h.uptime_s)}, backend {h.backend}")),
+        ("agents", Text(str(h.agents))),
+        ("messages", Text(counts)),
+        ("database", Text(f"{_mib(h.database_bytes)}{limit}")),
+        ("disk free", Text(f"{_mib(h.disk_free_bytes)} (new messages refused below {_mib(h.min_free_bytes)})")),
+        ("state dir", printable(h.state_dir)),
+        ("run dir", printable(h.run_dir)),
+    ]
+    rows.extend(("warning", printable(w, style="bold yellow")) for w in h.warnings)
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
 
 
 def _short(value: object, limit: int = 160) -> str:
