@@ -111,7 +111,9 @@ class NixosBackend:
             await anyio.Path(spec.claude_config_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
         await anyio.to_thread.run_sync(self._write_env, spec)
         desired = await anyio.to_thread.run_sync(self._desired_hash, spec, config)
-        if container not in await self.containers():
+        # What `nixos-container list` reads, without a process per agent on a daemon's restore.
+        conf = anyio.Path(self._conf_dir / f"{container}.conf")
+        if not (await conf.exists() or await conf.is_symlink()):
             await self._run("create", container, "--config", config)
             await anyio.to_thread.run_sync(self._rewrite_conf, container, spec, desired)
             return
