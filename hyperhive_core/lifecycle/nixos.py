@@ -93,7 +93,7 @@ class NixosBackend:
 
     @property
     def info(self) -> BackendInfo:
-        """The backend's name; nixos has nothing to warn about once it exists."""
+        """The backend's name, and a warning when NIX_PATH names no nixpkgs to build containers from."""
         return self._info
 
     async def create(self, spec: AgentSpec) -> None:
