@@ -23,6 +23,8 @@ KEY_PATTERN = r"^[\x21-\x7e]{1,128}$"
 # A reader's name: leases taken with a cursor belong to it, and carry over when it reconnects.
 MAX_READER_CHARS = 64
 READER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+# Readers one connection may read as: enough for any client, bounded against one inventing thousands.
+MAX_READERS_PER_CONNECTION = 8
 # The turn loop's reader name: one turn loop per agent, so its leases carry over its reconnects
 # and its restarts.
 TURN_LOOP_READER = "turn-loop"

@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 ServerFactory = Callable[[str], MCPServer[Any]]
 DRIVERS = ("auto", "claude", "echo")
+# An agent's own words for its driver (with the reason for a fallback) are cut at this length.
+MAX_DRIVER_IN_USE_CHARS = 500
 
 
 def message_view(row: MessageRow) -> MessageView:
@@ -81,6 +83,9 @@ class Hive:
         self._agent_server = agent_server
         self._agents: dict[str, AgentRow] = {}
         self._locks: dict[str, anyio.Lock] = {}
+        # The driver each agent last said it answers with (its `driver` events); in memory, as an
+        # agent that starts again (also after a daemon restart) says it again at once.
+        self._drivers_in_use: dict[str, str] = {}
 
     # principals
 
@@ -130,8 +135,10 @@ class Hive:
     async def refused(self, sender: str, recipient: str, reason: str) -> None:
         """Remember a refused send: `list`/`status` count it, the recipient's inbox view shows it, and
         the sender's event log says why it went quiet (at most once a second, however hard it floods)."""
-        if self.refusals.record(sender, recipient, reason):
-            event = {"type": "hive", "subtype": "refused", "to": recipient, "message": reason}
+        # Only a real principal's inbox view lists refusals: a made-up name must not grow the log.
+        known = recipient if recipient == OPERATOR or recipient in self._agents else ""
+        if self.refusals.record(sender, known, reason):
+            event = {"type": "hive", "subtype": "refused", "to": recipient[:40], "message": reason}
             try:
                 await self.events.append(sender, [event])
             except HiveError:
@@ -174,6 +181,7 @@ class Hive:
         await self._sockets.open(self.config.agent_socket(name), self._agent_server(name), label=f"agent {name}")
 
     async def _bring_up(self, row: AgentRow) -> None:
+        self._drivers_in_use.pop(row.name, None)
         spec = self._spec(row)
         await self._open_socket(row.name)
         await self.backend.create(spec)
@@ -245,6 +253,7 @@ class Hive:
                 await self._tear_down(name)
                 await anyio.to_thread.run_sync(self.broker.store.delete_agent, name)
             del self._agents[name]
+            self._drivers_in_use.pop(name, None)
 
     async def rebuild(self, name: str) -> AgentInfo:
         """Reconcile an agent: stop it, re-create its socket and start it again; idempotent.
@@ -275,6 +284,13 @@ class Hive:
                     await self._open_socket(row.name)
             except Exception:
                 logger.exception("could not restore agent %s", row.name)
+
+    def note_events(self, name: str, events: list[dict[str, Any]]) -> None:
+        """Learn from an agent's reported turn events which driver answers for it now."""
+        for event in events:
+            in_use = event.get("in_use")
+            if event.get("type") == "hive" and event.get("subtype") == "driver" and isinstance(in_use, str):
+                self._drivers_in_use[name] = in_use[:MAX_DRIVER_IN_USE_CHARS]
 
     # views
 
@@ -310,6 +326,7 @@ class Hive:
             detail=status.detail,
             role=row.role,
             driver=row.driver,
+            driver_in_use=self._drivers_in_use.get(row.name, ""),
             throttled="; ".join(t.reason for t in self.guard.throttles() if t.sender == row.name),
             refused=refused,
             last_refusal=last.reason if last is not None else "",

@@ -335,7 +335,7 @@ class HiveStore:
                 mine = Counter[tuple[str, MessageState]]()
                 db.execute("SAVEPOINT one")
                 try:
-                    outcome: Appended | BrokerError = self._insert(db, request, mine)
+                    outcome: Appended | BrokerError = self._insert(db, request, mine, before=delta)
                 except BrokerError as exc:
                     outcome = exc
                 except sqlite3.Error as exc:
@@ -361,8 +361,14 @@ class HiveStore:
         )
 
     def _insert(
-        self, db: sqlite3.Connection, request: AppendRequest, delta: Counter[tuple[str, MessageState]]
+        self,
+        db: sqlite3.Connection,
+        request: AppendRequest,
+        delta: Counter[tuple[str, MessageState]],
+        *,
+        before: Counter[tuple[str, MessageState]],
     ) -> Appended:
+        """Insert one message; `delta` gets its changes to the counts, `before` holds its batch's so far."""
         sender, recipient, reply_to, now = request.sender, request.recipient, request.reply_to, request.now
         if request.key is not None:
             found = db.execute(
@@ -373,7 +379,8 @@ class HiveStore:
                 if (earlier.recipient, earlier.body, earlier.reply_to) != (recipient, request.body, reply_to):
                     raise KeyReusedError(request.key, earlier.id or 0)
                 return Appended(earlier, duplicate=True)
-        if self._tally[(recipient, MessageState.QUEUED)] + delta[(recipient, MessageState.QUEUED)] >= request.max_depth:
+        queued = self._tally[(recipient, MessageState.QUEUED)] + before[(recipient, MessageState.QUEUED)]
+        if queued >= request.max_depth:
             raise InboxFullError(recipient, request.max_depth)
         if reply_to is not None:
             original = db.execute("SELECT sender, recipient, state FROM message WHERE id = ?", (reply_to,)).fetchone()

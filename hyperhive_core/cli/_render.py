@@ -76,7 +76,7 @@ def agent_panel(a: AgentInfo) -> Table:
         ("backend", printable(a.backend)),
         ("sandbox", printable(a.sandbox or "-")),
         ("socket", printable(a.socket)),
-        ("driver", printable(a.driver)),
+        ("driver", printable(f"{a.driver_in_use} (asked: {a.driver})" if a.driver_in_use else a.driver)),
     ]
     if a.role:
         rows.append(("role", printable(a.role)))
@@ -176,6 +176,11 @@ def _describe(data: dict[str, Any]) -> tuple[str, str]:
         servers = ", ".join(f"{s.get('name')} {s.get('status')}" for s in _dicts(data.get("mcp_servers")))
         model = data.get("model", "?")
         return "dim", f"session {data.get('session_id', '?')} started (model {model}; mcp: {servers or 'none'})"
+    if kind == "system" and subtype == "api_retry":
+        status = data.get("error_status") or "no answer"
+        delay_s = (data.get("retry_delay_ms") or 0) / 1000
+        attempt = f"{data.get('attempt', '?')}/{data.get('max_retries', '?')}"
+        return "yellow", f"API error {status} ({data.get('error', '?')}); retry {attempt} in {delay_s:.1f} s"
     if kind == "assistant":
         parts: list[str] = []
         for block in _blocks(data):

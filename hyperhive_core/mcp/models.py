@@ -113,7 +113,12 @@ class AgentInfo(BaseModel):
     socket: str = ""
     detail: str = Field(default="", description="Why the agent is in its state, when there is something to say.")
     role: str = ""
-    driver: str = "auto"
+    driver: str = Field(default="auto", description="The driver asked for at spawn: auto, claude or echo.")
+    driver_in_use: str = Field(
+        default="",
+        description="The driver answering now, as the agent last reported it: 'claude', 'echo', or "
+        "'echo (fallback: why)' while claude cannot run; empty until the agent reports.",
+    )
     throttled: str = Field(default="", description="Which runaway-guard limit refuses its messages now, if any.")
     refused: int = Field(default=0, description="Sends of this agent the daemon refused since it started.")
     last_refusal: str = Field(default="", description="Why its latest refused send was refused.")

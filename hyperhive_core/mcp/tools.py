@@ -55,16 +55,19 @@ from hyperhive_core.states import MessageState
 
 logger = logging.getLogger(__name__)
 
+# What reaches the model (claude puts a server's instructions in its system prompt): they name only
+# tools the model is given. The turn loop's own tools (it fetches messages and reports events for
+# the model) are hidden from claude, so they must not be named here.
 AGENT_INSTRUCTIONS = """\
 You are {name}, an agent in a hyperhive: a group of Claude Code agents that talk by messages.
-Call recv to wait for messages addressed to you, send to message another agent or the operator
-(the human running the hive), peers to see who is there, inbox to peek without consuming.
-Reply to a message by passing its id as reply_to."""
+Messages addressed to you arrive in your prompt, each with its id and sender. Use send to answer
+one (pass its id as reply_to) or to message another agent or the operator (the human running the
+hive), peers to see who is there, and inbox to peek at what waits for you."""
 
 MANAGER_INSTRUCTIONS = """\
 You are hm1nd, the manager of a hyperhive: a group of Claude Code agents that talk by messages.
-Besides the agent tools (recv, send, inbox, whoami, peers) you can grow and shrink the hive:
-spawn, kill and rebuild agents, and see them with list_agents and agent_status. Split work among
+Besides the agent tools (send, inbox, whoami, peers) you can grow and shrink the hive: spawn,
+kill and rebuild agents, and see them with list_agents and agent_status. Split work among
 agents, keep their conversations bounded, and report to the operator."""
 
 OPERATOR_INSTRUCTIONS = """\
@@ -257,6 +260,11 @@ def _reader(hive: Hive, principal: str, name: str | None) -> tuple[str, bool]:
     assert isinstance(readers, _Readers)
     if key in readers:
         return key.reader, False
+    if len(readers) >= wire.MAX_READERS_PER_CONNECTION:
+        raise ToolError(
+            f"this connection already reads as {wire.MAX_READERS_PER_CONNECTION} readers; a connection may not "
+            "read as more: reuse a reader name, or open another connection"
+        )
     readers.add(key)
     if key.named:
         hive.readers.attach(key)
@@ -347,6 +355,8 @@ def _register_agent_extras(server: MCPServer[Any], hive: Hive, name: str) -> Non
     @server.tool()
     async def report_events(events: Events) -> EventReceipt:
         """For the agent's turn loop, not for models: store this turn's events for the operator's logs."""
+        # noted first: whoever reads the stored events must find `status` already saying the same
+        hive.note_events(name, events)
         with tool_errors():
             return EventReceipt(stored=await hive.events.append(name, events))
 

@@ -239,3 +239,21 @@ async def test_at_the_size_limit_sends_stop_but_reading_and_acknowledging_go_on(
         acked, _ = await broker.ack("operator", [m.id or 0 for m in batch])
         assert len(acked) == len(batch)
     assert got == stored
+
+
+async def test_the_inbox_depth_holds_within_one_group_commit(short_tmpdir: Path) -> None:
+    broker = open_broker(short_tmpdir / "broker.sqlite", max_inbox_depth=5)
+    outcomes: list[bool] = []
+
+    async def send(i: int) -> None:
+        try:
+            await broker.send("bob", "alice", f"m{i}")
+            outcomes.append(True)
+        except InboxFullError:
+            outcomes.append(False)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(50):
+            tg.start_soon(send, i)
+    assert outcomes.count(True) == 5
+    assert await broker.counts("alice") == {MessageState.QUEUED: 5}
