@@ -103,6 +103,9 @@ class HiveConfig(BaseModel):
     nixos_template: Path | None = None
     nixos_conf_dir: Path = Path("/etc/nixos-containers")
     nixos_container: str = "nixos-container"
+    # The Nix search path nixos-container builds containers with (its `<nixpkgs/nixos>`); the
+    # NixOS module sets NIX_PATH=nixpkgs=<the flake's nixpkgs> for the service.
+    nixos_nix_path: str | None = Field(default_factory=lambda: os.environ.get("NIX_PATH") or None)
     # Crash tests only: named points where the daemon SIGKILLs itself (`send-committed`: a send is
     # committed and not yet answered). Empty in any real use.
     failpoints: frozenset[str] = Field(default_factory=default_failpoints)

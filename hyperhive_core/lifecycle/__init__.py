@@ -19,6 +19,7 @@ def _nixos(config: HiveConfig) -> LifecycleBackend:
         template=config.nixos_template,
         conf_dir=config.nixos_conf_dir,
         executable=config.nixos_container,
+        nix_path=config.nixos_nix_path,
     )
 
 

@@ -5,6 +5,7 @@ create (idempotent) + start. A backend owns only the agent's process or containe
 and messages belong to the hive.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -24,6 +25,11 @@ class AgentSpec:
     env: tuple[tuple[str, str], ...] = ()
     share_net: bool = True
     claude_config_dir: Path | None = None  # the operator's claude login, shared by every agent
+    # The agent's own system, where the backend has one (nixos: its container's NixOS config):
+    # nixpkgs attribute paths on its PATH ("git", "python3Packages.numpy"), and claude-code
+    # settings for it alone.
+    packages: tuple[str, ...] = ()
+    claude_settings: Mapping[str, object] = field(default_factory=dict[str, object])
 
 
 @dataclass(frozen=True, slots=True)
