@@ -282,7 +282,8 @@ class ClaudeDriver:
         # this interpreter, not the hive-agent script: it works in any install (venv, nix, checkout)
         server = {
             "command": sys.executable,
-            "args": ["-m", "hyperhive_agent", "mcp"],
+            # -I: claude starts it in the work dir, which must not be able to shadow the bridge.
+            "args": ["-I", "-m", "hyperhive_agent", "mcp"],
             "env": {"HIVE_SOCKET": str(self.settings.socket_path)},
         }
         text = json.dumps({"mcpServers": {"hive": server}}, indent=2) + "\n"

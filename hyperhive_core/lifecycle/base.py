@@ -9,6 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import anyio
+from anyio.abc import TaskStatus
+
+from hyperhive_core.lifecycle._cgroup import Limits, Usage
 from hyperhive_core.states import AgentState
 
 
@@ -24,6 +28,7 @@ class AgentSpec:
     env: tuple[tuple[str, str], ...] = ()
     share_net: bool = True
     claude_config_dir: Path | None = None  # the operator's claude login, shared by every agent
+    limits: Limits = field(default_factory=Limits)  # memory, process count, CPU; None in one: unlimited
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +40,11 @@ class AgentStatus:
     started_at: float | None = None
     sandbox: str = ""
     detail: str = ""
+    # What keeps the agent contained and limited here (e.g. "pid namespace, seccomp, cgroup"), and
+    # its limits and usage where the backend counts them.
+    containment: str = ""
+    limits: Limits | None = None
+    usage: Usage | None = None
 
 
 @dataclass(slots=True)
@@ -71,6 +81,13 @@ class LifecycleBackend(Protocol):
 
     async def status(self, name: str) -> AgentStatus:
         """Report the agent's state."""
+        ...
+
+    async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run what the backend watches while the daemon runs; first, kill what an earlier daemon left.
+
+        Reports started once the leftovers are gone, so restored agents never run twice.
+        """
         ...
 
     async def aclose(self) -> None:
