@@ -33,6 +33,16 @@ BUSY_TIMEOUT_MS = 5_000
 # SQLAlchemy stores an enum column as the member's name.
 _QUEUED, _DELIVERED, _ACKED = MessageState.QUEUED.name, MessageState.DELIVERED.name, MessageState.ACKED.name
 _MESSAGE_COLUMNS = "id, sender, recipient, body, created_at, reply_to, state, delivered_at, acked_at, leased"
+# Bodies one recv or inbox hands out at most (and always one message): bounds the bytes of every
+# answer the daemon builds, so a client that never reads its answers cannot make it hold much.
+MAX_BATCH_BYTES = 1024 * 1024
+# The ids of the oldest queued messages of a recipient: at most LIMIT of them, and no more once the
+# bodies before one reach MAX_BATCH_BYTES. Parameters: recipient, state, limit, max bytes.
+_OLDEST_QUEUED = (
+    "SELECT id FROM (SELECT id, SUM(size) OVER (ORDER BY id) - size AS before FROM (SELECT id, "
+    "length(CAST(body AS BLOB)) AS size FROM message WHERE recipient = ? AND state = ? ORDER BY id LIMIT ?)) "
+    "WHERE before < ?"
+)
 # Pruning an agent's old events costs a DELETE; do it once every this many appends.
 PRUNE_EVERY = 100
 MESSAGE_TABLE = cast(Table, MessageRow.__table__)  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType]  # sqlmodel adds __table__ at runtime
@@ -280,8 +290,8 @@ class HiveStore:
             return []
         # One UPDATE … RETURNING: the select and the state change cannot interleave with another claim.
         statement = (
-            f"UPDATE message SET state = ?, delivered_at = ?, leased = {int(leased)} WHERE id IN (SELECT id FROM "
-            f"message WHERE recipient = ? AND state = ? ORDER BY id LIMIT ?) RETURNING {_MESSAGE_COLUMNS}"
+            f"UPDATE message SET state = ?, delivered_at = ?, leased = {int(leased)} WHERE id IN ({_OLDEST_QUEUED}) "
+            f"RETURNING {_MESSAGE_COLUMNS}"
         )
         with self._write_lock, _sqlite_errors():
             db = self._writer
@@ -291,7 +301,8 @@ class HiveStore:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("BEGIN IMMEDIATE")
             try:
-                rows = [_message(r) for r in db.execute(statement, (_DELIVERED, now, recipient, _QUEUED, limit))]
+                args = (_DELIVERED, now, recipient, _QUEUED, limit, MAX_BATCH_BYTES)
+                rows = [_message(r) for r in db.execute(statement, args)]
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -352,9 +363,9 @@ class HiveStore:
 
     def peek(self, recipient: str, limit: int) -> list[MessageRow]:
         """Return the oldest queued messages for `recipient` without changing them."""
-        statement = f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE recipient = ? AND state = ? ORDER BY id LIMIT ?"
+        statement = f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE id IN ({_OLDEST_QUEUED}) ORDER BY id"
         with self._read_lock, _sqlite_errors():
-            return [_message(r) for r in self._reader.execute(statement, (recipient, _QUEUED, limit))]
+            return [_message(r) for r in self._reader.execute(statement, (recipient, _QUEUED, limit, MAX_BATCH_BYTES))]
 
     def queued(self, recipient: str) -> int:
         """How many messages wait for `recipient`; from memory, never blocks."""

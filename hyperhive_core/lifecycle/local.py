@@ -38,7 +38,7 @@ from anyio.abc import Process, TaskGroup, TaskStatus
 from hyperhive_core.config import SandboxMode
 from hyperhive_core.errors import BackendError, BackendUnavailableError
 from hyperhive_core.lifecycle._cgroup import AgentCgroup, CgroupHost, group_of_dirs
-from hyperhive_core.lifecycle._procs import ProcessRef, SandboxRecord, kill_and_wait
+from hyperhive_core.lifecycle._procs import ProcessRef, SandboxRecord, alive, kill_and_wait, start_time
 from hyperhive_core.lifecycle._seccomp import filter_fd, native_arch
 from hyperhive_core.lifecycle.base import AgentSpec, AgentStatus, BackendInfo
 from hyperhive_core.states import AgentState
@@ -76,6 +76,7 @@ class _Child:
     log: IO[bytes]
     cgroup: AgentCgroup | None = None
     init: ProcessRef | None = None  # the sandbox's pid namespace init (bwrap's child)
+    state_dir: Path = Path()  # the agent's state dir, where its sandbox record is kept
     stopping: bool = False
     failure: str = ""
     exited: anyio.Event = field(default_factory=anyio.Event)
@@ -231,7 +232,7 @@ class LocalBackend:
         finally:
             for fd in passed:
                 os.close(fd)
-        child = _Child(process=process, started_at=time.time(), log=log, cgroup=cgroup)
+        child = _Child(process=process, started_at=time.time(), log=log, cgroup=cgroup, state_dir=spec.log_path.parent)
         self._children[spec.name] = child
         if info_read is not None:
             child.init = await _read_init(info_read, process)
@@ -300,8 +301,11 @@ class LocalBackend:
                 with anyio.move_on_after(grace_s):
                     await child.process.wait()
             survivors = await self._kill(child)
-            if child.cgroup is not None and not survivors:
-                child.cgroup.remove()
+            if not survivors:
+                if child.cgroup is not None:
+                    child.cgroup.remove()
+                # Nothing left for a later daemon to kill.
+                await anyio.Path(_record_path(child.state_dir)).unlink(missing_ok=True)
         if survivors:
             raise BackendError(
                 f"agent {name!r} did not stop: {len(survivors)} of its processes (pids "
@@ -411,7 +415,8 @@ class LocalBackend:
             return
         # Only a hive's own cgroups: the record is the daemon's, but a path is checked before it is killed.
         group = group_of_dirs([p for p in record.cgroups if any(part.startswith("hyperhive-") for part in p.parts)])
-        live = [r for r in record.processes if (fd := r.open()) is not None and not os.close(fd)]
+        # A zombie (an orphan its new parent has not reaped yet) is dead already.
+        live = [r for r in record.processes if alive(r.pid) and r.started == start_time(r.pid)]
         if live or group.pids():
             logger.warning(
                 "agent %s: its sandbox from an earlier daemon is still running (pids %s); killing it",
