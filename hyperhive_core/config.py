@@ -21,6 +21,11 @@ TURN_TIMEOUT_S = 600.0
 MAX_EXCHANGES = 20
 RATE_LIMIT = 120
 RATE_WINDOW_S = 60.0
+# Each agent's default limits (a spawn may set its own): claude-code with its node and MCP
+# children takes a few hundred MB and some dozens of threads, which count as processes.
+AGENT_MEMORY_MB = 2048
+AGENT_PIDS = 512
+AGENT_CPUS = 1.0
 # AF_UNIX paths are limited to 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH_BYTES = 107
 SandboxMode = Literal["auto", "bwrap", "none"]
@@ -80,6 +85,11 @@ class HiveConfig(BaseModel):
     # The database: how long a write waits for a lock another process holds, and a size cap
     # (None: as large as the disk allows) so a runaway hive cannot fill the host's disk.
     db_busy_timeout_s: float = Field(default=5.0, gt=0)
+    # Every agent's limits unless its spawn set its own (None: unlimited); enforced where the
+    # backend has cgroups, and shown by `hivectl status`.
+    agent_memory_mb: int | None = Field(default=AGENT_MEMORY_MB, gt=0)
+    agent_pids: int | None = Field(default=AGENT_PIDS, gt=0)
+    agent_cpus: float | None = Field(default=AGENT_CPUS, gt=0)
     max_db_mb: int | None = Field(default=None, gt=0)
     # A host dir with claude's login (the operator logs in once); bound into every sandbox as the
     # agent's ~/.claude. None: agents have no credentials and the claude driver falls back to echo.

@@ -33,6 +33,9 @@ def spawn(
     role: Annotated[str, typer.Option(help="What the agents are for; it opens each agent's prompt.")] = "",
     driver: Annotated[Driver, typer.Option(help="auto: claude when logged in, else echo.")] = Driver.AUTO,
     manager: Annotated[bool, typer.Option("--manager", help="Start the manager agent hm1nd (no NAME).")] = False,
+    memory_mb: Annotated[int | None, typer.Option(min=16, help="Memory limit in MiB (default: the daemon's).")] = None,
+    pids: Annotated[int | None, typer.Option(min=8, help="Most processes and threads at once.")] = None,
+    cpus: Annotated[float | None, typer.Option(min=0.01, help="CPUs it may use, e.g. 0.5.")] = None,
     json: Json = False,
 ) -> None:
     """Add agents to the hive and start them; --manager starts the manager, hm1nd."""
@@ -42,7 +45,8 @@ def spawn(
     def act(client: OperatorClient) -> list[AgentInfo]:
         if manager:
             return [client.call("spawn_manager", {"role": role, "driver": driver.value}, AgentInfo)]
-        arguments = [{"name": name, "role": role, "driver": driver.value} for name in names or ()]
+        limits = {k: v for k, v in (("memory_mb", memory_mb), ("pids", pids), ("cpus", cpus)) if v is not None}
+        arguments = [{"name": name, "role": role, "driver": driver.value, **limits} for name in names or ()]
         return [client.call("spawn", a, AgentInfo) for a in arguments]
 
     spawned = call_daemon(ctx, act)

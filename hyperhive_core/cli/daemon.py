@@ -18,7 +18,15 @@ import typer
 
 from hyperhive_core.cli._client import OperatorClient, connect_raw, wait_until_closed
 from hyperhive_core.cli._common import call_daemon, console, dirs, err_console, fail
-from hyperhive_core.config import MAX_EXCHANGES, RATE_LIMIT, TURN_TIMEOUT_S, HiveConfig
+from hyperhive_core.config import (
+    AGENT_CPUS,
+    AGENT_MEMORY_MB,
+    AGENT_PIDS,
+    MAX_EXCHANGES,
+    RATE_LIMIT,
+    TURN_TIMEOUT_S,
+    HiveConfig,
+)
 from hyperhive_core.errors import DaemonUnavailableError, HiveError
 from hyperhive_core.mcp.models import ShutdownReceipt
 
@@ -156,6 +164,11 @@ def serve(
         Path | None,
         typer.Option(help="A dir with claude's login, shared by every agent.", envvar="HYPERHIVE_CLAUDE_CONFIG_DIR"),
     ] = None,
+    agent_memory_mb: Annotated[
+        int, typer.Option(min=0, help="Each agent's memory limit in MiB unless its spawn sets one; 0: none.")
+    ] = AGENT_MEMORY_MB,
+    agent_pids: Annotated[int, typer.Option(min=0, help="Each agent's process limit; 0: none.")] = AGENT_PIDS,
+    agent_cpus: Annotated[float, typer.Option(min=0, help="Each agent's CPU limit; 0: none.")] = AGENT_CPUS,
 ) -> None:
     """Run the hive daemon: the broker, every agent's MCP socket and the operator's host.sock."""
     d = dirs(ctx)
@@ -172,6 +185,9 @@ def serve(
         turn_timeout_s=turn_timeout,
         max_db_mb=max_db_mb,
         start_manager=manager,
+        agent_memory_mb=agent_memory_mb or None,
+        agent_pids=agent_pids or None,
+        agent_cpus=agent_cpus or None,
     )
     if detach:
         _detach(config, log_level)

@@ -21,31 +21,13 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hyperhive_core.lifecycle.base import Limits, Usage
+
 logger = logging.getLogger(__name__)
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 LIMITED = ("memory", "pids", "cpu")
 CPU_PERIOD_US = 100_000
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """What one agent may use; None: unlimited."""
-
-    memory_bytes: int | None = None
-    pids: int | None = None
-    cpus: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """What an agent uses now, as its cgroups count it; None where no hierarchy counts it."""
-
-    memory_bytes: int | None = None
-    memory_peak_bytes: int | None = None
-    pids: int | None = None
-    cpu_s: float | None = None
-    oom_kills: int = 0
 
 
 @dataclass(frozen=True, slots=True)

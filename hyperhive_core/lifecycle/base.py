@@ -12,8 +12,27 @@ from typing import Protocol
 import anyio
 from anyio.abc import TaskStatus
 
-from hyperhive_core.lifecycle._cgroup import Limits, Usage
 from hyperhive_core.states import AgentState
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one agent may use; None: unlimited."""
+
+    memory_bytes: int | None = None
+    pids: int | None = None
+    cpus: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What an agent uses now, as its cgroups count it; None where no hierarchy counts it."""
+
+    memory_bytes: int | None = None
+    memory_peak_bytes: int | None = None
+    pids: int | None = None
+    cpu_s: float | None = None
+    oom_kills: int = 0
 
 
 @dataclass(frozen=True, slots=True)

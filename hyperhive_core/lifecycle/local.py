@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
@@ -79,7 +79,6 @@ class _Child:
     state_dir: Path = Path()  # the agent's state dir, where its sandbox record is kept
     stopping: bool = False
     failure: str = ""
-    exited: anyio.Event = field(default_factory=anyio.Event)
 
 
 def _under(path: Path, roots: Sequence[Path]) -> bool:
@@ -261,25 +260,24 @@ class LocalBackend:
 
                 async def on_exit() -> None:
                     await child.process.wait()
-                    child.exited.set()
                     tg.cancel_scope.cancel()
 
                 tg.start_soon(on_exit)
                 if oom_fd is not None:
+                    # Readable on an OOM kill, and when the cgroup is removed (a stop).
                     await anyio.wait_readable(oom_fd)
-                    assert child.cgroup is not None
-                    usage = child.cgroup.usage()
-                    if usage.oom_kills and not child.stopping:
-                        limit = child.cgroup.limits.memory_bytes
-                        child.failure = (
-                            f"stopped: it went over its memory limit ({_mib(limit) if limit else 'unlimited'}) "
-                            "and the kernel killed a process of it; raise the limit with spawn --memory-mb"
-                        )
-                        logger.warning("agent %s %s", name, child.failure)
-                        await self.stop(name, grace_s=0)
+                    tg.cancel_scope.cancel()
         finally:
             if oom_fd is not None:
                 os.close(oom_fd)
+        # Without an eventfd (cgroup v2) the counter is read once the agent exited.
+        if not _note_oom(child):
+            return
+        logger.warning("agent %s %s", name, child.failure)
+        try:
+            await self.stop(name, grace_s=0)
+        except BackendError:
+            logger.exception("could not stop agent %s after it ran out of memory", name)
 
     async def stop(self, name: str, *, grace_s: float) -> None:
         """Ask the agent to stop (SIGTERM), wait up to `grace_s`, then kill its whole sandbox.
@@ -363,6 +361,7 @@ class LocalBackend:
             return replace(
                 base, state=AgentState.RUNNING, pid=child.process.pid, started_at=child.started_at, usage=usage
             )
+        _note_oom(child)  # exited: the watcher may not have looked yet
         if child.failure:
             return replace(base, detail=child.failure)
         if child.stopping:
@@ -504,6 +503,20 @@ class LocalBackend:
         existing = [p for p in dict.fromkeys(candidates) if p.is_dir() and p != Path("/")]
         # A dir inside another masked one is hidden with it.
         return [p for p in existing if not any(o != p and o in p.parents for o in existing)]
+
+
+def _note_oom(child: _Child) -> bool:
+    """Whether the kernel's OOM killer fired in the agent's cgroup; if so, say so as its failure."""
+    if child.failure:
+        return True
+    if child.stopping or child.cgroup is None or not child.cgroup.usage().oom_kills:
+        return False
+    limit = child.cgroup.limits.memory_bytes
+    child.failure = (
+        f"stopped: it went over its memory limit ({_mib(limit) if limit else 'none set'}) and the kernel "
+        "killed a process of it; spawn it again with a higher --memory-mb if it needs more"
+    )
+    return True
 
 
 def _record_path(agent_state_dir: Path) -> Path:

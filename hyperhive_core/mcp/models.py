@@ -72,6 +72,19 @@ class PeerList(BaseModel):
     peers: list[PeerInfo]
 
 
+class AgentResources(BaseModel):
+    """An agent's limits and what it uses now, as its cgroups count them (None: not limited or not counted)."""
+
+    memory_limit_bytes: int | None = None
+    memory_bytes: int | None = None
+    memory_peak_bytes: int | None = None
+    pids_limit: int | None = None
+    pids: int | None = None
+    cpus_limit: float | None = None
+    cpu_s: float | None = Field(default=None, description="CPU time used since it started, in seconds.")
+    oom_kills: int = Field(default=0, description="Processes of it the kernel killed for going over its memory limit.")
+
+
 class AgentInfo(BaseModel):
     """One agent of the hive, as the operator sees it."""
 
@@ -88,6 +101,8 @@ class AgentInfo(BaseModel):
     role: str = ""
     driver: str = "auto"
     throttled: str = Field(default="", description="Which runaway-guard limit refuses its messages now, if any.")
+    containment: str = Field(default="", description="What the host enforces on it: pid namespace, seccomp, cgroup.")
+    resources: AgentResources | None = None
 
 
 class AgentList(BaseModel):
