@@ -10,6 +10,7 @@ ROWS = [
     "`send` tool call",
     "delivery",
     "throughput",
+    "fairness",
     "scale",
     "CLI",
     "history: `recv`",

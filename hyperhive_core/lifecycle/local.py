@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
@@ -77,6 +77,7 @@ class _Child:
     cgroup: AgentCgroup | None = None
     init: ProcessRef | None = None  # the sandbox's pid namespace init (bwrap's child)
     state_dir: Path = Path()  # the agent's state dir, where its sandbox record is kept
+    init_known: anyio.Event = field(default_factory=anyio.Event)  # set once `init` is known (or never will be)
     stopping: bool = False
     failure: str = ""
 
@@ -233,14 +234,29 @@ class LocalBackend:
                 os.close(fd)
         child = _Child(process=process, started_at=time.time(), log=log, cgroup=cgroup, state_dir=spec.log_path.parent)
         self._children[spec.name] = child
-        if info_read is not None:
-            child.init = await _read_init(info_read, process)
-        refs = [r for r in (ProcessRef.of(process.pid), child.init) if r is not None]
-        record = SandboxRecord(tuple(refs), tuple(cgroup.dirs) if cgroup is not None else ())
-        await anyio.to_thread.run_sync(record.save, _record_path(spec.log_path.parent))
+        await self._save_record(child)
+        if info_read is None:
+            child.init_known.set()
+        elif self._tg is not None:
+            # bwrap says which process is its init once the sandbox is set up: learnt meanwhile.
+            self._tg.start_soon(self._learn_init, child, info_read)
+        else:
+            await self._learn_init(child, info_read)
         if self._tg is not None:
             self._tg.start_soon(self._watch, spec.name, child)
         logger.info("started agent %s (pid %d, %s)", spec.name, process.pid, self._sandbox_label)
+
+    async def _learn_init(self, child: _Child, info_read: int) -> None:
+        try:
+            child.init = await _read_init(info_read, child.process)
+            await self._save_record(child)
+        finally:
+            child.init_known.set()
+
+    async def _save_record(self, child: _Child) -> None:
+        refs = [r for r in (ProcessRef.of(child.process.pid), child.init) if r is not None]
+        record = SandboxRecord(tuple(refs), tuple(child.cgroup.dirs) if child.cgroup is not None else ())
+        await anyio.to_thread.run_sync(record.save, _record_path(child.state_dir))
 
     def _make_cgroup(self, spec: AgentSpec) -> AgentCgroup | None:
         if self._cgroups is None or not self._cgroups.tracks:
@@ -324,6 +340,8 @@ class LocalBackend:
 
     async def _kill(self, child: _Child) -> list[int]:
         """SIGKILL the sandbox's init, its cgroup and its process group; the pids that survived."""
+        with anyio.move_on_after(INFO_WAIT_S):
+            await child.init_known.wait()
         if child.process.returncode is None:
             self._signal_group(child.process, signal.SIGKILL)
         refs = [r for r in (child.init,) if r is not None]
