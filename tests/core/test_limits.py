@@ -14,7 +14,7 @@ import pytest
 from hyperhive_core.client import open_hive_client
 from hyperhive_core.daemon import running_daemon
 from hyperhive_core.lifecycle._procs import SandboxRecord
-from hyperhive_core.lifecycle.local import RECORD_NAME
+from hyperhive_core.lifecycle.local import RECORD_NAME, LocalBackend
 from hyperhive_core.mcp.models import AgentInfo
 from hyperhive_core.states import AgentState
 from tests.helpers import IDLE_AGENT, agent_exit_code, echo_round_trip, hive_config, needs_bwrap
@@ -103,3 +103,12 @@ async def test_an_agent_with_default_limits_still_round_trips(short_tmpdir: Path
         async with running_daemon(config), open_hive_client(config.host_socket) as operator:
             await operator.spawn("alice")
             await echo_round_trip(operator, "alice", "limited")
+
+
+def test_without_cgroups_the_daemon_warns_and_status_says_what_still_contains_agents() -> None:
+    backend = LocalBackend(sandbox="bwrap", cgroups=False)
+    assert any("no writable cgroups" in w and "no memory, process or CPU limit" in w for w in backend.info.warnings)
+    assert backend.containment == "pid namespace, seccomp"
+    plain = LocalBackend(sandbox="none", cgroups=False)
+    assert any("their process group, which an agent can leave" in w for w in plain.info.warnings)
+    assert plain.containment == "process group only"
