@@ -159,9 +159,9 @@ class Hive:
         # -I: the work dir (the agent's cwd, which it writes) is not on the import path, so a
         # hyperhive_agent/ the agent leaves there cannot replace the turn loop at its next start.
         if row.name == MANAGER:
-            command = config.manager_command or (sys.executable, "-I", "-m", "hyperhive_mind", "serve")
+            command = config.manager_command or (sys.executable, "-I", "-u", "-m", "hyperhive_mind", "serve")
         else:
-            command = config.agent_command or (sys.executable, "-I", "-m", "hyperhive_agent", "serve")
+            command = config.agent_command or (sys.executable, "-I", "-u", "-m", "hyperhive_agent", "serve")
         env = {"HIVE_ROLE": row.role, "HIVE_DRIVER": row.driver, "HIVE_TURN_TIMEOUT_S": f"{config.turn_timeout_s:g}"}
         agent_dir = config.agent_state_dir(row.name)
         return AgentSpec(

@@ -224,9 +224,11 @@ class CgroupHost:
                 self._for[controller] = v2
             elif controller in v1:
                 self._for[controller] = v1[controller]
-        used = {id(h) for h in (self._tracker, *self._for.values()) if h is not None}
+        # Made only to see that it can be: the first agent makes it again (v2 keeps it when it
+        # hands controllers down, which it must be there for).
+        keep = {id(h) for h in self._for.values() if h.version == 2}
         for h in usable:
-            if id(h) not in used:
+            if id(h) not in keep:
                 with contextlib.suppress(OSError):
                     self._parent(h).rmdir()
 
@@ -259,8 +261,10 @@ class CgroupHost:
         return hierarchy.own / f"hyperhive-{self.tag}"
 
     def _prepare(self, hierarchy: _Hierarchy) -> bool:
+        """Whether the hive's dir can be made here; made for the test, it waits for the first agent."""
+        parent = self._parent(hierarchy)
         try:
-            self._parent(hierarchy).mkdir(exist_ok=True)
+            parent.mkdir(exist_ok=True)
         except OSError as exc:
             self.problems.append(f"{hierarchy.own}: {exc.strerror or exc}")
             return False
@@ -314,6 +318,7 @@ class CgroupHost:
 
         def dir_for(h: _Hierarchy) -> Path:
             if id(h) not in dirs:
+                self._parent(h).mkdir(exist_ok=True)
                 path = self._parent(h) / name
                 with contextlib.suppress(FileNotFoundError):
                     path.rmdir()  # fresh counters (peak, oom kills) for every start

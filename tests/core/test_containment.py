@@ -232,7 +232,7 @@ async def test_an_escaping_agent_dies_with_its_daemon_and_runs_once_after_a_rest
         await wait_gone(list(sandbox))
         assert processes_with(token) == {}
         assert_escape_refused(report)
-        async with daemon_process(config), open_hive_client(config.host_socket) as operator:
+        async with daemon_process(config) as restarted, open_hive_client(config.host_socket) as operator:
             # restored: alice runs again, once
             assert_escape_refused(await wait_for_report(operator))
             running = processes_with(token)
@@ -241,6 +241,7 @@ async def test_an_escaping_agent_dies_with_its_daemon_and_runs_once_after_a_rest
             [alice] = await operator.list_agents()
             assert alice.state == AgentState.RUNNING
             await operator.shutdown()
+            await restarted.wait()  # its shutdown done: agents stopped, cgroups removed
         await wait_gone(list(running))
 
 
@@ -267,11 +268,12 @@ async def test_a_starting_daemon_kills_what_an_earlier_one_left_in_an_agents_cgr
         assert left.returncode is None
         assert list(processes_with(token)) == [left.pid]
         # ...until a daemon starts on this state dir.
-        async with daemon_process(config), open_hive_client(config.host_socket) as operator:
+        async with daemon_process(config) as restarted, open_hive_client(config.host_socket) as operator:
             assert await left.wait() == -9
             [alice] = await operator.list_agents()
             assert alice.state == AgentState.RUNNING
             await operator.shutdown()
+            await restarted.wait()
         await left.aclose()
 
 
