@@ -2,11 +2,11 @@
 
 The escape probe is what the issue's attacker did, run as the agent in real bubblewrap under a real
 daemon: ptrace the sandbox's init (pid 1 of its pid namespace) and inject `prctl(PR_SET_PDEATHSIG,
-0)` into it, so that init no longer dies with bwrap; write to init's memory; then leave the process
-group with setsid() and a double fork. Whether each step worked goes to a report; the test then
-kills, shuts down or kill -9s the daemon and scans /proc for anything still carrying the probe's
-token. Without the seccomp filter the injection works (tried by hand on bwrap 0.8: init and the
-agent then survive bwrap's SIGKILL).
+0)` into it, so that init no longer dies with bwrap; write to init's memory; move itself out of its
+cgroups; then leave the process group with setsid() and a double fork. Whether each step worked
+goes to a report; the test then kills, shuts down or kill -9s the daemon and scans /proc for
+anything still carrying the probe's token. Without the seccomp filter the injection works (on
+main before this change, init and the agent survived kill, shutdown and kill -9).
 """
 
 import json
@@ -87,6 +87,18 @@ try:
 except OSError as exc:
     report["init_mem"] = errno.errorcode.get(exc.errno, str(exc.errno))
 report["process_vm_readv"] = 0 if libc.process_vm_readv(1, None, 0, None, 0, 0) >= 0 else ctypes.get_errno()
+# Out of its cgroups: into the root of every hierarchy it can see.
+moved = []
+for root, dirs, files in os.walk("/sys/fs/cgroup"):
+    if "cgroup.procs" in files:
+        try:
+            with open(os.path.join(root, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+            moved.append(root)
+        except OSError:
+            pass
+    dirs.clear() if root != "/sys/fs/cgroup" else None
+report["cgroups_left"] = moved
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
@@ -143,7 +155,7 @@ async def wait_for_report(operator: HiveClient) -> dict[str, object]:
 
 
 def assert_escape_refused(report: dict[str, object]) -> None:
-    assert report == {"ptrace": "EPERM", "init_mem": "EACCES", "process_vm_readv": 1}, report
+    assert report == {"ptrace": "EPERM", "init_mem": "EACCES", "process_vm_readv": 1, "cgroups_left": []}, report
 
 
 async def wait_gone(pids: list[int]) -> None:
