@@ -413,7 +413,11 @@ class LocalBackend:
             agents = self._state_dir / "agents"
             records = [(d / RECORD_NAME, d.name) for d in sorted(agents.glob("*")) if (d / RECORD_NAME).exists()]
         for path, name in records:
-            await self._reap_record(path, name)
+            try:
+                await self._reap_record(path, name)
+            except BackendError:
+                # That agent's start fails the same way, saying so; the rest of the hive starts.
+                logger.exception("could not kill what an earlier daemon left of agent %s", name)
         if self._cgroups is not None:
             for directory in self._cgroups.leftover_dirs():
                 group = group_of_dirs([directory])
