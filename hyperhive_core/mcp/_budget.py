@@ -21,8 +21,8 @@ PRINCIPAL_HELD_BYTES = 8 * 1024 * 1024
 PRINCIPAL_UNSENT_BYTES = 2 * 1024 * 1024
 # Lines a principal may have handled per second, and in one burst. A busy claude or turn loop
 # makes a few dozen calls a second; the benchmark's sequential sends about a thousand.
-PRINCIPAL_LINES_PER_S = 4000.0
-PRINCIPAL_LINES_BURST = 2000.0
+PRINCIPAL_LINES_PER_S = 2000.0
+PRINCIPAL_LINES_BURST = 1000.0
 
 
 class Allowance:
