@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks._claude import ModeResult, claude_installed, fake_api, measure_mode
 from benchmarks._rpc import LineClient, connect_socket, start_bridge
 
 READY_TIMEOUT_S = 60.0
@@ -46,6 +47,7 @@ class Sizes:
     cli_runs: int
     history: int
     history_calls: int
+    claude_turns: int
 
 
 FULL = Sizes(
@@ -57,11 +59,30 @@ FULL = Sizes(
     cli_runs=10,
     history=100_000,
     history_calls=300,
+    claude_turns=20,
 )
 QUICK = Sizes(
-    calls=300, commits=200, deliveries=100, throughput_s=2.0, agents=20, cli_runs=3, history=100_000, history_calls=100
+    calls=300,
+    commits=200,
+    deliveries=100,
+    throughput_s=2.0,
+    agents=20,
+    cli_runs=3,
+    history=100_000,
+    history_calls=100,
+    claude_turns=8,
 )
-SMOKE = Sizes(calls=5, commits=5, deliveries=3, throughput_s=0.3, agents=2, cli_runs=1, history=300, history_calls=3)
+SMOKE = Sizes(
+    calls=5,
+    commits=5,
+    deliveries=3,
+    throughput_s=0.3,
+    agents=2,
+    cli_runs=1,
+    history=300,
+    history_calls=3,
+    claude_turns=2,
+)
 
 
 @dataclass(slots=True)
@@ -395,8 +416,12 @@ def measure_delivery(hive: Hive, floors: Floors, sizes: Sizes) -> Row:
     )
 
 
-def measure_throughput(hive: Hive, floors: Floors, sizes: Sizes, pairs: int = 10) -> Row:
-    """`pairs` senders, each sending to its own receiver as fast as it can; receivers drain with `recv`."""
+def measure_throughput(hive: Hive, floors: Floors, sizes: Sizes, pairs: int = 10, *, keyed: bool = False) -> Row:
+    """`pairs` senders, each sending to its own receiver as fast as it can; receivers drain with `recv`.
+
+    `keyed`: the turn loop's way, every send with an idempotency key and every recv a leased one
+    under a reader name whose cursor acknowledges what came before.
+    """
     stop = threading.Event()
     senders_done = threading.Event()
     sent = [0] * pairs
@@ -408,16 +433,25 @@ def measure_throughput(hive: Hive, floors: Floors, sizes: Sizes, pairs: int = 10
         try:
             while not stop.is_set():
                 start = time.perf_counter()
-                client.call("send", {"to": f"r{i}", "body": "x" * 64})
+                arguments: dict[str, object] = {"to": f"r{i}", "body": "x" * 64}
+                if keyed:
+                    arguments["key"] = f"k-{sent[i]}"
+                client.call("send", arguments)
                 latencies[i].append(time.perf_counter() - start)
                 sent[i] += 1
         except BaseException as exc:
             errors.append(exc)
 
     def recv_loop(i: int, client: LineClient) -> None:
+        cursor = 0
         try:
             while not (senders_done.is_set() and received[i] >= sent[i]):
-                received[i] += len(client.call("recv", {"timeout_s": 0.5, "max": 100})["messages"])
+                arguments: dict[str, object] = {"timeout_s": 0.5, "max": 100}
+                if keyed:
+                    arguments |= {"after": cursor, "reader": "turn-loop"}
+                got = client.call("recv", arguments)["messages"]
+                received[i] += len(got)
+                cursor = max([cursor, *(m["id"] for m in got)])
         except BaseException as exc:
             errors.append(exc)
 
@@ -449,8 +483,9 @@ def measure_throughput(hive: Hive, floors: Floors, sizes: Sizes, pairs: int = 10
     # The ceiling if every message cost one fsync'd commit and nothing else.
     one_commit_per_message = 1e3 / floors.commit
     return Row(
-        "throughput",
-        f"{pairs} senders → {pairs} receivers draining, {sizes.throughput_s:g} s; median/p99 = one send under load",
+        "throughput, keyed sends and leased reads" if keyed else "throughput",
+        f"{pairs} senders → {pairs} receivers draining, {sizes.throughput_s:g} s; median/p99 = one send under load"
+        + ("; sends with idempotency keys, recv by cursor under a reader name" if keyed else ""),
         f"{rate:,.0f} msg/s",
         "≥ 2,000 durable msg/s",
         rate >= 2000,
@@ -623,6 +658,78 @@ def measure_scale(root: Path, floors: Floors, sizes: Sizes) -> list[Row]:
     ]
 
 
+# claude turns
+
+
+CLAUDE_MODES: tuple[tuple[str, str, list[str]], ...] = (
+    ("kept", "one claude per agent, kept across turns (now)", []),
+    ("per turn", "a fresh claude per turn (before)", ["HIVE_CLAUDE_KEEP_ALIVE=0"]),
+)
+
+
+def measure_claude(root: Path, sizes: Sizes) -> list[Row]:
+    """The real claude-code against the fake Messages API: turn overhead, requests per turn, memory."""
+    if not claude_installed():
+        raise RuntimeError("claude-code is not installed in .tools: run ./scripts/test once (ensure_claude)")
+    results: list[ModeResult] = []
+    with fake_api() as (api, portal):
+        for i, (mode, _, agent_env) in enumerate(CLAUDE_MODES):
+            results.append(measure_mode(root / f"c{i}", api, portal, sizes.claude_turns, mode, agent_env))
+    rows: list[Row] = []
+    for result, (_, how, _) in zip(results, CLAUDE_MODES, strict=True):
+        start_median, start_p99 = ms([t.to_first_request for t in result.turns])
+        rows.append(
+            Row(
+                f"claude turn start ({result.mode})",
+                f"message stored → claude's first API request; {how}; {len(result.turns)} turns, "
+                f"real claude-code in {_sandbox()}, fake API on 127.0.0.1",
+                f"{start_median:.0f} ms",
+                "-",
+                None,
+                start_median,
+                start_p99,
+            )
+        )
+    for result, (_, how, _) in zip(results, CLAUDE_MODES, strict=True):
+        end_median, end_p99 = ms([t.answer_to_stored for t in result.turns])
+        requests = sorted({t.model_requests for t in result.turns})
+        rows.append(
+            Row(
+                f"claude turn end ({result.mode})",
+                f"API answer with the send done → reply stored; {how}",
+                f"{end_median:.0f} ms; model requests: {result.first.model_requests} in a session's first turn, "
+                f"{', '.join(map(str, requests))} later",
+                "-",
+                None,
+                end_median,
+                end_p99,
+                extra={
+                    "model_requests_per_turn": [t.model_requests for t in result.turns],
+                    "first_turn_model_requests": result.first.model_requests,
+                    "first_turn_start_ms": result.first.to_first_request * 1e3,
+                },
+            )
+        )
+    kept = results[0]
+    per_gib = 1024 / kept.tree_rss_mb
+    rows.append(
+        Row(
+            "claude RSS per agent",
+            "resident memory between turns of one agent's process tree (turn loop, claude, its MCP bridge), "
+            "claude kept across turns",
+            f"{kept.tree_rss_mb:.0f} MB (claude {kept.claude_rss_mb:.0f} MB): {per_gib:.1f} agents per GiB",
+            "-",
+            None,
+            extra={
+                "tree_rss_mb": kept.tree_rss_mb,
+                "claude_rss_mb": kept.claude_rss_mb,
+                "agents_per_gib": per_gib,
+            },
+        )
+    )
+    return rows
+
+
 def _sandbox() -> str:
     return "bubblewrap" if shutil.which("bwrap") else "no sandbox: bwrap missing"
 
@@ -736,9 +843,11 @@ def run(sizes: Sizes, root: Path) -> list[Row]:
         rows.append(measure_send(hive, floors, sizes))
         rows.append(measure_delivery(hive, floors, sizes))
         rows.append(measure_throughput(hive, floors, sizes))
+        rows.append(measure_throughput(hive, floors, sizes, keyed=True))
         rows.append(measure_fairness(hive, sizes))
     rows += measure_scale(root / "s", floors, sizes)
     rows += measure_history(root / "h", sizes)
+    rows += measure_claude(root / "c", sizes)
     return rows + floors.rows
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import FrameType
 
 from hyperhive_agent.cli import add_serve_arguments, add_socket_argument, configure_logging
-from hyperhive_agent.errors import SocketUnavailableError
+from hyperhive_agent.errors import AgentError, SettingsError, SocketUnavailableError
 
 logger = logging.getLogger("hyperhive_agent")
 
@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=60.0,
         metavar="S",
-        help="seconds to wait for a restarted daemon before giving up; 0 exits when it goes away (default: 60)",
+        help="seconds to wait for the daemon when it is not up yet or restarts, before giving up; 0 exits at once "
+        "when it is not there (default: 60)",
     )
     serve = commands.add_parser("serve", help="run the turn loop: recv, hand the batch to a driver, repeat")
     add_serve_arguments(serve)
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main() -> None:
-    """Run `hive-agent`; exits 0 on a clean end, 1 when the hive socket cannot be opened, 2 on bad settings."""
+    """Run `hive-agent`; exits 0 on a clean end, 1 on a failure (no hive socket, protocol error), 2 on bad settings."""
     parser = build_parser()
     args = parser.parse_args()
     command: str = args.command
@@ -48,11 +49,14 @@ def main() -> None:
             from hyperhive_agent.serve import serve_from_args
 
             serve_from_args(args)
+    except SettingsError as exc:
+        parser.error(str(exc))
     except SocketUnavailableError as exc:
         logger.error("%s", exc)
         sys.exit(1)
-    except ValueError as exc:
-        parser.error(str(exc))
+    except AgentError as exc:
+        logger.error("%s: %s", type(exc).__name__, exc)
+        sys.exit(1)
 
 
 def _run_mcp(socket_path: Path, reconnect_timeout_s: float) -> None:

@@ -4,10 +4,12 @@ Lines pass through byte for byte; a thread pumps stdin->socket while the main th
 socket->stdout. Each line is parsed only for its `id` and `method`, so the bridge knows the
 client's `initialize` and which requests still await an answer. Stdin EOF half-closes the socket
 so answers still in flight reach stdout; socket EOF after that ends the bridge. Socket EOF while
-stdin is open means the daemon went away: the bridge fails the requests it took with it,
-reconnects with backoff, replays `initialize` (swallowing the answer: the client has one) and
-resumes, so the client's MCP session carries on. Standard library only: claude starts one bridge
-per session.
+stdin is open means the daemon went away: the bridge reconnects with backoff, replays `initialize`
+(swallowing the answer: the client has one), sends again the calls in flight that are safe to
+repeat (reads, and `send`, which the bridge keys so the daemon stores a repeat once), fails the
+others with "call again", and resumes, so the client's MCP session carries on. A bridge started
+while no daemon listens (a claude turn starting during a restart) waits the same bounded time for
+it, queueing the client's lines. Standard library only: claude starts one bridge per session.
 """
 
 import json
@@ -18,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+from hyperhive_agent import wire
 from hyperhive_agent._unix import connect_unix
 from hyperhive_agent.errors import SocketUnavailableError
 
@@ -67,15 +70,25 @@ class _Lines:
         return rest
 
 
+class _Request:
+    """A request of the client in flight: its method, and its line when it may be sent again."""
+
+    # a plain class: importing dataclasses would add ~6 ms to every claude session's start
+    __slots__ = ("line", "method")
+
+    def __init__(self, method: str, line: bytes | None) -> None:
+        self.method = method
+        self.line = line
+
+
 class _Outgoing:
     """A run of the client's lines, and what the bridge must remember once they are sent."""
 
-    # a plain class: importing dataclasses would add ~6 ms to every claude session's start
     __slots__ = ("chunk", "initialize", "initialized", "requests")
 
     def __init__(self, chunk: bytes) -> None:
         self.chunk = chunk
-        self.requests: dict[RequestId, str] = {}
+        self.requests: dict[RequestId, _Request] = {}
         self.initialize: tuple[RequestId, bytes] | None = None
         self.initialized: bytes | None = None
 
@@ -108,13 +121,18 @@ class Bridge:
         self._connected = False
         self._queue: list[_Outgoing] = []
         self._queued_bytes = 0
-        self._in_flight: dict[RequestId, str] = {}
+        self._in_flight: dict[RequestId, _Request] = {}
+        # what the lines of requests kept for a retry weigh
+        self._retry_bytes = 0
+        # names this bridge's idempotency keys: a retried send is stored once, another bridge's never matches
+        self._token = os.urandom(6).hex()
         self._initialize: tuple[RequestId, bytes] | None = None
         self._initialized: bytes | None = None
         self._stdin_done = threading.Event()
         # set at stdin EOF to cut a reconnect's backoff short; cleared by the one who waits on it
         self._wakeup = threading.Event()
         self._replays = 0
+        self._ever_connected = False
 
     def run(self) -> None:
         """Relay until stdin and the socket have both closed, or stdout goes away.
@@ -123,15 +141,24 @@ class Bridge:
             SocketUnavailableError: the hive socket cannot be opened, or the daemon went away and
                 did not come back within `reconnect_timeout_s`.
         """
-        self._sock = connect_unix(self.socket_path)
-        self._connected = True
+        try:
+            self._sock = connect_unix(self.socket_path)
+            self._connected = self._ever_connected = True
+        except SocketUnavailableError as exc:
+            if self.reconnect_timeout_s <= 0:
+                raise
+            # The daemon may be restarting (a claude turn that starts during a systemd restart):
+            # wait for it as after a restart, with the client's lines queued meanwhile.
+            logger.info("%s; waiting up to %g s for the hive daemon", exc.reason, self.reconnect_timeout_s)
         try:
             # daemon: a thread blocked reading an open stdin must not keep the process alive
             threading.Thread(target=self._pump_stdin, name="stdin->socket", daemon=True).start()
-            self._pump_socket()
+            if self._connected or self._reconnect(resend_initialize=False):
+                self._pump_socket()
         finally:
             with self._send_lock:
-                self._sock.close()
+                if self._sock is not None:
+                    self._sock.close()
 
     # stdin -> socket (a thread)
 
@@ -159,8 +186,12 @@ class Bridge:
         # else the reconnect finishes the queue first, then half-closes
 
     def _from_client(self, chunk: bytes) -> None:
-        out = _Outgoing(chunk)
-        for line in chunk.split(b"\n"):
+        lines = chunk.split(b"\n")
+        rewritten = False
+        requests: dict[RequestId, _Request] = {}
+        initialize: tuple[RequestId, bytes] | None = None
+        initialized: bytes | None = None
+        for index, line in enumerate(lines):
             message = _parse(line)
             if message is None:
                 continue
@@ -169,11 +200,20 @@ class Bridge:
                 continue  # a response to the server's own request
             request_id = message.get("id")
             if isinstance(request_id, RequestId):
-                out.requests[request_id] = method
-                if method == "initialize" and out.initialize is None:
-                    out.initialize = (request_id, line + b"\n")
-            elif method == "notifications/initialized" and out.initialized is None:
-                out.initialized = line + b"\n"
+                tool = _tool_called(message) if method == "tools/call" else None
+                if tool == wire.SEND and (keyed := self._with_key(message, request_id)) is not None:
+                    line = lines[index] = keyed
+                    rewritten = True
+                retryable = method != "initialize" and (tool is None or tool in wire.RETRYABLE_TOOLS)
+                requests[request_id] = _Request(method, line + b"\n" if retryable else None)
+                if method == "initialize" and initialize is None:
+                    initialize = (request_id, line + b"\n")
+            elif method == "notifications/initialized" and initialized is None:
+                initialized = line + b"\n"
+        if rewritten:
+            chunk = b"\n".join(lines)
+        out = _Outgoing(chunk)
+        out.requests, out.initialize, out.initialized = requests, initialize, initialized
         with self._lock:
             if self._connected:
                 self._note_sent(out)
@@ -191,8 +231,25 @@ class Bridge:
         # a send on a dead socket fails quietly: the socket pump sees EOF and fails its requests
         self._send(sock, chunk)
 
+    def _with_key(self, message: dict[str, object], request_id: RequestId) -> bytes | None:
+        """The line of a `send` call with an idempotency key added, or None when it has one (or is odd)."""
+        arguments = _member(_member(message, "params"), "arguments")
+        if arguments is None or "key" in arguments:
+            return None
+        key = f"bridge-{self._token}-{request_id}"
+        if len(key) > wire.MAX_KEY_CHARS or not key.isascii() or not key.isprintable() or " " in key:
+            return None  # an id we cannot put in a key: this send is not retried (see _socket_closed)
+        arguments["key"] = key
+        return _encode(message)[:-1]
+
     def _note_sent(self, out: _Outgoing) -> None:
         """Record what `out` asks of the daemon; call with `_lock` held, just before sending it."""
+        for request in out.requests.values():
+            if request.line is not None:
+                if self._retry_bytes + len(request.line) > MAX_QUEUED_BYTES:
+                    request.line = None  # too much kept already: this one fails instead of being retried
+                else:
+                    self._retry_bytes += len(request.line)
         self._in_flight.update(out.requests)
         # remembered only once sent: a replay must never run ahead of the client's own initialize
         if self._initialize is None:
@@ -232,7 +289,9 @@ class Bridge:
                     answered.append(request_id)
             with self._lock:
                 for request_id in answered:
-                    self._in_flight.pop(request_id, None)
+                    done = self._in_flight.pop(request_id, None)
+                    if done is not None and done.line is not None:
+                        self._retry_bytes -= len(done.line)
         return self._write_stdout(chunk)
 
     def _socket_closed(self) -> bool:
@@ -241,6 +300,7 @@ class Bridge:
             self._connected = False
             lost = self._in_flight
             self._in_flight = {}
+            self._retry_bytes = 0
             sock = self._sock
         assert sock is not None
         with self._send_lock:
@@ -251,12 +311,26 @@ class Bridge:
         # an initialize the client still waits on is sent again, not failed: its answer is the client's
         initialize_id = self._initialize[0] if self._initialize is not None else None
         resend_initialize = initialize_id is not None and initialize_id in lost
-        failed = [request_id for request_id in lost if not (resend_initialize and request_id == initialize_id)]
+        retry = {i: r for i, r in lost.items() if r.line is not None and i != initialize_id}
+        failed = [i for i in lost if i not in retry and not (resend_initialize and i == initialize_id)]
+        if self.reconnect_timeout_s <= 0:
+            failed += list(retry)
+            retry = {}
         if failed:
             logger.debug("failing %d request(s) the daemon took with it", len(failed))
             if not self._write_stdout(b"".join(_error_line(i, RESTARTED_MESSAGE) for i in failed)):
                 return False
+        if retry:
+            # Sent again first once the daemon is back, ahead of what the client wrote meanwhile.
+            out = _Outgoing(b"".join(r.line for r in retry.values() if r.line is not None))
+            out.requests = retry
+            with self._lock:
+                self._queue.insert(0, out)
+                self._queued_bytes += len(out.chunk)
+            logger.debug("sending %d request(s) again once the daemon is back", len(retry))
         if self.reconnect_timeout_s <= 0 or self._nothing_left():
+            if retry:
+                self._write_stdout(b"".join(_error_line(i, RESTARTED_MESSAGE) for i in retry))
             return False
         return self._reconnect(resend_initialize)
 
@@ -274,16 +348,19 @@ class Bridge:
             except SocketUnavailableError as exc:
                 logger.debug("reconnect: %s", exc.reason)
             else:
+                self._ever_connected = True
                 if self._replay(sock, deadline, resend_initialize):
                     logger.info("the hive daemon is back after %.2f s; carrying on", time.monotonic() - started)
                     self._resume(sock)
                     return True
             remaining_s = deadline - time.monotonic()
             if remaining_s <= 0:
-                raise SocketUnavailableError(
-                    self.socket_path,
-                    f"the hive daemon went away and did not come back within {self.reconnect_timeout_s:g} s",
+                what = (
+                    "the hive daemon went away and did not come back"
+                    if self._ever_connected
+                    else "no hive daemon came up"
                 )
+                raise SocketUnavailableError(self.socket_path, f"{what} within {self.reconnect_timeout_s:g} s")
             if self._wakeup.wait(min(backoff_s, remaining_s)):
                 self._wakeup.clear()
                 if self._nothing_left():
@@ -305,7 +382,7 @@ class Bridge:
             if resend_initialize:
                 # the client never got its answer: this one is for it, so it goes out unchanged
                 with self._lock:
-                    self._in_flight[request_id] = "initialize"
+                    self._in_flight[request_id] = _Request("initialize", None)
                 sock.sendall(line)
                 return True
             self._replays += 1
@@ -397,6 +474,18 @@ class Bridge:
             logger.debug("stdout closed: %s", exc)
             return False
         return True
+
+
+def _member(message: dict[str, object] | None, name: str) -> dict[str, object] | None:
+    """The JSON object `message[name]`, or None when there is none."""
+    value: JsonValue = message.get(name) if message is not None else None  # pyright: ignore[reportAssignmentType]  # parsed JSON is JsonValue
+    return value if isinstance(value, dict) else None
+
+
+def _tool_called(message: dict[str, object]) -> str | None:
+    params = _member(message, "params")
+    name = params.get("name") if params is not None else None
+    return name if isinstance(name, str) else None
 
 
 def _parse(line: bytes) -> dict[str, object] | None:

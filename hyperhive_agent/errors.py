@@ -1,6 +1,6 @@
 """The agent's error tree (stdlib only, so it cannot share hyperhive_core's):
 
-AgentError > SocketUnavailableError | ConnectionLostError | ProtocolError | ToolCallError
+AgentError > SettingsError | SocketUnavailableError | ConnectionLostError | ProtocolError | ToolCallError
            | TurnFailedError (ClaudeUnavailableError)
 """
 
@@ -9,6 +9,10 @@ from pathlib import Path
 
 class AgentError(Exception):
     """Root of every error hyperhive_agent raises on purpose."""
+
+
+class SettingsError(AgentError, ValueError):
+    """A flag or environment variable holds something unusable: a usage error, reported before anything runs."""
 
 
 class SocketUnavailableError(AgentError):

@@ -36,7 +36,14 @@ class Redactor:
     """Replaces known secret values (an API key, a token) with `[redacted]` in text."""
 
     def __init__(self, secrets: Sequence[str] = ()) -> None:
-        self._secrets = tuple(s for s in secrets if s)
+        self._secrets: tuple[str, ...] = ()
+        self.add(secrets)
+
+    def add(self, secrets: Sequence[str]) -> None:
+        """Scrub `secrets` too from now on (a key the operator put in place while the agent runs)."""
+        known = dict.fromkeys((*self._secrets, *(s for s in secrets if s)))
+        # longest first, so a secret that contains another is replaced whole
+        self._secrets = tuple(sorted(known, key=len, reverse=True))
 
     def text(self, text: str) -> str:
         """`text` with every secret replaced."""

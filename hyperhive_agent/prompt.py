@@ -1,6 +1,7 @@
 """The prompt for one turn: who the agent is, its role (first turn of a session only), the new messages.
 
-The format is a contract (the fake claude in tests/fakes parses it). Plain text, in this order:
+The format is a contract (the scripted model of the fake Messages API in tests/fakes parses it).
+Plain text, in this order:
 
     You are <name>, an agent in a hyperhive: ...        (every turn)
     <blank line>
@@ -15,6 +16,9 @@ The format is a contract (the fake claude in tests/fakes parses it). Plain text,
     message <id> from <sender>:                         (one block per message, in order;
         <body, every line indented by four spaces>       ` (reply_to <n>)` before the colon when
     <blank line>                                         the message answers message <n>)
+    [You were handed this message before ...]           (only for a message handed out again after
+        message <id> to <recipient>: ...                 a turn was cut short: what the agent sent
+                                                         since, one line each)
 
 A resumed claude session keeps the role and earlier messages in its context, so later turns carry
 only the messages that arrived since the last turn.
@@ -63,12 +67,30 @@ def load_role(configured: str, work_dir: Path) -> str:
     return "\n\n".join(parts)
 
 
+RESUMED = (
+    "You were handed this message before, and that turn was cut short (the hive restarted or the agent "
+    "crashed). Since then you sent what follows; do not send it again:"
+)
+RESUMED_NOTHING = "You were handed this message before, and that turn was cut short; you sent nothing since."
+# A sent message is quoted up to this many characters in a resumed turn's prompt.
+MAX_SENT_QUOTE_CHARS = 200
+
+
 def format_message(message: Message) -> str:
-    """One message block: its header line and its body indented by four spaces."""
+    """One message block: its header line, its body indented by four spaces, and what was sent before."""
     answers = f" (reply_to {message.reply_to})" if message.reply_to is not None else ""
     header = f"message {message.id} from {message.sender}{answers}:"
     body = "\n".join(BODY_INDENT + line for line in (message.body.splitlines() or [""]))
-    return f"{header}\n{body}"
+    block = f"{header}\n{body}"
+    if message.deliveries > 1:
+        block += "\n" + (RESUMED if message.sent_before else RESUMED_NOTHING)
+        for sent in message.sent_before:
+            quoted = " ".join(sent.body.split())
+            if len(quoted) > MAX_SENT_QUOTE_CHARS:
+                quoted = quoted[: MAX_SENT_QUOTE_CHARS - 3] + "..."
+            answered = f" (reply_to {sent.reply_to})" if sent.reply_to is not None else ""
+            block += f"\n{BODY_INDENT}message {sent.id} to {sent.recipient}{answered}: {quoted}"
+    return block
 
 
 def build_prompt(identity: Identity, messages: Sequence[Message], *, new_session: bool) -> str:

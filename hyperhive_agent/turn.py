@@ -7,6 +7,7 @@ handler and ends the loop promptly, even while blocked in a long `recv` or a cla
 """
 
 import ctypes
+import dataclasses
 import logging
 import os
 import signal
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from hyperhive_agent import wire
 from hyperhive_agent.client import McpClient
 from hyperhive_agent.drivers import Driver
 from hyperhive_agent.errors import (
@@ -26,7 +28,7 @@ from hyperhive_agent.errors import (
     TurnFailedError,
 )
 from hyperhive_agent.events import EventLog, JsonObject, hive_event
-from hyperhive_agent.tools import HiveTools, Message
+from hyperhive_agent.tools import Batch, HiveTools, Message
 
 logger = logging.getLogger(__name__)
 
@@ -101,17 +103,27 @@ class TurnLoop:
             client.abort()
 
     def _serve(self, tools: HiveTools) -> None:
+        idle_since = time.monotonic()
         while not self._stopping.is_set():
             try:
-                batch = tools.recv(self.config.recv_timeout_s, self.config.recv_max_messages, after=self._cursor)
+                # Named: after a reconnect (a daemon restart) what this loop held comes back to it, and
+                # its cursor acknowledges only what it was handed itself.
+                batch = tools.recv(
+                    self.config.recv_timeout_s,
+                    self.config.recv_max_messages,
+                    after=self._cursor,
+                    reader=wire.TURN_LOOP_READER,
+                )
             except ToolCallError as exc:
                 # a refused recv will be refused again at once: wait like an outage, not a busy loop
                 logger.error("recv refused: %s", exc.text)
                 self._stopping.wait(BACKOFF_CAP_S)
                 continue
             if not batch.messages:
+                self.driver.rest(time.monotonic() - idle_since)
                 continue
-            self._turn(batch.messages, tools)
+            self._turn(_with_sent_before(batch), tools)
+            idle_since = time.monotonic()
             # Finished, even if it failed (a turn that failed would fail again): the next recv
             # acknowledges it. A turn cut short by a lost connection never gets here, so the
             # daemon hands its messages out again.
@@ -147,6 +159,18 @@ class TurnLoop:
         outcome["duration_ms"] = round((time.monotonic() - started) * 1000)
         self.events.emit(outcome)
         self.events.flush()
+
+
+def _with_sent_before(batch: Batch) -> tuple[Message, ...]:
+    """The batch's messages, each one handed out again carrying what was sent since it first came."""
+    if not batch.already_sent:
+        return batch.messages
+    return tuple(
+        dataclasses.replace(m, sent_before=tuple(s for s in batch.already_sent if s.id > m.id))
+        if m.deliveries > 1
+        else m
+        for m in batch.messages
+    )
 
 
 def die_with_parent(parent_pid: int) -> None:

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from hyperhive_core.errors import DaemonUnavailableError, ToolCallError
 from hyperhive_core.mcp.models import (
+    AckReceipt,
     AgentInfo,
     AgentList,
     EventList,
@@ -102,19 +103,33 @@ class HiveClient:
             raise ToolCallError(tool, _text(result))
         return model.model_validate(result.structured_content)
 
-    async def send(self, to: str, body: str, *, reply_to: int | None = None) -> SendReceipt:
-        """Send a message as this socket's principal."""
+    async def send(self, to: str, body: str, *, reply_to: int | None = None, key: str | None = None) -> SendReceipt:
+        """Send a message as this socket's principal; `key` makes a repeated send store one message."""
         arguments: dict[str, Any] = {"to": to, "body": body}
         if reply_to is not None:
             arguments["reply_to"] = reply_to
+        if key is not None:
+            arguments["key"] = key
         return await self.call("send", arguments, SendReceipt)
 
-    async def recv(self, *, timeout_s: float = 0.0, max: int = 10, after: int | None = None) -> RecvResult:
-        """Take messages addressed to this principal, waiting up to `timeout_s`; `after` acknowledges by cursor."""
+    async def recv(
+        self, *, timeout_s: float = 0.0, max: int = 10, after: int | None = None, reader: str | None = None
+    ) -> RecvResult:
+        """Take messages addressed to this principal, waiting up to `timeout_s`.
+
+        `after` acknowledges by cursor what this reader was handed; `reader` names the reader so
+        its leases carry over to its next connection.
+        """
         arguments: dict[str, Any] = {"timeout_s": timeout_s, "max": max}
         if after is not None:
             arguments["after"] = after
+        if reader is not None:
+            arguments["reader"] = reader
         return await self.call("recv", arguments, RecvResult)
+
+    async def ack(self, ids: list[int]) -> AckReceipt:
+        """Acknowledge messages recv handed this principal."""
+        return await self.call("ack", {"ids": ids}, AckReceipt)
 
     async def inbox(self, agent: str | None = None, *, limit: int = 20) -> InboxView:
         """Peek at an inbox (another agent's only on host.sock)."""

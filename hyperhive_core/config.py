@@ -26,6 +26,10 @@ RATE_WINDOW_S = 60.0
 AGENT_MEMORY_MB = 2048
 AGENT_PIDS = 512
 AGENT_CPUS = 1.0
+MIN_FREE_MB = 64
+# How long a named reader's leases wait for it after its session ended or the daemon restarted: as
+# long as a bridge waits for a restarting daemon, and far longer than the turn loop's reconnect.
+LEASE_HOLD_S = 60.0
 # AF_UNIX paths are limited to 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH_BYTES = 107
 SandboxMode = Literal["auto", "bwrap", "none"]
@@ -55,6 +59,11 @@ def default_state_dir() -> Path:
     if env := os.environ.get("XDG_STATE_HOME"):
         return Path(env) / "hyperhive"
     return Path.home() / ".local" / "state" / "hyperhive"
+
+
+def default_failpoints() -> frozenset[str]:
+    """`HYPERHIVE_FAILPOINTS` (comma-separated): where the daemon kills itself on purpose, for crash tests."""
+    return frozenset(f for f in os.environ.get("HYPERHIVE_FAILPOINTS", "").split(",") if f)
 
 
 class HiveConfig(BaseModel):
@@ -91,6 +100,11 @@ class HiveConfig(BaseModel):
     agent_pids: int | None = Field(default=AGENT_PIDS, gt=0)
     agent_cpus: float | None = Field(default=AGENT_CPUS, gt=0)
     max_db_mb: int | None = Field(default=None, gt=0)
+    # Sends are refused while the state dir's disk has less than this free, so what is queued can
+    # still be handed out and acknowledged (the operator reads its agents' last words).
+    min_free_mb: int = Field(default=MIN_FREE_MB, ge=0)
+    # How long a named reader's leases (the turn loop's) wait for it after its connection ended.
+    lease_hold_s: float = Field(default=LEASE_HOLD_S, gt=0)
     # A host dir with claude's login (the operator logs in once); bound into every sandbox as the
     # agent's ~/.claude. None: agents have no credentials and the claude driver falls back to echo.
     claude_config_dir: Path | None = None
@@ -99,6 +113,9 @@ class HiveConfig(BaseModel):
     nixos_template: Path | None = None
     nixos_conf_dir: Path = Path("/etc/nixos-containers")
     nixos_container: str = "nixos-container"
+    # Crash tests only: named points where the daemon SIGKILLs itself (`send-committed`: a send is
+    # committed and not yet answered). Empty in any real use.
+    failpoints: frozenset[str] = Field(default_factory=default_failpoints)
 
     @property
     def host_socket(self) -> Path:

@@ -5,6 +5,7 @@ means reachable. Shutdown (cancel, SIGTERM, or the operator's shutdown tool) sto
 children shielded and bounded, closes the sockets and leaves the database consistent.
 """
 
+import functools
 import logging
 import os
 import signal
@@ -15,50 +16,33 @@ from pathlib import Path
 import anyio
 from anyio.abc import TaskStatus
 
-from hyperhive_core.broker.broker import Broker
-from hyperhive_core.broker.store import DbLimits, HiveStore, open_engine
+from hyperhive_core.broker.broker import Broker, DiskGuard
+from hyperhive_core.broker.database import AS_IS, StartFrom, close_database, mark_running, open_database
+from hyperhive_core.broker.store import DbLimits, HiveStore
 from hyperhive_core.config import HiveConfig
 from hyperhive_core.errors import ConfigError, HiveError
 from hyperhive_core.hive import Hive
 from hyperhive_core.lifecycle import create_backend
+from hyperhive_core.lock import DaemonLock
 from hyperhive_core.mcp.sockets import SocketHost
 from hyperhive_core.mcp.tools import build_agent_server, build_operator_server
-from hyperhive_core.mcp.unix import connect_unix
 from hyperhive_core.names import MANAGER
 
 logger = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 15.0
-
-
-async def _daemon_alive(socket: Path) -> bool:
-    try:
-        stream = await connect_unix(socket)
-    except OSError:
-        return False
-    await stream.aclose()
-    return True
-
-
-def _make_private(database: Path) -> None:
-    """Create the database file 0600 before SQLite does (it would use the umask); tighten an old one.
-
-    SQLite gives its -wal and -shm files the database file's mode.
-    """
-    try:
-        os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
-        for path in (database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
-            if path.exists():
-                path.chmod(0o600)
-    except OSError as exc:
-        raise ConfigError(f"cannot create {database}: {exc}") from exc
+# How often the database's marker records the highest committed id (when it changed).
+MARKER_EVERY_S = 2.0
 
 
 class Daemon:
     """One hive daemon for one run dir and state dir."""
 
-    def __init__(self, config: HiveConfig) -> None:
+    def __init__(self, config: HiveConfig, *, start: StartFrom = AS_IS, lock: DaemonLock | None = None) -> None:
         self.config = config
+        self._start = start
+        # Taken before serve when the caller must know at once (a detaching `hivectl serve`).
+        self._lock = lock
         self._started = False
         self._hive: Hive | None = None
 
@@ -78,7 +62,9 @@ class Daemon:
         """Run the daemon until cancelled or asked to shut down.
 
         Raises:
-            ConfigError: the dirs cannot be used, or another daemon serves this run dir.
+            DaemonRunningError: another daemon holds the state dir or the run dir.
+            ConfigError: the dirs cannot be used.
+            DatabaseDamagedError: the database lost what it had committed (the error says the way out).
             StorageError: the database cannot be opened.
             BackendUnavailableError: the configured backend cannot run here.
         """
@@ -87,8 +73,14 @@ class Daemon:
         self._started = True
         config = self.config
         config.check_socket_paths()
-        if await _daemon_alive(config.host_socket):
-            raise ConfigError(f"a hyperhive daemon already serves {config.host_socket}; stop it first")
+        lock = self._lock or DaemonLock.acquire(config.state_dir, config.run_dir)
+        try:
+            await self._serve_locked(task_status)
+        finally:
+            lock.release()
+
+    async def _serve_locked(self, task_status: TaskStatus[None]) -> None:
+        config = self.config
         for path in (config.run_dir, config.state_dir):
             try:
                 path.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -96,14 +88,26 @@ class Daemon:
                 path.chmod(0o700)
             except OSError as exc:
                 raise ConfigError(f"cannot create {path}: {exc}") from exc
-        _make_private(config.broker_path)
         limits = DbLimits(
             busy_timeout_ms=round(config.db_busy_timeout_s * 1000),
             max_bytes=config.max_db_mb * 1024 * 1024 if config.max_db_mb else None,
         )
-        engine = await anyio.to_thread.run_sync(open_engine, config.broker_path, limits)
-        store = HiveStore(engine, limits)
-        broker = Broker(store, max_body_bytes=config.max_body_bytes, max_inbox_depth=config.max_inbox_depth)
+        db = config.broker_path
+        engine, store = await anyio.to_thread.run_sync(
+            functools.partial(open_database, db, limits, lease_hold_s=config.lease_hold_s, start=self._start)
+        )
+        try:
+            disk = DiskGuard(config.state_dir, config.min_free_mb * 1024 * 1024)
+            broker = Broker(
+                store, max_body_bytes=config.max_body_bytes, max_inbox_depth=config.max_inbox_depth, disk=disk
+            )
+            await self._run(broker, task_status)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(close_database, db, engine, store)
+
+    async def _run(self, broker: Broker, task_status: TaskStatus[None]) -> None:
+        config = self.config
         backend = create_backend(config)
         for warning in backend.info.warnings:
             logger.warning("%s", warning)
@@ -130,6 +134,7 @@ class Daemon:
                         except HiveError:
                             logger.exception("could not start the manager")
                     pid_file.write_text(f"{os.getpid()}\n")
+                    tg.start_soon(_keep_marker, config.broker_path, broker.store)
                     logger.info(
                         "hyperhive daemon ready: %d agents, operator socket %s, state %s",
                         len(hive.agent_names),
@@ -147,7 +152,19 @@ class Daemon:
                     tg.cancel_scope.cancel()
         finally:
             pid_file.unlink(missing_ok=True)
-            engine.dispose()
+
+
+async def _keep_marker(db: Path, store: HiveStore) -> None:
+    """Record the highest committed id every few seconds, so losing those messages later is noticed."""
+    marked = store.last_id
+    while True:
+        await anyio.sleep(MARKER_EVERY_S)
+        if store.last_id != marked:
+            marked = store.last_id
+            try:
+                await anyio.to_thread.run_sync(mark_running, db, store)
+            except OSError:
+                logger.warning("could not update the database's marker", exc_info=True)
 
 
 @asynccontextmanager
@@ -162,12 +179,18 @@ async def running_daemon(config: HiveConfig) -> AsyncGenerator[Daemon]:
             tg.cancel_scope.cancel()
 
 
-async def serve_until_signalled(config: HiveConfig, *, on_ready: Callable[[], None] | None = None) -> None:
+async def serve_until_signalled(
+    config: HiveConfig,
+    *,
+    on_ready: Callable[[], None] | None = None,
+    start: StartFrom = AS_IS,
+    lock: DaemonLock | None = None,
+) -> None:
     """Run a daemon in the foreground until SIGTERM, SIGINT or the operator's shutdown."""
     # This process is the daemon: whatever it and its agents create (logs, work dirs, the state
     # repo) is for its user only.
     os.umask(0o077)
-    daemon = Daemon(config)
+    daemon = Daemon(config, start=start, lock=lock)
     async with anyio.create_task_group() as tg:
 
         async def watch_signals() -> None:

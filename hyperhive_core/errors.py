@@ -2,6 +2,7 @@
 
     HiveError
     ├── ConfigError
+    │   └── DaemonRunningError       (another daemon holds the state dir or run dir)
     ├── InvalidAgentNameError        (a name breaks the naming rules)
     ├── UnknownAgentError            (no agent of that name in the hive)
     ├── AgentExistsError
@@ -10,11 +11,15 @@
     │   └── BackendUnavailableError  (the backend's tool is missing on this host)
     ├── BrokerError
     │   ├── BodyTooLargeError
+    │   ├── EmptyBodyError
+    │   ├── KeyReusedError           (an idempotency key came back with a different message)
     │   ├── InboxFullError
     │   ├── UnknownMessageError      (reply_to names no message the caller took part in)
     │   ├── ConversationLimitError   (two agents answered each other too long unsupervised)
     │   ├── RateLimitedError         (a sender is over its rate)
     │   └── StorageError             (SQLite refused: disk full, locked, corrupt)
+    │       ├── DatabaseFullError    (the disk or the size limit; reads keep working)
+    │       └── DatabaseDamagedError (found at start: the daemon refuses to run on it)
     ├── DaemonUnavailableError       (a client found no daemon on the socket)
     └── ToolCallError                (the daemon refused a client's tool call; its words)
 
@@ -32,6 +37,19 @@ class HiveError(Exception):
 
 class ConfigError(HiveError):
     """The configuration cannot be used as given."""
+
+
+class DaemonRunningError(ConfigError):
+    """Another daemon holds the lock on the state dir (or the run dir) this one was asked to use."""
+
+    def __init__(self, path: Path, pid: int | None) -> None:
+        holder = f"pid {pid}" if pid else "another process"
+        super().__init__(
+            f"another hyperhive daemon ({holder}) already runs on {path}; stop it with `hivectl shutdown` "
+            "or choose other --state-dir/--run-dir"
+        )
+        self.path = path
+        self.pid = pid
 
 
 class InvalidAgentNameError(HiveError):
@@ -93,6 +111,25 @@ class BodyTooLargeError(BrokerError):
         self.limit = limit
 
 
+class EmptyBodyError(BrokerError):
+    """A message body is empty or only whitespace."""
+
+    def __init__(self) -> None:
+        super().__init__("message body is empty; write what the recipient should read")
+
+
+class KeyReusedError(BrokerError):
+    """An idempotency key that stored one message came back with a different one."""
+
+    def __init__(self, key: str, message_id: int) -> None:
+        super().__init__(
+            f"idempotency key {key!r} already stored message {message_id}, with another recipient, body or "
+            "reply_to; a retry must repeat the call exactly, and a new message needs a new key"
+        )
+        self.key = key
+        self.message_id = message_id
+
+
 class InboxFullError(BrokerError):
     """The recipient's inbox holds as many unread messages as it may."""
 
@@ -111,13 +148,13 @@ class UnknownMessageError(BrokerError):
 
 
 class ConversationLimitError(BrokerError):
-    """Two agents exchanged too many messages with no operator or manager message in between."""
+    """Two agents (the manager counts as one) exchanged too many messages with no operator message between."""
 
     def __init__(self, sender: str, recipient: str, limit: int) -> None:
         super().__init__(
             f"{sender} and {recipient} have exchanged {limit} messages with no message from the operator "
-            f"or hm1nd in between (the runaway guard); it resets when the operator or hm1nd writes to either "
-            f"of you: report to them instead of answering"
+            f"in between (the runaway guard); it resets when the operator writes to either of you: "
+            f"report to the operator instead of answering"
         )
         self.sender = sender
         self.recipient = recipient
@@ -129,8 +166,8 @@ class RateLimitedError(BrokerError):
 
     def __init__(self, sender: str, limit: int, window_s: float, retry_after_s: float) -> None:
         super().__init__(
-            f"{sender} sent {limit} messages in the last {window_s:g} s, the most allowed (rate limit); "
-            f"try again in {retry_after_s:.1f} s"
+            f"{sender} called send {limit} times in the last {window_s:g} s, the most allowed (rate limit; "
+            f"refused calls count too); wait {retry_after_s:.1f} s before sending again"
         )
         self.sender = sender
         self.limit = limit
@@ -140,6 +177,19 @@ class RateLimitedError(BrokerError):
 
 class StorageError(BrokerError):
     """The database refused a read or a write; nothing was half-written."""
+
+
+class DatabaseFullError(StorageError):
+    """The disk or the database's size limit leaves no room for new messages; reading still works."""
+
+
+class DatabaseDamagedError(StorageError):
+    """The database lost or mangled what it had committed: the daemon will not run on it."""
+
+    def __init__(self, path: Path, problem: str, way_out: str) -> None:
+        super().__init__(f"the hive database {path} is damaged: {problem}; nothing was changed. {way_out}")
+        self.path = path
+        self.problem = problem
 
 
 class DaemonUnavailableError(HiveError):

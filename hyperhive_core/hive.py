@@ -6,6 +6,9 @@ Lifecycle verbs on one agent are serialised by a per-agent lock; a failed spawn 
 """
 
 import logging
+import os
+import secrets
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -19,14 +22,11 @@ from hyperhive_core.broker.broker import Broker
 from hyperhive_core.broker.events import EventLog
 from hyperhive_core.broker.guard import RunawayGuard
 from hyperhive_core.broker.models import AgentRow, MessageRow
+from hyperhive_core.broker.readers import ReaderRegistry
+from hyperhive_core.broker.refusals import RefusalLog
+from hyperhive_core.broker.store import Appended
 from hyperhive_core.config import HiveConfig
-from hyperhive_core.errors import (
-    AgentExistsError,
-    ConversationLimitError,
-    HiveError,
-    RateLimitedError,
-    UnknownAgentError,
-)
+from hyperhive_core.errors import AgentExistsError, HiveError, UnknownAgentError
 from hyperhive_core.lifecycle.base import AgentSpec, AgentStatus, LifecycleBackend, Limits
 from hyperhive_core.mcp.models import AgentInfo, AgentResources, MessageView, PeerInfo
 from hyperhive_core.mcp.sockets import SocketHost
@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 ServerFactory = Callable[[str], MCPServer[Any]]
 DRIVERS = ("auto", "claude", "echo")
+# An agent's own words for its driver (with the reason for a fallback) are cut at this length.
+MAX_DRIVER_IN_USE_CHARS = 500
 
 
 def message_view(row: MessageRow) -> MessageView:
@@ -49,6 +51,7 @@ def message_view(row: MessageRow) -> MessageView:
         created_at=datetime.fromtimestamp(row.created_at, UTC),
         reply_to=row.reply_to,
         state=row.state,
+        deliveries=row.deliveries,
     )
 
 
@@ -91,11 +94,19 @@ class Hive:
         self.guard = RunawayGuard(
             max_exchanges=config.max_exchanges, rate_limit=config.rate_limit, rate_window_s=config.rate_window_s
         )
+        self.refusals = RefusalLog()
+        self.readers = ReaderRegistry()
+        # Names this daemon's unnamed readers, so a lease can never outlive its daemon under the same name.
+        self.boot_id = secrets.token_hex(4)
+        self.started_at = time.time()
         self._sockets = sockets
         # Builds the MCP server for a principal's socket: the agent toolset, or the manager's for hm1nd.
         self._agent_server = agent_server
         self._agents: dict[str, AgentRow] = {}
         self._locks: dict[str, anyio.Lock] = {}
+        # The driver each agent last said it answers with (its `driver` events); in memory, as an
+        # agent that starts again (also after a daemon restart) says it again at once.
+        self._drivers_in_use: dict[str, str] = {}
 
     # principals
 
@@ -115,30 +126,44 @@ class Hive:
             return name
         raise UnknownAgentError(name, [*self._agents, OPERATOR])
 
-    async def send(self, sender: str, to: str, body: str, *, reply_to: int | None = None) -> MessageRow:
-        """Send `body` from `sender` to `to`, durably.
+    async def send(
+        self, sender: str, to: str, body: str, *, reply_to: int | None = None, key: str | None = None
+    ) -> Appended:
+        """Send `body` from `sender` to `to`, durably; with `key`, a repeat of an earlier send is stored once.
 
         Raises:
             UnknownAgentError: `to` is neither an agent nor the operator.
-            ConversationLimitError, RateLimitedError: the runaway guard refused it.
-            BrokerError: the broker refused the message (size, inbox depth, reply_to, storage).
+            ConversationLimitError: the runaway guard refused it.
+            BrokerError: the broker refused the message (size, inbox depth, reply_to, key, storage).
         """
         recipient = self._recipient(to)
+        self.guard.admit(sender, recipient)
         try:
-            self.guard.admit(sender, recipient)
-        except (ConversationLimitError, RateLimitedError) as exc:
-            # The refusal goes into the sender's turn log too, so `hivectl logs` shows why it went quiet.
-            try:
-                await self.events.append(sender, [{"type": "hive", "subtype": "guard", "message": str(exc)}])
-            except HiveError:
-                logger.warning("could not log a guard refusal for %s", sender, exc_info=True)
-            raise
-        try:
-            row = await self.broker.send(sender, recipient, body, reply_to=reply_to)
+            appended = await self.broker.send(sender, recipient, body, reply_to=reply_to, key=key)
         except BaseException:
             self.guard.forget(sender, recipient)
             raise
-        return row
+        if appended.duplicate:
+            self.guard.forget(sender, recipient)
+        return appended
+
+    def failpoint(self, name: str) -> None:
+        """Die here, by SIGKILL, when the crash tests armed `name` (HYPERHIVE_FAILPOINTS); else nothing."""
+        if name in self.config.failpoints:
+            logger.warning("failpoint %s: killing the daemon on purpose", name)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    async def refused(self, sender: str, recipient: str, reason: str) -> None:
+        """Remember a refused send: `list`/`status` count it, the recipient's inbox view shows it, and
+        the sender's event log says why it went quiet (at most once a second, however hard it floods)."""
+        # Only a real principal's inbox view lists refusals: a made-up name must not grow the log.
+        known = recipient if recipient == OPERATOR or recipient in self._agents else ""
+        if self.refusals.record(sender, known, reason):
+            event = {"type": "hive", "subtype": "refused", "to": recipient[:40], "message": reason}
+            try:
+                await self.events.append(sender, [event])
+            except HiveError:
+                logger.warning("could not log a refused send of %s", sender, exc_info=True)
 
     async def peers(self, caller: str) -> list[PeerInfo]:
         """Everyone `caller` can send to, with their state."""
@@ -184,6 +209,7 @@ class Hive:
         await self._sockets.open(self.config.agent_socket(name), self._agent_server(name), label=f"agent {name}")
 
     async def _bring_up(self, row: AgentRow) -> None:
+        self._drivers_in_use.pop(row.name, None)
         spec = self._spec(row)
         await self._open_socket(row.name)
         await self.backend.create(spec)
@@ -246,12 +272,17 @@ class Hive:
             )
             try:
                 await self._bring_up(row)
-            except BaseException:
+                # shielded: once written the row must be known in memory too, or the two disagree.
                 with anyio.CancelScope(shield=True):
-                    await self._tear_down(name)
+                    await anyio.to_thread.run_sync(self.broker.store.put_agent, row)
+                    self._agents[name] = row
+            except BaseException:
+                # A spawn that did not finish (refused row, failed start, cancelled call) leaves no
+                # process and no socket behind: `list` would not show them.
+                with anyio.CancelScope(shield=True):
+                    if name not in self._agents:
+                        await self._tear_down(name)
                 raise
-            await anyio.to_thread.run_sync(self.broker.store.put_agent, row)
-            self._agents[name] = row
         return await self.status(name)
 
     async def _tear_down(self, name: str) -> None:
@@ -271,6 +302,7 @@ class Hive:
                 await self._tear_down(name)
                 await anyio.to_thread.run_sync(self.broker.store.delete_agent, name)
             del self._agents[name]
+            self._drivers_in_use.pop(name, None)
 
     async def rebuild(self, name: str) -> AgentInfo:
         """Reconcile an agent: stop it, re-create its socket and start it again; idempotent.
@@ -302,6 +334,13 @@ class Hive:
             except Exception:
                 logger.exception("could not restore agent %s", row.name)
 
+    def note_events(self, name: str, events: list[dict[str, Any]]) -> None:
+        """Learn from an agent's reported turn events which driver answers for it now."""
+        for event in events:
+            in_use = event.get("in_use")
+            if event.get("type") == "hive" and event.get("subtype") == "driver" and isinstance(in_use, str):
+                self._drivers_in_use[name] = in_use[:MAX_DRIVER_IN_USE_CHARS]
+
     # views
 
     async def status(self, name: str) -> AgentInfo:
@@ -322,6 +361,7 @@ class Hive:
     async def _info(self, row: AgentRow, unread: dict[str, int]) -> AgentInfo:
         status = await self.backend.status(row.name)
         now = time.time()
+        refused, last = self.refusals.of_sender(row.name)
         return AgentInfo(
             name=row.name,
             backend=row.backend,
@@ -335,7 +375,10 @@ class Hive:
             detail=status.detail,
             role=row.role,
             driver=row.driver,
+            driver_in_use=self._drivers_in_use.get(row.name, ""),
             throttled="; ".join(t.reason for t in self.guard.throttles() if t.sender == row.name),
             containment=status.containment,
             resources=_resources(status),
+            refused=refused,
+            last_refusal=last.reason if last is not None else "",
         )

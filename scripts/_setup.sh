@@ -42,3 +42,29 @@ ensure_tool() {
 
 ensure_bwrap() { ensure_tool bwrap bubblewrap "the agents' sandbox; without it they run unsandboxed"; }
 ensure_nix() { ensure_tool nix-instantiate nix-bin "the tests parse and evaluate the .nix files with it"; }
+
+# The real claude-code the tests drive (against a fake Messages API they serve on 127.0.0.1).
+# Pinned exactly: its stream-json events, flags and settings are the contract the driver relies on.
+CLAUDE_CODE_VERSION=2.1.332
+TOOLS="$ROOT/.tools"
+CLAUDE="$TOOLS/node_modules/.bin/claude"
+
+# ensure_claude: install @anthropic-ai/claude-code@$CLAUDE_CODE_VERSION into .tools/ (a project-local
+# npm prefix, gitignored) unless that exact version is there; npm comes from Debian when missing.
+ensure_claude() {
+    if [ -x "$CLAUDE" ] && [ "$("$CLAUDE" --version 2>/dev/null)" = "$CLAUDE_CODE_VERSION (Claude Code)" ]; then
+        return
+    fi
+    ensure_tool npm npm "installs claude-code, which the claude tests run"
+    command -v npm >/dev/null || return 0
+    say "installing claude-code $CLAUDE_CODE_VERSION into .tools (about 400 MB)"
+    mkdir -p "$TOOLS"
+    # --prefix keeps it out of the machine's global node_modules; the native binary comes as an
+    # optional dependency from the registry and the postinstall puts it in place of the stub.
+    npm install --prefix "$TOOLS" --no-audit --no-fund --no-save --loglevel=error \
+        "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" >/dev/null
+    "$CLAUDE" --version >/dev/null || {
+        echo "claude-code $CLAUDE_CODE_VERSION did not install into $TOOLS" >&2
+        exit 1
+    }
+}

@@ -1,13 +1,18 @@
-"""Helpers shared by the tests: configs in short temp dirs and stand-in agent commands."""
+"""Helpers shared by the tests: configs in short temp dirs, stand-in agent commands, daemon processes."""
 
 import os
 import shutil
 import signal
 import sys
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 import pytest
+from anyio.abc import Process
+from anyio.streams.buffered import BufferedByteReceiveStream
+from mcp import ClientSession, StdioServerParameters, stdio_client
 
 from hyperhive_core.client import HiveClient
 from hyperhive_core.config import HiveConfig
@@ -17,6 +22,9 @@ from hyperhive_core.lifecycle.local import LocalBackend
 # A real process that idles until the daemon stops it: for tests that drive an agent's socket
 # themselves and want no turn loop consuming its messages.
 IDLE_AGENT = ("sleep", "infinity")
+
+REPO = Path(__file__).resolve().parents[1]
+READY_TIMEOUT_S = 20.0
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
 
@@ -70,3 +78,69 @@ async def echo_round_trip(operator: HiveClient, agent: str, body: str) -> None:
     sent = await operator.send(agent, body)
     got = (await operator.recv(timeout_s=15)).messages
     assert [(m.sender, m.body, m.reply_to) for m in got] == [(agent, f"echo: {body}", sent.id)]
+
+
+@asynccontextmanager
+async def daemon_process(config: HiveConfig, env: Mapping[str, str] | None = None) -> AsyncGenerator[Process]:
+    """A real daemon in its own process (`tests.daemon_main`: idle agents, no guard in the way),
+    yielded once it listens; killed with -9 if still alive at exit. `env` adds to the environment."""
+    process = await anyio.open_process(
+        [sys.executable, "-m", "tests.daemon_main", str(config.run_dir), str(config.state_dir)],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+    )
+    try:
+        assert process.stdout is not None
+        with anyio.fail_after(READY_TIMEOUT_S):
+            line = await BufferedByteReceiveStream(process.stdout).receive_until(b"\n", 64)
+        assert line == b"ready"
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+        with anyio.CancelScope(shield=True):
+            await process.wait()
+            await process.aclose()
+
+
+class StderrPipe:
+    """A pipe to hand a child process as its stderr, read back line by line."""
+
+    def __init__(self) -> None:
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
+        self._read_fd = read_fd
+        self._buffer = b""
+        self.errlog = open(write_fd, "w")  # closed in close(); the child keeps its own copy
+
+    async def until(self, needle: str) -> str:
+        """Skip lines until one contains `needle`, and return it; raises `anyio.EndOfStream` at EOF."""
+        while True:
+            while b"\n" in self._buffer:
+                line, _, self._buffer = self._buffer.partition(b"\n")
+                if needle in (text := line.decode()):
+                    return text
+            await anyio.wait_readable(self._read_fd)
+            data = os.read(self._read_fd, 64 * 1024)
+            if not data:
+                raise anyio.EndOfStream
+            self._buffer += data
+
+    def close(self) -> None:
+        self.errlog.close()
+        os.close(self._read_fd)
+
+
+@asynccontextmanager
+async def bridged_session(socket: Path) -> AsyncGenerator[tuple[ClientSession, StderrPipe]]:
+    """An initialized SDK session through a real `hive-agent mcp` bridge, and the bridge's stderr."""
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "hyperhive_agent", "mcp", "--socket", str(socket)], cwd=REPO
+    )
+    stderr = StderrPipe()
+    try:
+        async with stdio_client(params, errlog=stderr.errlog) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            yield session, stderr
+    finally:
+        stderr.close()

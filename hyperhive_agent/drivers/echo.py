@@ -9,7 +9,7 @@ import logging
 from collections.abc import Sequence
 
 from hyperhive_agent.errors import ToolCallError
-from hyperhive_agent.events import EventLog
+from hyperhive_agent.events import EventLog, hive_event
 from hyperhive_agent.tools import AgentTools, Message
 
 logger = logging.getLogger(__name__)
@@ -35,14 +35,28 @@ class EchoDriver:
             ConnectionLostError: the hive went away mid-turn.
         """
         for message in messages:
+            events.emit(
+                hive_event("received", f"message {message.id} from {message.sender}: {message.body}", id=message.id)
+            )
             if self.guard and message.body.startswith(ECHO_PREFIX):
                 logger.info("not echoing message %d from %s: it is an echo", message.id, message.sender)
                 continue
+            if any(sent.reply_to == message.id for sent in message.sent_before):
+                logger.info("message %d was echoed before this turn was cut short", message.id)
+                continue
             try:
-                tools.send(message.sender, ECHO_PREFIX + message.body, reply_to=message.id)
+                # Keyed by the message: a turn run again after a crash stores its echo once.
+                sent = tools.send(
+                    message.sender, ECHO_PREFIX + message.body, reply_to=message.id, key=f"echo-{message.id}"
+                )
             except ToolCallError as exc:
                 logger.warning("echo to %s refused: %s", message.sender, exc.text)
-                events.emit({"type": "hive", "subtype": "refused", "message": f"echo to {message.sender}: {exc.text}"})
+                events.emit(hive_event("refused", f"echo to {message.sender}: {exc.text}"))
+                continue
+            events.emit(hive_event("sent", f"message {sent.id} to {message.sender}: {ECHO_PREFIX}{message.body}"))
 
     def cancel(self) -> None:
         """Nothing to cancel: an echo turn is a few quick sends."""
+
+    def rest(self, idle_s: float) -> None:
+        """Nothing to let go of."""

@@ -5,19 +5,26 @@ missed or spurious wake-up costs one query, never a message. Writes go through a
 one writer thread, no lock contention inside SQLite. Sends that arrive while a commit is running
 are group-committed: the next commit takes every waiting message in one transaction and one fsync,
 so throughput grows with concurrency while each `send` still returns only after its own commit.
+Each message in a group is its own savepoint: one that fails fails alone.
 """
 
 import functools
+import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import anyio
 
 from hyperhive_core.broker.models import MessageRow
-from hyperhive_core.broker.store import AppendRequest, HiveStore
+from hyperhive_core.broker.store import Appended, AppendRequest, HiveStore
 from hyperhive_core.config import MAX_BODY_BYTES, MAX_INBOX_DEPTH
-from hyperhive_core.errors import BodyTooLargeError
+from hyperhive_core.errors import BodyTooLargeError, DatabaseFullError, EmptyBodyError
 from hyperhive_core.states import MessageState
+
+# statvfs is cheap, but not free on every send: the free space is looked at most this often.
+DISK_CHECK_EVERY_S = 1.0
 
 
 @dataclass(slots=True, eq=False)
@@ -27,18 +34,67 @@ class _Pending:
     request: AppendRequest
     wake: anyio.Event = field(default_factory=anyio.Event)
     lead: bool = False
-    outcome: MessageRow | BaseException | None = None
+    outcome: Appended | BaseException | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What one `recv` hands out, and, when some of it was handed out before, what the reader sent since."""
+
+    messages: list[MessageRow]
+    already_sent: list[MessageRow] = field(default_factory=list[MessageRow])
+
+
+@dataclass(slots=True)
+class DiskGuard:
+    """Refuses new messages while the state dir's filesystem has less than `min_free_bytes` free.
+
+    The room left is for what must keep working on a full disk: handing out and acknowledging
+    what is already queued (the operator can still read its agents' last words).
+    """
+
+    path: Path | None = None
+    min_free_bytes: int = 0
+    _checked_at: float = -1e9
+    _free: int = 2**62
+
+    def free_bytes(self, *, now: float | None = None) -> int:
+        """Bytes free for the daemon's user (cached for `DISK_CHECK_EVERY_S`)."""
+        now = time.monotonic() if now is None else now
+        if self.path is not None and now - self._checked_at >= DISK_CHECK_EVERY_S:
+            try:
+                stats = os.statvfs(self.path)
+                self._free = stats.f_bavail * stats.f_frsize
+            except OSError:
+                self._free = 2**62  # a vanished dir is the database's problem to report
+            self._checked_at = now
+        return self._free
+
+    def check(self) -> None:
+        """Raises DatabaseFullError when the disk is below the reserve."""
+        if self.min_free_bytes and (free := self.free_bytes()) < self.min_free_bytes:
+            raise DatabaseFullError(
+                f"the disk holding the hive's state has {free // 2**20} MiB free, under the "
+                f"{self.min_free_bytes // 2**20} MiB kept so queued messages can still be read; nothing was "
+                "stored: free disk space, then send again"
+            )
 
 
 class Broker:
     """Every message of the hive goes through here."""
 
     def __init__(
-        self, store: HiveStore, *, max_body_bytes: int = MAX_BODY_BYTES, max_inbox_depth: int = MAX_INBOX_DEPTH
+        self,
+        store: HiveStore,
+        *,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        max_inbox_depth: int = MAX_INBOX_DEPTH,
+        disk: DiskGuard | None = None,
     ) -> None:
         self._store = store
         self._max_body_bytes = max_body_bytes
         self._max_inbox_depth = max_inbox_depth
+        self.disk = disk or DiskGuard()
         self._writer = anyio.CapacityLimiter(1)
         self._wakeups: dict[str, anyio.Event] = {}
         self._queue: list[_Pending] = []
@@ -49,21 +105,31 @@ class Broker:
         """The SQL store behind the broker."""
         return self._store
 
-    async def send(self, sender: str, recipient: str, body: str, *, reply_to: int | None = None) -> MessageRow:
+    async def send(
+        self, sender: str, recipient: str, body: str, *, reply_to: int | None = None, key: str | None = None
+    ) -> Appended:
         """Commit a message and wake its recipient; returns only once the row is durable.
 
         The recipient must already be known to be valid: the hive checks names, the broker bodies.
+        With `key`, a message the sender stored before under that key is returned, not stored again.
 
         Raises:
+            EmptyBodyError: `body` is empty or only whitespace.
             BodyTooLargeError: `body` is over the configured limit.
             InboxFullError: the recipient has too many unread messages.
             UnknownMessageError: `reply_to` names no message the sender took part in.
+            KeyReusedError: `key` stored a different message before.
+            DatabaseFullError: the disk or the database's size limit leaves no room for new messages.
             StorageError: the database refused the write.
         """
-        size = len(body.encode())
+        size = len(body.encode(errors="surrogatepass"))
         if size > self._max_body_bytes:
             raise BodyTooLargeError(size, self._max_body_bytes)
-        pending = _Pending(AppendRequest(sender, recipient, body, reply_to, time.time(), self._max_inbox_depth))
+        if not body.strip():
+            raise EmptyBodyError
+        self.disk.check()
+        request = AppendRequest(sender, recipient, body, reply_to, time.time(), self._max_inbox_depth, key)
+        pending = _Pending(request)
         self._queue.append(pending)
         # shielded: like a write in a worker thread, a started send finishes even if its caller is
         # cancelled, and a sender chosen to lead the next commit must run it for the others.
@@ -84,7 +150,7 @@ class Broker:
         batch, self._queue = self._queue, []
         try:
             requests = [p.request for p in batch]
-            outcomes: list[MessageRow | BaseException] = list(
+            outcomes: list[Appended | BaseException] = list(
                 await anyio.to_thread.run_sync(self._store.append_many, requests, limiter=self._writer)
             )
         except Exception as exc:
@@ -98,49 +164,92 @@ class Broker:
                 self._committing = False
         for pending, outcome in zip(batch, outcomes, strict=True):
             pending.outcome = outcome
-            if isinstance(outcome, MessageRow) and (wakeup := self._wakeups.pop(outcome.recipient, None)) is not None:
-                wakeup.set()
+            if isinstance(outcome, Appended) and not outcome.duplicate:
+                self._wake(outcome.row.recipient)
             pending.wake.set()
 
-    async def recv(self, recipient: str, *, timeout_s: float, limit: int, after: int | None = None) -> list[MessageRow]:
+    def _wake(self, recipient: str) -> None:
+        if (wakeup := self._wakeups.pop(recipient, None)) is not None:
+            wakeup.set()
+
+    async def recv(
+        self,
+        recipient: str,
+        *,
+        timeout_s: float,
+        limit: int,
+        after: int | None = None,
+        reader: str | None = None,
+        returning: bool = False,
+    ) -> Received:
         """Hand out up to `limit` queued messages, waiting up to `timeout_s` for the first.
 
         Each message is handed out once: concurrent callers for one recipient never share one.
-        Returns an empty list when the timeout passes first. With `after` (the reader's cursor: the
-        last id it finished), the reader's leased messages up to it are acknowledged first, and
-        what is handed out is leased: `release` (or a restart) returns it to the queue until a
-        later cursor acknowledges it.
+        Returns an empty list when the timeout passes first. With a `reader` (and its cursor
+        `after`, the last id it finished), the reader's own leases up to the cursor are
+        acknowledged first, and what is handed out is leased to it: it comes back to the queue
+        if the reader goes away (`release_reader`, `hold_reader`) before a later cursor covers it.
+        `returning` says the reader just (re)attached: what it still holds beyond its cursor is
+        handed back to it first.
 
         Raises:
             StorageError: the database refused the read.
         """
-        leased = after is not None
-        if after is not None:
-            ack = functools.partial(self._store.ack_through, recipient, after, now=time.time())
-            await anyio.to_thread.run_sync(ack, limiter=self._writer)
+        if reader is not None:
+            if after:
+                ack = functools.partial(self._store.ack_through, recipient, reader, after, now=time.time())
+                await anyio.to_thread.run_sync(ack, limiter=self._writer)
+            if returning:
+                reclaim = functools.partial(self._store.reclaim, recipient, reader, after=after or 0, now=time.time())
+                if rows := await anyio.to_thread.run_sync(reclaim, limiter=self._writer):
+                    return await self._received(recipient, rows)
         deadline = anyio.current_time() + timeout_s
         while True:
             # Take the event before looking, so a send that lands in between still wakes us.
             wakeup = self._wakeups.setdefault(recipient, anyio.Event())
+            now = time.time()
+            hold_due = self._store.hold_due(recipient)
             # The in-memory count is exact (it changes only after a commit), so an empty inbox
             # needs no trip to the writer thread.
-            if self._store.queued(recipient):
-                claim = functools.partial(self._store.claim, recipient, limit, now=time.time(), leased=leased)
+            if self._store.queued(recipient) or (hold_due is not None and hold_due <= now):
+                claim = functools.partial(self._store.claim, recipient, limit, now=now, reader=reader)
                 # The claim runs to completion even if the caller is cancelled meanwhile (anyio
                 # shields worker threads), and its rows are returned, never dropped.
                 if rows := await anyio.to_thread.run_sync(claim, limiter=self._writer):
-                    return rows
+                    return await self._received(recipient, rows)
+                hold_due = self._store.hold_due(recipient)
             remaining = deadline - anyio.current_time()
             if remaining <= 0:
-                return []
+                return Received([])
+            if hold_due is not None:
+                # A lease whose reader stayed away comes back to the queue then: look again.
+                remaining = min(remaining, max(hold_due - time.time(), 0.0) + 0.001)
             with anyio.move_on_after(remaining):
                 await wakeup.wait()
 
-    async def release(self, recipient: str, ids: list[int]) -> None:
-        """Return leased, unacknowledged messages to `recipient`'s queue (their session ended)."""
-        if ids and await anyio.to_thread.run_sync(self._store.release, recipient, ids, limiter=self._writer):
-            if (wakeup := self._wakeups.pop(recipient, None)) is not None:
-                wakeup.set()
+    async def _received(self, recipient: str, rows: list[MessageRow]) -> Received:
+        again = [r.id for r in rows if r.deliveries > 1 and r.id is not None]
+        if not again:
+            return Received(rows)
+        since = await anyio.to_thread.run_sync(self._store.sent_since, recipient, min(again))
+        return Received(rows, since)
+
+    async def ack(self, recipient: str, ids: Sequence[int]) -> tuple[list[int], list[int]]:
+        """Acknowledge messages handed to `recipient`: (acknowledged, not handed to it)."""
+        ack = functools.partial(self._store.ack, recipient, ids, now=time.time())
+        return await anyio.to_thread.run_sync(ack, limiter=self._writer)
+
+    async def release_reader(self, recipient: str, reader: str) -> None:
+        """Return an unnamed reader's leases to `recipient`'s queue (its session ended)."""
+        if await anyio.to_thread.run_sync(self._store.release_reader, recipient, reader, limiter=self._writer):
+            self._wake(recipient)
+
+    async def hold_reader(self, recipient: str, reader: str) -> None:
+        """Keep a named reader's leases for it a while (its session ended; it may come back)."""
+        hold = functools.partial(self._store.hold_reader, recipient, reader, now=time.time())
+        if await anyio.to_thread.run_sync(hold, limiter=self._writer):
+            # A waiting recv must learn when the hold ends, to take the messages then.
+            self._wake(recipient)
 
     async def peek(self, recipient: str, limit: int) -> list[MessageRow]:
         """Return the oldest queued messages for `recipient`, consuming nothing."""

@@ -1,10 +1,12 @@
 """The runaway guard: bounds on what agents send, enforced in the daemon where no agent can skip them.
 
-Two rules. A pair of agents may exchange at most `max_exchanges` messages in a row with no
-message from a supervisor (the operator or the manager) to either of them; a supervisor's message
-resets every pair it touches. And each agent may send at most `rate_limit` messages per
-`rate_window_s` (a sliding window). Supervisors are never limited. The state is in memory: a
-daemon restart forgives everyone, which errs on the side of letting work continue.
+Two rules. A pair of agents (the manager is an agent here: claude drives it too) may exchange at
+most `max_exchanges` stored messages in a row with no message from the operator to either of them;
+the operator's message resets every pair it touches. And each agent may call `send` at most
+`rate_limit` times per `rate_window_s` (a sliding window): every call counts, refused ones too, so
+a flood of bad calls is throttled like a flood of good ones. Only the operator is never limited.
+The state is in memory: a daemon restart forgives everyone, which errs on the side of letting work
+continue.
 """
 
 import time
@@ -13,9 +15,9 @@ from dataclasses import dataclass
 
 from hyperhive_core.config import MAX_EXCHANGES, RATE_LIMIT, RATE_WINDOW_S
 from hyperhive_core.errors import ConversationLimitError, RateLimitedError
-from hyperhive_core.names import MANAGER, OPERATOR
+from hyperhive_core.names import OPERATOR
 
-SUPERVISORS = frozenset({OPERATOR, MANAGER})
+SUPERVISORS = frozenset({OPERATOR})
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +29,7 @@ class Throttle:
 
 
 class RunawayGuard:
-    """Checks a message before it is stored, and records it after."""
+    """Counts each send call against its sender's rate, and each stored message against its pair."""
 
     def __init__(
         self,
@@ -40,83 +42,69 @@ class RunawayGuard:
         self.rate_limit = rate_limit
         self.rate_window_s = rate_window_s
         self._exchanges: dict[frozenset[str], int] = {}
-        self._sent: dict[str, deque[float]] = {}
+        # The newest `rate_limit` calls per sender: enough to tell whether the window is full, and
+        # bounded however hard a sender floods.
+        self._calls: dict[str, deque[float]] = {}
         self._blocked_pairs: dict[frozenset[str], str] = {}
 
-    def check(self, sender: str, recipient: str, *, now: float | None = None) -> None:
-        """Refuse a message that would break a bound; records nothing.
+    def attempt(self, sender: str, *, now: float | None = None) -> None:
+        """Count one `send` call by `sender`, whatever becomes of it.
 
         Raises:
-            ConversationLimitError: `sender` and `recipient` are agents that answered each other too long.
-            RateLimitedError: `sender` is over its rate.
+            RateLimitedError: `sender` had already called `rate_limit` times in the window.
         """
         if sender in SUPERVISORS:
             return
         now = time.monotonic() if now is None else now
-        times = self._sent.get(sender)
-        if times is not None:
-            while times and times[0] <= now - self.rate_window_s:
-                times.popleft()
-            if len(times) >= self.rate_limit:
-                raise RateLimitedError(sender, self.rate_limit, self.rate_window_s, times[0] + self.rate_window_s - now)
-        if recipient not in SUPERVISORS:
-            pair = frozenset({sender, recipient})
-            if self._exchanges.get(pair, 0) >= self.max_exchanges:
-                self._blocked_pairs[pair] = sender
-                raise ConversationLimitError(sender, recipient, self.max_exchanges)
+        calls = self._calls.setdefault(sender, deque(maxlen=self.rate_limit))
+        full = len(calls) == self.rate_limit and calls[0] > now - self.rate_window_s
+        retry_after_s = calls[0] + self.rate_window_s - now if full else 0.0
+        calls.append(now)
+        if full:
+            raise RateLimitedError(sender, self.rate_limit, self.rate_window_s, retry_after_s)
 
-    def record(self, sender: str, recipient: str, *, now: float | None = None) -> None:
-        """Count a message that was stored."""
+    def admit(self, sender: str, recipient: str) -> None:
+        """Count a message about to be stored against its pair; `forget` it if it is not stored.
+
+        Raises:
+            ConversationLimitError: `sender` and `recipient` are agents that answered each other too long.
+        """
         if sender in SUPERVISORS:
-            # A supervisor speaking to an agent resets every conversation that agent is in.
+            # The operator speaking to an agent resets every conversation that agent is in.
             for pair in [p for p in self._exchanges if recipient in p]:
                 del self._exchanges[pair]
                 self._blocked_pairs.pop(pair, None)
             return
-        now = time.monotonic() if now is None else now
-        self._sent.setdefault(sender, deque()).append(now)
-        if recipient not in SUPERVISORS:
-            pair = frozenset({sender, recipient})
-            self._exchanges[pair] = self._exchanges.get(pair, 0) + 1
-
-    def admit(self, sender: str, recipient: str) -> None:
-        """Check and count a message in one step, so concurrent sends cannot all slip under a bound.
-
-        Raises:
-            ConversationLimitError: `sender` and `recipient` are agents that answered each other too long.
-            RateLimitedError: `sender` is over its rate.
-        """
-        now = time.monotonic()
-        self.check(sender, recipient, now=now)
-        self.record(sender, recipient, now=now)
+        if recipient in SUPERVISORS:
+            return
+        pair = frozenset({sender, recipient})
+        if self._exchanges.get(pair, 0) >= self.max_exchanges:
+            self._blocked_pairs[pair] = sender
+            raise ConversationLimitError(sender, recipient, self.max_exchanges)
+        self._exchanges[pair] = self._exchanges.get(pair, 0) + 1
 
     def forget(self, sender: str, recipient: str) -> None:
-        """Uncount an admitted message that was not stored after all (refused by the broker)."""
-        if sender in SUPERVISORS:
-            return
-        if times := self._sent.get(sender):
-            times.pop()
+        """Uncount an admitted message that was not stored after all (refused, or a repeated key)."""
         pair = frozenset({sender, recipient})
-        if recipient not in SUPERVISORS and self._exchanges.get(pair, 0) > 0:
+        if sender not in SUPERVISORS and recipient not in SUPERVISORS and self._exchanges.get(pair, 0) > 0:
             self._exchanges[pair] -= 1
 
     def throttles(self, *, now: float | None = None) -> list[Throttle]:
         """Every sender the guard is refusing right now, and why."""
         now = time.monotonic() if now is None else now
         found: list[Throttle] = []
-        for sender, times in self._sent.items():
-            recent = [t for t in times if t > now - self.rate_window_s]
-            if len(recent) >= self.rate_limit:
-                wait_s = recent[0] + self.rate_window_s - now
-                found.append(Throttle(sender, f"rate limit: {len(recent)} messages in {self.rate_window_s:g} s; "
+        for sender, calls in self._calls.items():
+            if len(calls) == self.rate_limit and calls[0] > now - self.rate_window_s:
+                wait_s = calls[0] + self.rate_window_s - now
+                found.append(Throttle(sender, f"rate limit: {len(calls)} send calls in {self.rate_window_s:g} s; "
                                               f"clears in {wait_s:.0f} s"))  # fmt: skip
         for pair, sender in self._blocked_pairs.items():
             other = next(iter(pair - {sender}), sender)
             found.append(
                 Throttle(
                     sender,
-                    f"runaway guard: {self.max_exchanges} messages with {other} and no operator or hm1nd "
-                    f"message in between; a message from either to {sender} or {other} resets it",
+                    f"runaway guard: {self.max_exchanges} messages with {other} and no operator message in "
+                    f"between; a message from the operator to {sender} or {other} resets it",
                 )
             )
         return found

@@ -3,7 +3,7 @@
 Times are unix seconds (float): compact, ordered, and free of SQLite's timezone loss.
 """
 
-from sqlalchemy import Index
+from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
 from hyperhive_core.states import MessageState
@@ -13,7 +13,13 @@ class MessageRow(SQLModel, table=True):
     """One message; the row is the source of truth, in-process wake-ups only hint at it."""
 
     __tablename__ = "message"  # pyright: ignore[reportAssignmentType, reportIncompatibleVariableOverride]  # sqlmodel types it as a declared_attr
-    __table_args__ = (Index("ix_message_inbox", "recipient", "state", "id"),)
+    __table_args__ = (
+        Index("ix_message_inbox", "recipient", "state", "id"),
+        # One message per (sender, key): a retried send finds the row its first attempt stored.
+        Index("ux_message_key", "sender", "idem_key", unique=True, sqlite_where=text("idem_key IS NOT NULL")),
+        # A reader's leases, for its cursor and for a reader that comes back.
+        Index("ix_message_reader", "recipient", "reader", sqlite_where=text("leased = 1")),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     sender: str
@@ -24,9 +30,19 @@ class MessageRow(SQLModel, table=True):
     state: MessageState = MessageState.QUEUED
     delivered_at: float | None = None
     acked_at: float | None = None
-    # Handed out by a recv that acknowledges by cursor: until acknowledged, it returns to the queue
-    # when that session ends or the daemon restarts (nothing an agent did not finish is lost).
+    # Handed out by a recv that acknowledges by cursor: until that reader's cursor covers it, it
+    # belongs to the reader; it returns to the queue when an unnamed reader's session ends, or
+    # when a named reader stays away past `held_until` (nothing an agent did not finish is lost).
     leased: bool = False
+    # Who holds the lease: a name the reader chose (the turn loop's), or "~<daemon>-<connection>".
+    reader: str | None = None
+    # Set while a named reader is away (its session ended, the daemon restarted): its leases wait
+    # for it until then, and go back to the queue after.
+    held_until: float | None = None
+    # How many times it was handed out: more than 1 means a reader got it before and did not finish.
+    deliveries: int = 0
+    # The sender's idempotency key, if it gave one.
+    idem_key: str | None = None
 
 
 class AgentRow(SQLModel, table=True):

@@ -6,7 +6,7 @@ for people or JSON with `--json`, and exits 1 with one line on stderr when somet
 
 import typer
 
-from hyperhive_core.cli import agents, daemon, messages
+from hyperhive_core.cli import agents, daemon, database, messages
 from hyperhive_core.cli._common import RunDir, StateDir, make_dirs
 
 app = typer.Typer(
@@ -34,7 +34,10 @@ app.command()(agents.status)
 app.command()(agents.logs)
 app.command()(messages.send)
 app.command()(messages.recv)
+app.command()(messages.ack)
 app.command()(messages.inbox)
+app.command()(database.backup)
+app.command()(database.doctor)
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ RunDir = Annotated[
     typer.Option(
         "--run-dir",
         envvar="HYPERHIVE_RUN_DIR",
-        help="Where the daemon's sockets live [default: /run/hyperhive as root, else $XDG_RUNTIME_DIR/hyperhive].",
+        help="Where the daemon's sockets live \\[default: /run/hyperhive as root, else $XDG_RUNTIME_DIR/hyperhive].",
         show_default=False,
     ),
 ]
@@ -34,7 +34,7 @@ StateDir = Annotated[
     typer.Option(
         "--state-dir",
         envvar="HYPERHIVE_STATE_DIR",
-        help="Where messages and agent work dirs live [default: /var/lib/hyperhive as root, "
+        help="Where messages and agent work dirs live \\[default: /var/lib/hyperhive as root, "
         "else $XDG_STATE_HOME/hyperhive].",
         show_default=False,
     ),
@@ -62,16 +62,30 @@ def dirs(ctx: typer.Context) -> Dirs:
     return obj
 
 
+def use_dirs(ctx: typer.Context, run_dir: Path | None, state_dir: Path | None) -> Dirs:
+    """The dirs for this command: given after the verb, or before it (the root's), or the defaults."""
+    chosen = dirs(ctx)
+    if run_dir is not None or state_dir is not None:
+        chosen = Dirs(run_dir=run_dir or chosen.run_dir, state_dir=state_dir or chosen.state_dir)
+        ctx.obj = chosen
+    return chosen
+
+
 def make_dirs(run_dir: Path | None, state_dir: Path | None) -> Dirs:
     """Fill in the defaults for directories not given."""
     return Dirs(run_dir=run_dir or default_run_dir(), state_dir=state_dir or default_state_dir())
 
 
-def fail(message: str) -> typer.Exit:
-    """Print one error line to stderr and return the exit to raise."""
+def report_failure(message: str) -> None:
+    """Print one error line to stderr."""
     # printable, not markup: the message quotes names and bodies that agents chose.
     line = Text.assemble(("error:", "bold red"), " ", printable(message))
     err_console.print(line, highlight=False, soft_wrap=True)
+
+
+def fail(message: str) -> typer.Exit:
+    """Print one error line to stderr and return the exit to raise."""
+    report_failure(message)
     return typer.Exit(1)
 
 

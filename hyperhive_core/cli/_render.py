@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from hyperhive_core.cli._safe import printable
-from hyperhive_core.mcp.models import AgentInfo, EventView, InboxView, MessageView
+from hyperhive_core.mcp.models import AgentInfo, EventView, HiveStatus, InboxView, MessageView
 from hyperhive_core.states import AgentState
 
 STATE_STYLE = {
@@ -37,7 +37,9 @@ def age(seconds: float | None) -> str:
 
 def agents_table(agents: list[AgentInfo]) -> Table:
     """The hive, one agent a row."""
-    table = Table("NAME", "STATE", "PID", "UPTIME", "UNREAD", "BACKEND", "SANDBOX", title="hive", title_justify="left")
+    table = Table(
+        "NAME", "STATE", "PID", "UPTIME", "UNREAD", "REFUSED", "BACKEND", "SANDBOX", title="hive", title_justify="left"
+    )
     for a in agents:
         state = Text(a.state.value, style=STATE_STYLE.get(a.state, ""))
         if a.detail:
@@ -50,6 +52,7 @@ def agents_table(agents: list[AgentInfo]) -> Table:
             str(a.pid) if a.pid else "-",
             age(a.uptime_s),
             str(a.unread),
+            Text(str(a.refused), style="yellow") if a.refused else Text("0"),
             printable(a.backend),
             printable(a.sandbox or "-"),
         )
@@ -73,12 +76,14 @@ def agent_panel(a: AgentInfo) -> Table:
         ("backend", printable(a.backend)),
         ("sandbox", printable(a.sandbox or "-")),
         ("socket", printable(a.socket)),
-        ("driver", printable(a.driver)),
+        ("driver", printable(f"{a.driver_in_use} (asked: {a.driver})" if a.driver_in_use else a.driver)),
     ]
     if a.role:
         rows.append(("role", printable(a.role)))
     if a.throttled:
         rows.append(("throttled", printable(a.throttled, style="bold yellow")))
+    if a.refused:
+        rows.append(("refused", printable(f"{a.refused} sends; the latest: {a.last_refusal}", style="yellow")))
     if a.detail:
         rows.append(("detail", printable(a.detail)))
     if a.containment:
@@ -87,7 +92,10 @@ def agent_panel(a: AgentInfo) -> Table:
         rows.append(
             (
                 "memory",
-                Text(f"{_mib(r.memory_bytes)} (peak {_mib(r.memory_peak_bytes)}) of {_mib(r.memory_limit_bytes)}"),
+                Text(
+                    f"{_mib_or_dash(r.memory_bytes)} (peak {_mib_or_dash(r.memory_peak_bytes)}) "
+                    f"of {_mib_or_dash(r.memory_limit_bytes)}"
+                ),
             )
         )
         rows.append(("processes", Text(f"{_count(r.pids)} of {_count(r.pids_limit)}")))
@@ -101,7 +109,7 @@ def agent_panel(a: AgentInfo) -> Table:
     return table
 
 
-def _mib(n: int | None) -> str:
+def _mib_or_dash(n: int | None) -> str:
     return "-" if n is None else f"{n / 2**20:.0f} MiB"
 
 
@@ -131,10 +139,44 @@ def messages_table(messages: list[MessageView], *, title: str) -> Table:
 
 
 def inbox_table(view: InboxView) -> Table:
-    """An inbox peek: counts in the title, queued messages below."""
-    return messages_table(
+    """An inbox peek: counts in the title, queued messages below, refused sends to it in the caption."""
+    table = messages_table(
         view.messages, title=f"inbox of {view.agent}: {view.queued} queued, {view.delivered} delivered unacked"
     )
+    if view.refused:
+        latest = view.refused[-1]
+        note = Text(f"{len(view.refused)} sends to {view.agent} were refused; the latest, from ", style="yellow")
+        note.append_text(printable(latest.sender, style="bold yellow"))
+        note.append(": ", style="yellow")
+        note.append_text(printable(latest.reason, style="yellow"))
+        table.caption = note
+    return table
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB"
+
+
+def hive_panel(h: HiveStatus) -> Table:
+    """The hive as a whole, one field a row, warnings last."""
+    table = Table(show_header=False, title="hive", title_justify="left", box=None, padding=(0, 2))
+    table.add_column(style="dim")
+    table.add_column()
+    counts = ", ".join(f"{n} {state.value}" for state, n in sorted(h.messages.items())) or "none"
+    limit = f" of {_mib(h.database_limit_bytes)}" if h.database_limit_bytes else ""
+    rows: list[tuple[str, Text]] = [
+        ("daemon", Text(f"pid {h.pid}, up {age(h.uptime_s)}, backend {h.backend}")),
+        ("agents", Text(str(h.agents))),
+        ("messages", Text(counts)),
+        ("database", Text(f"{_mib(h.database_bytes)}{limit}")),
+        ("disk free", Text(f"{_mib(h.disk_free_bytes)} (new messages refused below {_mib(h.min_free_bytes)})")),
+        ("state dir", printable(h.state_dir)),
+        ("run dir", printable(h.run_dir)),
+    ]
+    rows.extend(("warning", printable(w, style="bold yellow")) for w in h.warnings)
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
 
 
 def _short(value: object, limit: int = 160) -> str:
@@ -160,6 +202,11 @@ def _describe(data: dict[str, Any]) -> tuple[str, str]:
         servers = ", ".join(f"{s.get('name')} {s.get('status')}" for s in _dicts(data.get("mcp_servers")))
         model = data.get("model", "?")
         return "dim", f"session {data.get('session_id', '?')} started (model {model}; mcp: {servers or 'none'})"
+    if kind == "system" and subtype == "api_retry":
+        status = data.get("error_status") or "no answer"
+        delay_s = (data.get("retry_delay_ms") or 0) / 1000
+        attempt = f"{data.get('attempt', '?')}/{data.get('max_retries', '?')}"
+        return "yellow", f"API error {status} ({data.get('error', '?')}); retry {attempt} in {delay_s:.1f} s"
     if kind == "assistant":
         parts: list[str] = []
         for block in _blocks(data):

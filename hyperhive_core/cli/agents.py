@@ -1,14 +1,33 @@
-"""The agent verbs of hivectl: spawn, kill, rebuild, list, status, logs."""
+"""The agent verbs of hivectl: spawn, kill, rebuild, list, status, logs.
 
+Verbs on several names are all-or-nothing in what they check and honest in what they do: every
+name is checked first (well-formed, present or absent as the verb needs) and nothing is done if one
+fails; then each is applied and each outcome reported, exit 1 if any failed.
+"""
+
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import typer
+from pydantic import BaseModel
 
 from hyperhive_core.cli._client import OperatorClient
-from hyperhive_core.cli._common import Json, call_daemon, console, fail, print_json
-from hyperhive_core.cli._render import agent_panel, agents_table, event_line
-from hyperhive_core.mcp.models import AgentInfo, AgentList, EventList, StopReceipt
+from hyperhive_core.cli._common import (
+    Json,
+    RunDir,
+    StateDir,
+    call_daemon,
+    console,
+    fail,
+    print_json,
+    report_failure,
+    use_dirs,
+)
+from hyperhive_core.cli._render import agent_panel, agents_table, event_line, hive_panel
+from hyperhive_core.errors import AgentExistsError, HiveError, InvalidAgentNameError, ToolCallError, UnknownAgentError
+from hyperhive_core.mcp.models import AgentInfo, AgentList, EventList, HiveStatus, StopReceipt
+from hyperhive_core.names import validate_agent_name
 
 FOLLOW_WAIT_S = 30.0
 
@@ -25,6 +44,67 @@ Names = Annotated[list[str], typer.Argument(help="Agent names: lowercase letters
 Name = Annotated[str, typer.Argument(help="The agent's name.")]
 
 
+class Outcome(BaseModel):
+    """What a verb did to one name."""
+
+    name: str
+    ok: bool
+    agent: AgentInfo | None = None
+    error: str | None = None
+
+
+def _check_names(
+    client: OperatorClient, names: list[str], verb: str, *, must_exist: bool, validate: bool = False
+) -> None:
+    """Refuse the whole command, doing nothing, when one of `names` cannot take `verb`."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    known = {a.name for a in client.call("list_agents", {}, AgentList).agents}
+    for name in names:
+        if name in seen:
+            problems.append(f"{name!r} is given twice")
+            continue
+        seen.add(name)
+        try:
+            if validate:
+                validate_agent_name(name)
+            if must_exist and name not in known:
+                raise UnknownAgentError(name, known)
+            if not must_exist and name in known:
+                raise AgentExistsError(name)
+        except (InvalidAgentNameError, UnknownAgentError, AgentExistsError) as exc:
+            problems.append(str(exc))
+    if problems:
+        raise HiveError(f"nothing was {verb}: {'; '.join(problems)}")
+
+
+def _apply(names: list[str], one: Callable[[str], AgentInfo | None]) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    for name in names:
+        try:
+            outcomes.append(Outcome(name=name, ok=True, agent=one(name)))
+        except ToolCallError as exc:
+            outcomes.append(Outcome(name=name, ok=False, error=exc.reason))
+    return outcomes
+
+
+def _report(outcomes: list[Outcome], verb: str, *, json: bool, table: bool = True) -> None:
+    if json:
+        print_json([o.model_dump(mode="json", exclude_none=True) for o in outcomes])
+    else:
+        done = [o for o in outcomes if o.ok]
+        if table and done:
+            console.print(agents_table([o.agent for o in done if o.agent is not None]))
+        elif not table:
+            for outcome in done:
+                console.print(f"{verb} {outcome.name}", markup=False)
+        for outcome in outcomes:
+            if not outcome.ok:
+                report_failure(f"{outcome.name}: {outcome.error}")
+    if any(not o.ok for o in outcomes):
+        raise typer.Exit(1)
+
+
 def spawn(
     ctx: typer.Context,
     names: Annotated[
@@ -37,54 +117,64 @@ def spawn(
     pids: Annotated[int | None, typer.Option(min=8, help="Most processes and threads at once.")] = None,
     cpus: Annotated[float | None, typer.Option(min=0.01, help="CPUs it may use, e.g. 0.5.")] = None,
     json: Json = False,
+    run_dir: RunDir = None,
+    state_dir: StateDir = None,
 ) -> None:
     """Add agents to the hive and start them; --manager starts the manager, hm1nd."""
+    use_dirs(ctx, run_dir, state_dir)
     if manager == bool(names):
         raise fail("give agent names, or --manager alone")
 
-    def act(client: OperatorClient) -> list[AgentInfo]:
+    def act(client: OperatorClient) -> list[Outcome]:
         if manager:
-            return [client.call("spawn_manager", {"role": role, "driver": driver.value}, AgentInfo)]
+            info = client.call("spawn_manager", {"role": role, "driver": driver.value}, AgentInfo)
+            return [Outcome(name=info.name, ok=True, agent=info)]
+        wanted = names or []
+        _check_names(client, wanted, "spawned", must_exist=False, validate=True)
         limits = {k: v for k, v in (("memory_mb", memory_mb), ("pids", pids), ("cpus", cpus)) if v is not None}
-        arguments = [{"name": name, "role": role, "driver": driver.value, **limits} for name in names or ()]
-        return [client.call("spawn", a, AgentInfo) for a in arguments]
+        return _apply(
+            wanted,
+            lambda name: client.call(
+                "spawn", {"name": name, "role": role, "driver": driver.value, **limits}, AgentInfo
+            ),
+        )
 
-    spawned = call_daemon(ctx, act)
-    if json:
-        print_json(spawned)
-    else:
-        console.print(agents_table(spawned))
+    _report(call_daemon(ctx, act), "spawned", json=json)
 
 
-def kill(ctx: typer.Context, names: Names, json: Json = False) -> None:
+def kill(
+    ctx: typer.Context, names: Names, json: Json = False, run_dir: RunDir = None, state_dir: StateDir = None
+) -> None:
     """Stop agents and remove them (their sockets too); their message history stays."""
+    use_dirs(ctx, run_dir, state_dir)
 
-    def act(client: OperatorClient) -> list[StopReceipt]:
-        return [client.call("kill", {"name": name}, StopReceipt) for name in names]
+    def act(client: OperatorClient) -> list[Outcome]:
+        _check_names(client, names, "killed", must_exist=True)
 
-    killed = call_daemon(ctx, act)
-    if json:
-        print_json(killed)
-    else:
-        for receipt in killed:
-            console.print(f"killed {receipt.name}", markup=False)
+        def one(name: str) -> None:
+            client.call("kill", {"name": name}, StopReceipt)
+
+        return _apply(names, one)
+
+    _report(call_daemon(ctx, act), "killed", json=json, table=False)
 
 
-def rebuild(ctx: typer.Context, names: Names, json: Json = False) -> None:
+def rebuild(
+    ctx: typer.Context, names: Names, json: Json = False, run_dir: RunDir = None, state_dir: StateDir = None
+) -> None:
     """Reconcile agents: stop, re-create the socket, start again (idempotent)."""
+    use_dirs(ctx, run_dir, state_dir)
 
-    def act(client: OperatorClient) -> list[AgentInfo]:
-        return [client.call("rebuild", {"name": name}, AgentInfo) for name in names]
+    def act(client: OperatorClient) -> list[Outcome]:
+        _check_names(client, names, "rebuilt", must_exist=True)
+        return _apply(names, lambda name: client.call("rebuild", {"name": name}, AgentInfo))
 
-    rebuilt = call_daemon(ctx, act)
-    if json:
-        print_json(rebuilt)
-    else:
-        console.print(agents_table(rebuilt))
+    _report(call_daemon(ctx, act), "rebuilt", json=json)
 
 
-def list_agents(ctx: typer.Context, json: Json = False) -> None:
+def list_agents(ctx: typer.Context, json: Json = False, run_dir: RunDir = None, state_dir: StateDir = None) -> None:
     """Show the hive: every agent's state, pid, uptime and unread count."""
+    use_dirs(ctx, run_dir, state_dir)
     agents = call_daemon(ctx, lambda client: client.call("list_agents", {}, AgentList).agents)
     if json:
         print_json(agents)
@@ -92,15 +182,26 @@ def list_agents(ctx: typer.Context, json: Json = False) -> None:
         console.print(agents_table(agents))
 
 
-def status(ctx: typer.Context, name: Name, json: Json = False) -> None:
-    """Show one agent in detail."""
-
-    def act(client: OperatorClient) -> AgentInfo:
-        return client.call("agent_status", {"name": name}, AgentInfo)
-
-    info = call_daemon(ctx, act)
+def status(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="The agent's name; none: the hive as a whole.")] = None,
+    json: Json = False,
+    run_dir: RunDir = None,
+    state_dir: StateDir = None,
+) -> None:
+    """Show one agent in detail, or the hive as a whole (daemon, database, disk, warnings)."""
+    use_dirs(ctx, run_dir, state_dir)
+    info: Any
+    if name is None:
+        info = call_daemon(ctx, lambda client: client.call("hive_status", {}, HiveStatus))
+        render: Literal["hive", "agent"] = "hive"
+    else:
+        info = call_daemon(ctx, lambda client: client.call("agent_status", {"name": name}, AgentInfo))
+        render = "agent"
     if json:
         print_json(info)
+    elif render == "hive":
+        console.print(hive_panel(info))
     else:
         console.print(agent_panel(info))
 
@@ -111,8 +212,11 @@ def logs(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events as they come.")] = False,
     lines: Annotated[int, typer.Option("--lines", "-n", min=1, max=1000, help="How many recent events.")] = 50,
     json: Json = False,
+    run_dir: RunDir = None,
+    state_dir: StateDir = None,
 ) -> None:
     """Show an agent's turn events: claude's text, tool calls and results, errors, cost and duration."""
+    use_dirs(ctx, run_dir, state_dir)
 
     def act(client: OperatorClient) -> None:
         page = client.call("agent_logs", {"name": name, "limit": lines}, EventList)

@@ -8,27 +8,32 @@ log's last lines, so a script can use the hive on the next line.
 import logging
 import os
 import select
-import sys
+import time
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
 from hyperhive_core.cli._client import OperatorClient, connect_raw, wait_until_closed
-from hyperhive_core.cli._common import call_daemon, console, dirs, err_console, fail
+from hyperhive_core.cli._common import RunDir, StateDir, console, err_console, fail, use_dirs
 from hyperhive_core.config import (
     AGENT_CPUS,
     AGENT_MEMORY_MB,
     AGENT_PIDS,
     MAX_EXCHANGES,
+    MIN_FREE_MB,
     RATE_LIMIT,
     TURN_TIMEOUT_S,
     HiveConfig,
 )
 from hyperhive_core.errors import DaemonUnavailableError, HiveError
 from hyperhive_core.mcp.models import ShutdownReceipt
+
+if TYPE_CHECKING:
+    from hyperhive_core.broker.database import StartFrom
+    from hyperhive_core.lock import DaemonLock
 
 READY_TIMEOUT_S = 30.0
 
@@ -41,15 +46,6 @@ class Sandbox(StrEnum):
     NONE = "none"
 
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr, force=True)
-    # The SDK logs every refused tool call at INFO; the caller already got the error.
-    logging.getLogger("mcp.server.mcpserver.server").setLevel(logging.WARNING)
-
-
 def _startup_error(exc: BaseException) -> HiveError | None:
     """The one HiveError a failed start raised, unwrapped from the task groups around it."""
     while isinstance(exc, BaseExceptionGroup):
@@ -60,18 +56,23 @@ def _startup_error(exc: BaseException) -> HiveError | None:
     return exc if isinstance(exc, HiveError) else None
 
 
-def _serve(config: HiveConfig, on_ready: Callable[[], None] | None = None) -> None:
+def _serve(
+    config: HiveConfig, start: "StartFrom", *, on_ready: Callable[[], None] | None = None, lock: "DaemonLock | None"
+) -> None:
     # Imported here: the daemon pulls in the MCP server (~1 s), which every other verb does without.
     import anyio
 
     from hyperhive_core.daemon import serve_until_signalled
 
-    anyio.run(lambda: serve_until_signalled(config, on_ready=on_ready))
+    anyio.run(lambda: serve_until_signalled(config, on_ready=on_ready, start=start, lock=lock))
 
 
-def _run_foreground(config: HiveConfig) -> None:
+def _run_foreground(config: HiveConfig, start: "StartFrom", log_level: str) -> None:
+    from hyperhive_core.logs import configure_daemon_logging
+
+    configure_daemon_logging(log_level)
     try:
-        _serve(config)
+        _serve(config, start, lock=None)
     except (HiveError, BaseExceptionGroup) as exc:
         if (error := _startup_error(exc)) is None:
             raise
@@ -79,54 +80,84 @@ def _run_foreground(config: HiveConfig) -> None:
 
 
 class _ReadyPipe:
-    """Tells a waiting parent that the daemon listens."""
+    """Tells the waiting parent how the start went: b"1" when the daemon listens, else its error."""
 
     def __init__(self, fd: int) -> None:
-        self._fd = fd
+        self._fd: int | None = fd
 
     def __call__(self) -> None:
-        os.write(self._fd, b"1")
-        os.close(self._fd)
+        self._say(b"1")
+
+    def failed(self, error: str) -> None:
+        """Hand the parent the start's error, to print as its own."""
+        self._say(b"E" + error.encode(errors="replace")[:4096])
+
+    def _say(self, what: bytes) -> None:
+        if self._fd is not None:
+            try:
+                os.write(self._fd, what)
+            finally:
+                os.close(self._fd)
+                self._fd = None
 
 
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
+def _read_all(fd: int, timeout_s: float) -> bytes:
+    """What the child writes on the pipe until it closes it, or until `timeout_s` passes."""
+    deadline = time.monotonic() + timeout_s
+    chunks: list[bytes] = []
+    while (left := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            break
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
-def _detach(config: HiveConfig, log_level: str) -> None:
+def _detach(config: HiveConfig, start: "StartFrom", log_level: str) -> None:
+    from hyperhive_core.lock import DaemonLock
+
     log_path = config.state_dir / "daemon.log"
-    config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # the daemon
         os.close(read_fd)
         os.setsid()
-        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        null_fd = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null_fd, 0)
-        os.dup2(log_fd, 1)
-        os.dup2(log_fd, 2)
-        _configure_logging(log_level)
-        code = 0
+        # The daemon's files (its log too, rotated ones included) are its user's alone.
+        os.umask(0o077)
+        ready = _ReadyPipe(write_fd)
+        code = 1
+        logging_to_file = False
         try:
-            _serve(config, _ReadyPipe(write_fd))
+            # First the lock: a daemon that loses it must not touch the winner's log or files.
+            lock = DaemonLock.acquire(config.state_dir, config.run_dir)
+            null_fd = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null_fd, fd)
+            from hyperhive_core.logs import configure_daemon_logging
+
+            configure_daemon_logging(log_level, log_path)
+            logging_to_file = True
+            _serve(config, start, on_ready=ready, lock=lock)
+            code = 0
         except BaseException as exc:
-            if (error := _startup_error(exc)) is not None:
-                logging.getLogger("hivectl").error("daemon failed: %s", error)
-            else:
-                logging.getLogger("hivectl").exception("daemon crashed")
-            code = 1
+            error = _startup_error(exc)
+            ready.failed(str(error) if error is not None else f"the daemon crashed: {exc!r}; see {log_path}")
+            if logging_to_file:  # else the parent says it: its stderr is still ours
+                if error is not None:
+                    logging.getLogger("hivectl").error("daemon failed: %s", error)
+                else:
+                    logging.getLogger("hivectl").exception("daemon crashed")
         os._exit(code)
     os.close(write_fd)
-    ready, _, _ = select.select([read_fd], [], [], READY_TIMEOUT_S)
-    answer = os.read(read_fd, 1) if ready else b""
+    answer = _read_all(read_fd, READY_TIMEOUT_S)
     os.close(read_fd)
+    if answer.startswith(b"E"):
+        raise fail(answer[1:].decode(errors="replace"))
     if answer != b"1":
-        tail = _tail(log_path)
-        raise fail(f"the daemon did not start; {log_path} says:\n{tail}" if tail else "the daemon did not start")
+        raise fail(f"the daemon did not start within {READY_TIMEOUT_S:g} s; see {log_path}")
     console.print(
         f"daemon ready (pid {pid}); operator socket {config.host_socket}; log {log_path}", markup=False, soft_wrap=True
     )
@@ -146,9 +177,9 @@ def serve(
         typer.Option(help="nixos backend: the agents' container template.", envvar="HYPERHIVE_NIXOS_TEMPLATE"),
     ] = None,
     max_exchanges: Annotated[
-        int, typer.Option(min=1, help="Runaway guard: messages two agents may trade with no operator/hm1nd word.")
+        int, typer.Option(min=1, help="Runaway guard: messages two agents may trade with no operator word.")
     ] = MAX_EXCHANGES,
-    rate_limit: Annotated[int, typer.Option(min=1, help="Runaway guard: messages an agent may send per minute.")] = (
+    rate_limit: Annotated[int, typer.Option(min=1, help="Runaway guard: send calls an agent may make per minute.")] = (
         RATE_LIMIT
     ),
     turn_timeout: Annotated[float, typer.Option(min=1, help="Seconds a claude turn may take before it is killed.")] = (
@@ -160,6 +191,9 @@ def serve(
     max_db_mb: Annotated[
         int | None, typer.Option(min=1, help="Cap the message database at this many MB (default: the disk).")
     ] = None,
+    min_free_mb: Annotated[
+        int, typer.Option(min=0, help="Refuse new messages while the disk has less free; reads go on.")
+    ] = MIN_FREE_MB,
     claude_config_dir: Annotated[
         Path | None,
         typer.Option(help="A dir with claude's login, shared by every agent.", envvar="HYPERHIVE_CLAUDE_CONFIG_DIR"),
@@ -169,9 +203,27 @@ def serve(
     ] = AGENT_MEMORY_MB,
     agent_pids: Annotated[int, typer.Option(min=0, help="Each agent's process limit; 0: none.")] = AGENT_PIDS,
     agent_cpus: Annotated[float, typer.Option(min=0, help="Each agent's CPU limit; 0: none.")] = AGENT_CPUS,
+    restore: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start from this backup (hivectl backup); the database it replaces is kept in damaged-<time>/."
+        ),
+    ] = None,
+    salvage: Annotated[
+        bool,
+        typer.Option(
+            "--salvage", help="Start a damaged database with what SQLite can still read; a copy is kept first."
+        ),
+    ] = False,
+    run_dir: RunDir = None,
+    state_dir: StateDir = None,
 ) -> None:
     """Run the hive daemon: the broker, every agent's MCP socket and the operator's host.sock."""
-    d = dirs(ctx)
+    from hyperhive_core.broker.database import StartFrom
+
+    if restore is not None and salvage:
+        raise fail("--restore and --salvage exclude each other: restore a backup, or salvage what is there")
+    d = use_dirs(ctx, run_dir, state_dir)
     config = HiveConfig(
         run_dir=d.run_dir,
         state_dir=d.state_dir,
@@ -184,24 +236,27 @@ def serve(
         rate_limit=rate_limit,
         turn_timeout_s=turn_timeout,
         max_db_mb=max_db_mb,
+        min_free_mb=min_free_mb,
         start_manager=manager,
         agent_memory_mb=agent_memory_mb or None,
         agent_pids=agent_pids or None,
         agent_cpus=agent_cpus or None,
     )
+    start = StartFrom(restore=restore.resolve() if restore else None, salvage=salvage)
     if detach:
-        _detach(config, log_level)
-        return
-    _configure_logging(log_level)
-    _run_foreground(config)
+        _detach(config, start, log_level)
+    else:
+        _run_foreground(config, start, log_level)
 
 
 def shutdown(
     ctx: typer.Context,
     wait: Annotated[float, typer.Option(help="Seconds to wait for the daemon to finish stopping.")] = 30.0,
+    run_dir: RunDir = None,
+    state_dir: StateDir = None,
 ) -> None:
     """Stop the daemon: agents stop, messages stay stored, the hive returns on the next serve."""
-    socket = dirs(ctx).host_socket
+    socket = use_dirs(ctx, run_dir, state_dir).host_socket
 
     def act(client: OperatorClient) -> None:
         # A second, silent connection: the daemon closes it only when it has stopped everything.
@@ -216,5 +271,13 @@ def shutdown(
             if not wait_until_closed(watcher, wait):
                 raise HiveError(f"the daemon did not stop within {wait:g} s; see its log")
 
-    call_daemon(ctx, act)
+    try:
+        with OperatorClient(socket) as client:
+            act(client)
+    except DaemonUnavailableError:
+        # Nothing to stop is not a failure (as `systemctl stop` of a stopped unit).
+        err_console.print(f"no daemon is running at {socket}; nothing to stop", markup=False, soft_wrap=True)
+        return
+    except HiveError as exc:
+        raise fail(str(exc)) from None
     err_console.print("daemon stopped")

@@ -26,6 +26,9 @@ class MessageView(BaseModel):
     created_at: datetime
     reply_to: int | None = Field(default=None, description="Id of the message this one answers, if any.")
     state: MessageState
+    deliveries: int = Field(
+        default=0, description="Times it was handed out; more than 1: you (or a reader of yours) got it before."
+    )
 
 
 class SendReceipt(BaseModel):
@@ -41,6 +44,27 @@ class RecvResult(BaseModel):
 
     messages: list[MessageView]
     remaining: int = Field(description="Unread messages still queued after these.")
+    already_sent: list[MessageView] = Field(
+        default_factory=list[MessageView],
+        description="When some of these were handed to you before (deliveries > 1) and your turn was cut "
+        "short: what you sent since, so you do not send it twice.",
+    )
+
+
+class AckReceipt(BaseModel):
+    """Messages acknowledged by ack: done with, never handed out again."""
+
+    acked: list[int] = Field(description="Ids now acknowledged (or acknowledged before).")
+    not_yours: list[int] = Field(description="Ids that were never handed to you: recv them first.")
+
+
+class Refusal(BaseModel):
+    """A send the daemon refused, and why."""
+
+    sender: str
+    recipient: str
+    reason: str
+    at: datetime
 
 
 class InboxView(BaseModel):
@@ -50,6 +74,9 @@ class InboxView(BaseModel):
     queued: int = Field(description="Unread messages waiting for recv.")
     delivered: int = Field(description="Messages recv handed out that no reply has acknowledged yet.")
     messages: list[MessageView] = Field(description="The oldest queued messages, up to the limit asked for.")
+    refused: list[Refusal] = Field(
+        default_factory=list[Refusal], description="The latest sends to this inbox that the daemon refused."
+    )
 
 
 class Identity(BaseModel):
@@ -99,10 +126,17 @@ class AgentInfo(BaseModel):
     socket: str = ""
     detail: str = Field(default="", description="Why the agent is in its state, when there is something to say.")
     role: str = ""
-    driver: str = "auto"
+    driver: str = Field(default="auto", description="The driver asked for at spawn: auto, claude or echo.")
+    driver_in_use: str = Field(
+        default="",
+        description="The driver answering now, as the agent last reported it: 'claude', 'echo', or "
+        "'echo (fallback: why)' while claude cannot run; empty until the agent reports.",
+    )
     throttled: str = Field(default="", description="Which runaway-guard limit refuses its messages now, if any.")
     containment: str = Field(default="", description="What the host enforces on it: pid namespace, seccomp, cgroup.")
     resources: AgentResources | None = None
+    refused: int = Field(default=0, description="Sends of this agent the daemon refused since it started.")
+    last_refusal: str = Field(default="", description="Why its latest refused send was refused.")
 
 
 class AgentList(BaseModel):
@@ -145,3 +179,28 @@ class StopReceipt(BaseModel):
 
     name: str
     removed: bool
+
+
+class HiveStatus(BaseModel):
+    """The hive as a whole: the daemon, its database and disk, and what needs the operator's eye."""
+
+    pid: int
+    started_at: datetime
+    uptime_s: float
+    run_dir: str
+    state_dir: str
+    backend: str
+    agents: int
+    messages: dict[MessageState, int] = Field(description="Every stored message, by state.")
+    database_bytes: int
+    database_limit_bytes: int | None = Field(description="hivectl serve --max-db-mb, if set.")
+    disk_free_bytes: int
+    min_free_bytes: int = Field(description="Below this much free disk, new messages are refused.")
+    warnings: list[str] = Field(description="What needs attention: a nearly full disk or database, throttles.")
+
+
+class BackupReceipt(BaseModel):
+    """An online copy of the hive database, which `hivectl serve --restore` can start from."""
+
+    path: str
+    bytes: int

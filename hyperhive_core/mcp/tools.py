@@ -6,35 +6,46 @@ Their docstrings are the descriptions a model reads. `HiveError` becomes a tool 
 """
 
 import json
+import logging
+import os
 from collections.abc import Generator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
+from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.request_state import RequestStateBoundary
 from mcp_types import CallToolResult, InputRequiredResult
-from pydantic import Field
+from pydantic import Field, ValidationError
 
+from hyperhive_agent import wire
+from hyperhive_core.broker.database import backup_database
 from hyperhive_core.broker.events import MAX_EVENTS_PER_CALL
 from hyperhive_core.broker.models import EventRow
-from hyperhive_core.errors import HiveError, NotPermittedError
+from hyperhive_core.broker.readers import ReaderKey, unnamed_reader
+from hyperhive_core.errors import ConfigError, HiveError, NotPermittedError
 from hyperhive_core.hive import Hive, message_view
 from hyperhive_core.mcp.connection import current_connection
 from hyperhive_core.mcp.models import (
     MAX_RECV_BATCH,
     MAX_RECV_TIMEOUT_S,
+    AckReceipt,
     AgentInfo,
     AgentList,
+    BackupReceipt,
     EventList,
     EventReceipt,
     EventView,
+    HiveStatus,
     Identity,
     InboxView,
     PeerList,
     RecvResult,
+    Refusal,
     SendReceipt,
     ShutdownReceipt,
     StopReceipt,
@@ -42,16 +53,21 @@ from hyperhive_core.mcp.models import (
 from hyperhive_core.names import MANAGER, OPERATOR
 from hyperhive_core.states import MessageState
 
+logger = logging.getLogger(__name__)
+
+# What reaches the model (claude puts a server's instructions in its system prompt): they name only
+# tools the model is given. The turn loop's own tools (it fetches messages and reports events for
+# the model) are hidden from claude, so they must not be named here.
 AGENT_INSTRUCTIONS = """\
 You are {name}, an agent in a hyperhive: a group of Claude Code agents that talk by messages.
-Call recv to wait for messages addressed to you, send to message another agent or the operator
-(the human running the hive), peers to see who is there, inbox to peek without consuming.
-Reply to a message by passing its id as reply_to."""
+Messages addressed to you arrive in your prompt, each with its id and sender. Use send to answer
+one (pass its id as reply_to) or to message another agent or the operator (the human running the
+hive), peers to see who is there, and inbox to peek at what waits for you."""
 
 MANAGER_INSTRUCTIONS = """\
 You are hm1nd, the manager of a hyperhive: a group of Claude Code agents that talk by messages.
-Besides the agent tools (recv, send, inbox, whoami, peers) you can grow and shrink the hive:
-spawn, kill and rebuild agents, and see them with list_agents and agent_status. Split work among
+Besides the agent tools (send, inbox, whoami, peers) you can grow and shrink the hive: spawn,
+kill and rebuild agents, and see them with list_agents and agent_status. Split work among
 agents, keep their conversations bounded, and report to the operator."""
 
 OPERATOR_INSTRUCTIONS = """\
@@ -61,7 +77,20 @@ The operator's console of a hyperhive: spawn, kill, rebuild and inspect agents, 
 To = Annotated[str, Field(description="Recipient: an agent name (see the peers tool) or 'operator'.")]
 Body = Annotated[str, Field(description="The message text (at most 64 KiB by default).")]
 ReplyTo = Annotated[
-    int | None, Field(description="Id of the message you are answering (from recv); marks it acknowledged.")
+    int | None,
+    Field(
+        ge=1,
+        le=wire.MAX_MESSAGE_ID,
+        description="Id of the message you are answering (from recv); marks it acknowledged.",
+    ),
+]
+Key = Annotated[
+    str | None,
+    Field(
+        pattern=wire.KEY_PATTERN,
+        description="Idempotency key (printable ASCII, at most 128): a repeated send with the same key is stored "
+        "once and returns the first one's id; use it to retry a send safely.",
+    ),
 ]
 TimeoutS = Annotated[
     float, Field(ge=0, le=MAX_RECV_TIMEOUT_S, description="Seconds to wait for a first message; 0 returns at once.")
@@ -69,10 +98,24 @@ TimeoutS = Annotated[
 After = Annotated[
     int | None,
     Field(
+        ge=0,
+        le=wire.MAX_MESSAGE_ID,
         description="Your cursor: the id of the last message you finished. Acknowledges it and every earlier one "
-        "you were given; what you are given from now on comes back to you if your session ends before a later "
-        "cursor covers it. Leave it out to take messages for good."
+        "this reader was given; what it is given from now on comes back if it goes away before a later cursor "
+        "covers it. Leave it out to take messages for good.",
     ),
+]
+Reader = Annotated[
+    str | None,
+    Field(
+        pattern=wire.READER_PATTERN,
+        description="Name this reader so its leases survive a reconnect: when it comes back under the same name, "
+        "it is handed first what it held beyond its cursor. Without a name, the reader is this connection.",
+    ),
+]
+AckIds = Annotated[
+    list[Annotated[int, Field(ge=1, le=wire.MAX_MESSAGE_ID)]],
+    Field(min_length=1, max_length=wire.MAX_ACK_IDS, description="Ids of messages recv handed you."),
 ]
 MaxBatch = Annotated[int, Field(ge=1, le=MAX_RECV_BATCH, description="Most messages to take in one call.")]
 PeekLimit = Annotated[int, Field(ge=0, le=MAX_RECV_BATCH, description="Most queued messages to show.")]
@@ -97,39 +140,100 @@ PRIVILEGED_TOOLS = frozenset(
 )
 
 
-class AgentServer(MCPServer[Any]):
-    """An agent's MCP server: refuses the manager's and operator's tools with an explanation."""
+class HiveServer(MCPServer[Any]):
+    """A principal's MCP server: its identity fixed, every refusal in words that say what to do.
 
-    def __init__(self, principal: str, **kwargs: Any) -> None:
+    Every `send` call counts against its sender's rate before anything else, refused calls too.
+    A call with arguments outside the tool's schema is refused naming the field and the bound; a
+    tool that crashes is logged (rate-limited) and answered without a traceback.
+    """
+
+    def __init__(self, principal: str, hive: Hive, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.principal = principal
+        self.hive = hive
+
+    def refuse(self, name: str) -> str | None:
+        """Why `name` is not this principal's tool, or None when it is."""
+        return None
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
-        """Run a tool, or explain why a privileged one is not this agent's."""
-        if name in PRIVILEGED_TOOLS:
-            refusal = NotPermittedError(
-                self.principal,
-                f"call {name}",
-                f"only the manager ({MANAGER}) and the operator change or inspect the hive; "
-                f"send your request to {MANAGER} or to the operator",
-            )
-            raise ToolError(str(refusal))
-        return await super().call_tool(name, arguments, context)
+        """Run a tool as this principal; a refused `send` is counted and remembered."""
+        if (refusal := self.refuse(name)) is not None:
+            raise ToolError(refusal)
+        if name != wire.SEND:
+            return await self._call(name, arguments, context)
+        recipient = str(arguments.get("to", ""))[: wire.MAX_READER_CHARS]
+        try:
+            with tool_errors():
+                self.hive.guard.attempt(self.principal)
+            return await self._call(name, arguments, context)
+        except ToolError as exc:
+            await self.hive.refused(self.principal, recipient, str(exc))
+            raise
+
+    async def _call(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None
+    ) -> CallToolResult | InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except UnexpectedToolError as exc:
+            logger.error("tool %s of %s crashed: %r", name, self.principal, exc.__cause__)
+            raise ToolError(
+                f"{name} failed inside the daemon ({type(exc.__cause__).__name__}); nothing was changed by the "
+                "failed part: try again, and if it fails again tell the operator (the daemon's log has it)"
+            ) from exc
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                raise ToolError(_invalid_arguments(name, exc.__cause__)) from exc
+            raise
+
+
+def _invalid_arguments(tool: str, error: ValidationError) -> str:
+    problems: list[str] = []
+    for item in error.errors(include_url=False)[:5]:
+        field_name = ".".join(str(part) for part in item["loc"]) or "arguments"
+        got = repr(item.get("input"))
+        got = got if len(got) <= 60 else got[:57] + "..."
+        problems.append(f"{field_name}: {item['msg']} (got {got})")
+    return f"{tool}: invalid arguments: {'; '.join(problems)}; see the tool's input schema and call again"
+
+
+class AgentServer(HiveServer):
+    """An agent's MCP server: refuses the manager's and operator's tools with an explanation."""
+
+    def refuse(self, name: str) -> str | None:
+        """The supervisors' tools are not an agent's: say who can."""
+        if name not in PRIVILEGED_TOOLS:
+            return None
+        refusal = NotPermittedError(
+            self.principal,
+            f"call {name}",
+            f"only the manager ({MANAGER}) and the operator change or inspect the hive; "
+            f"send your request to {MANAGER} or to the operator",
+        )
+        return str(refusal)
 
 
 S = TypeVar("S", bound=MCPServer[Any])
+# The SDK's built-in middleware we run without, by type: anything else (a security layer added
+# upstream) stays, and is logged so it is noticed.
+LEAN_WITHOUT = (OpenTelemetryMiddleware, RequestStateBoundary)
 
 
 def _lean(server: S) -> S:
-    """Drop the SDK's built-in middleware: a tracing span per request and the request-state seal.
+    """Drop two of the SDK's built-in middlewares: a tracing span per request and the request-state seal.
 
     Nothing here exports OpenTelemetry traces and no tool of ours uses request state (the
     2026-07-28 multi-round flow), yet the two cost about a fifth of the daemon's time per call
     under load (measured with benchmarks/run.py: throughput ~490 -> ~600 msg/s).
     """
-    server.middleware.clear()
+    kept = [m for m in server.middleware if not isinstance(m, LEAN_WITHOUT)]
+    for middleware in kept:
+        logger.info("keeping the SDK's middleware %s", type(middleware).__name__)
+    server.middleware[:] = kept
     return server
 
 
@@ -142,47 +246,80 @@ def tool_errors() -> Generator[None]:
         raise ToolError(str(exc)) from exc
 
 
-@dataclass(slots=True)
-class _Leases:
-    """What one connection was handed by cursor-acknowledging recvs and has not acknowledged yet."""
-
-    ids: set[int] = field(default_factory=set[int])
+class _Readers(set[ReaderKey]):
+    """The readers a connection has read as."""
 
 
-def _track_leases(hive: Hive, principal: str, after: int, handed_out: list[int]) -> None:
+def _reader(hive: Hive, principal: str, name: str | None) -> tuple[str, bool]:
+    """The reader a cursor recv reads as, and whether it just (re)attached on this connection.
+
+    Per-connection state lives with the connection the call came in on: when it ends, an unnamed
+    reader's leases go back to the queue, and a named reader's are held for it if this was its
+    last connection.
+    """
     connection = current_connection()
     if connection is None:  # an in-process call (tests): no session whose end could release them
-        return
-    leases = connection.state.get(principal)
-    if not isinstance(leases, _Leases):
-        held = leases = _Leases()
-        connection.state[principal] = held
+        return name or unnamed_reader(hive.boot_id, 0), False
+    key = ReaderKey(principal, name or unnamed_reader(hive.boot_id, connection.id))
+    readers = connection.state.setdefault("readers", _Readers())
+    assert isinstance(readers, _Readers)
+    if key in readers:
+        return key.reader, False
+    if len(readers) >= wire.MAX_READERS_PER_CONNECTION:
+        raise ToolError(
+            f"this connection already reads as {wire.MAX_READERS_PER_CONNECTION} readers; a connection may not "
+            "read as more: reuse a reader name, or open another connection"
+        )
+    readers.add(key)
+    if key.named:
+        hive.readers.attach(key)
 
-        async def release() -> None:
-            await hive.broker.release(principal, sorted(held.ids))
+    async def let_go() -> None:
+        if not key.named:
+            await hive.broker.release_reader(key.principal, key.reader)
+        elif hive.readers.detach(key):
+            await hive.broker.hold_reader(key.principal, key.reader)
 
-        connection.on_close(release)
-    leases.ids = {i for i in leases.ids if i > after} | set(handed_out)
+    connection.on_close(let_go)
+    return key.reader, key.named
 
 
 def _register_messaging(server: MCPServer[Any], hive: Hive, principal: str) -> None:
     @server.tool()
-    async def send(to: To, body: Body, reply_to: ReplyTo = None) -> SendReceipt:
+    async def send(to: To, body: Body, reply_to: ReplyTo = None, key: Key = None) -> SendReceipt:
         """Send a message; returns once it is stored durably, with its id."""
         with tool_errors():
-            row = await hive.send(principal, to, body, reply_to=reply_to)
-        view = message_view(row)
+            appended = await hive.send(principal, to, body, reply_to=reply_to, key=key)
+        hive.failpoint("send-committed")
+        view = message_view(appended.row)
         return SendReceipt(id=view.id, recipient=view.recipient, created_at=view.created_at)
 
     @server.tool()
-    async def recv(timeout_s: TimeoutS = 30.0, max: MaxBatch = 10, after: After = None) -> RecvResult:
+    async def recv(
+        timeout_s: TimeoutS = 30.0, max: MaxBatch = 10, after: After = None, reader: Reader = None
+    ) -> RecvResult:
         """Wait up to timeout_s for messages to you and take them (each message is handed out once)."""
         with tool_errors():
-            rows = await hive.broker.recv(principal, timeout_s=timeout_s, limit=max, after=after)
-            if after is not None:
-                _track_leases(hive, principal, after, [r.id for r in rows if r.id is not None])
+            if after is None and reader is None:
+                got = await hive.broker.recv(principal, timeout_s=timeout_s, limit=max)
+            else:
+                name, returning = _reader(hive, principal, reader)
+                got = await hive.broker.recv(
+                    principal, timeout_s=timeout_s, limit=max, after=after, reader=name, returning=returning
+                )
             counts = await hive.broker.counts(principal)
-        return RecvResult(messages=[message_view(r) for r in rows], remaining=counts.get(MessageState.QUEUED, 0))
+        return RecvResult(
+            messages=[message_view(r) for r in got.messages],
+            remaining=counts.get(MessageState.QUEUED, 0),
+            already_sent=[message_view(r) for r in got.already_sent],
+        )
+
+    @server.tool()
+    async def ack(ids: AckIds) -> AckReceipt:
+        """Acknowledge messages recv handed you: you are done with them, they are never handed out again."""
+        with tool_errors():
+            acked, not_yours = await hive.broker.ack(principal, ids)
+        return AckReceipt(acked=acked, not_yours=not_yours)
 
     @server.tool()
     async def whoami() -> Identity:
@@ -200,11 +337,16 @@ def _register_messaging(server: MCPServer[Any], hive: Hive, principal: str) -> N
 async def _inbox(hive: Hive, agent: str, limit: int) -> InboxView:
     rows = await hive.broker.peek(agent, limit)
     counts = await hive.broker.counts(agent)
+    refused = [
+        Refusal(sender=r.sender, recipient=r.recipient, reason=r.reason, at=datetime.fromtimestamp(r.at, UTC))
+        for r in hive.refusals.to_recipient(agent)
+    ]
     return InboxView(
         agent=agent,
         queued=counts.get(MessageState.QUEUED, 0),
         delivered=counts.get(MessageState.DELIVERED, 0),
         messages=[message_view(r) for r in rows],
+        refused=refused,
     )
 
 
@@ -218,6 +360,8 @@ def _register_agent_extras(server: MCPServer[Any], hive: Hive, name: str) -> Non
     @server.tool()
     async def report_events(events: Events) -> EventReceipt:
         """For the agent's turn loop, not for models: store this turn's events for the operator's logs."""
+        # noted first: whoever reads the stored events must find `status` already saying the same
+        hive.note_events(name, events)
         with tool_errors():
             return EventReceipt(stored=await hive.events.append(name, events))
 
@@ -226,7 +370,7 @@ def build_agent_server(name: str, hive: Hive) -> MCPServer[Any]:
     """The MCP server on agent `name`'s socket: messaging for that agent only (the manager's for hm1nd)."""
     if name == MANAGER:
         return build_manager_server(hive)
-    server = _lean(AgentServer(name, name="hyperhive", instructions=AGENT_INSTRUCTIONS.format(name=name)))
+    server = _lean(AgentServer(name, hive, name="hyperhive", instructions=AGENT_INSTRUCTIONS.format(name=name)))
     _register_messaging(server, hive, name)
     _register_agent_extras(server, hive, name)
     return server
@@ -234,7 +378,7 @@ def build_agent_server(name: str, hive: Hive) -> MCPServer[Any]:
 
 def build_manager_server(hive: Hive) -> MCPServer[Any]:
     """The MCP server on hm1nd's socket: the agent tools plus spawn, kill, rebuild, list_agents, agent_status."""
-    server = _lean(MCPServer[Any](name="hyperhive-manager", instructions=MANAGER_INSTRUCTIONS))
+    server = _lean(HiveServer(MANAGER, hive, name="hyperhive-manager", instructions=MANAGER_INSTRUCTIONS))
     _register_messaging(server, hive, MANAGER)
     _register_agent_extras(server, hive, MANAGER)
     _register_lifecycle(server, hive, MANAGER)
@@ -296,9 +440,56 @@ def _register_lifecycle(server: MCPServer[Any], hive: Hive, actor: str) -> None:
             return await hive.status(name)
 
 
+# Disk free under this many times the reserve, or a database this full of its cap, is a warning.
+DISK_WARN_FACTOR = 4
+DB_WARN_FRACTION = 0.9
+
+
+async def hive_overview(hive: Hive) -> HiveStatus:
+    """The hive as a whole, with warnings for what needs the operator's eye."""
+    config = hive.config
+    database_bytes = 0
+    for suffix in ("", "-wal"):
+        try:
+            database_bytes += (await anyio.Path(str(config.broker_path) + suffix).stat()).st_size
+        except FileNotFoundError:
+            pass
+    disk = hive.broker.disk
+    free = disk.free_bytes()
+    limit = config.max_db_mb * 1024 * 1024 if config.max_db_mb else None
+    warnings: list[str] = []
+    if free < disk.min_free_bytes * DISK_WARN_FACTOR:
+        warnings.append(
+            f"the disk is nearly full: {free // 2**20} MiB free; below {disk.min_free_bytes // 2**20} MiB new "
+            "messages are refused (hivectl serve --min-free-mb)"
+        )
+    if limit is not None and database_bytes >= limit * DB_WARN_FRACTION:
+        warnings.append(
+            f"the database is at {database_bytes * 100 // limit}% of its limit (--max-db-mb {config.max_db_mb})"
+        )
+    warnings.extend(f"{t.sender}: {t.reason}" for t in hive.guard.throttles())
+    now = datetime.now(UTC)
+    started = datetime.fromtimestamp(hive.started_at, UTC)
+    return HiveStatus(
+        pid=os.getpid(),
+        started_at=started,
+        uptime_s=round((now - started).total_seconds(), 3),
+        run_dir=str(config.run_dir),
+        state_dir=str(config.state_dir),
+        backend=hive.backend.info.name,
+        agents=len(hive.agent_names),
+        messages=hive.broker.store.totals(),
+        database_bytes=database_bytes,
+        database_limit_bytes=limit,
+        disk_free_bytes=free,
+        min_free_bytes=disk.min_free_bytes,
+        warnings=warnings,
+    )
+
+
 def build_operator_server(hive: Hive, *, stop_requested: anyio.Event) -> MCPServer[Any]:
     """The MCP server on host.sock: the operator's whole console, applied directly."""
-    server = _lean(MCPServer[Any](name="hyperhive-operator", instructions=OPERATOR_INSTRUCTIONS))
+    server = _lean(HiveServer(OPERATOR, hive, name="hyperhive-operator", instructions=OPERATOR_INSTRUCTIONS))
     _register_messaging(server, hive, OPERATOR)
 
     @server.tool()
@@ -331,6 +522,24 @@ def build_operator_server(hive: Hive, *, stop_requested: anyio.Event) -> MCPServ
                 await hive.status(name)
             rows = await hive.events.read(name, after=after, limit=limit, wait_s=wait_s)
         return EventList(agent=name, events=[_event_view(r) for r in rows], last_id=rows[-1].id if rows else after)
+
+    @server.tool()
+    async def hive_status() -> HiveStatus:
+        """The hive as a whole: daemon, database and disk, message counts, and warnings."""
+        with tool_errors():
+            return await hive_overview(hive)
+
+    @server.tool()
+    async def backup(
+        path: Annotated[str, Field(description="Absolute path of a new file for the copy (never overwritten).")],
+    ) -> BackupReceipt:
+        """Take an online copy of the hive database, which `hivectl serve --restore PATH` can start from."""
+        with tool_errors():
+            dest = Path(path)
+            if not dest.is_absolute():
+                raise ConfigError(f"backup path {path!r} is relative; give an absolute path")
+            size = await anyio.to_thread.run_sync(backup_database, hive.config.broker_path, dest)
+        return BackupReceipt(path=str(dest), bytes=size)
 
     @server.tool()
     async def shutdown() -> ShutdownReceipt:

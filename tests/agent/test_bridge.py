@@ -20,6 +20,11 @@ INITIALIZE = {
     "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "test", "version": "0"}},
 }
 INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+INITIALIZE_RESULT: dict[str, object] = {
+    "protocolVersion": "2025-11-25",
+    "capabilities": {"tools": {}},
+    "serverInfo": {"name": "hand-made", "version": "0"},
+}
 
 
 def line(message: Mapping[str, object]) -> bytes:
@@ -140,9 +145,7 @@ async def test_the_bridge_replays_initialize_to_a_server_restarted_on_the_same_p
         assert "back after" in await LineReader(bridge.stderr).rest()
 
 
-async def test_a_call_in_flight_when_the_server_goes_away_gets_an_error_and_the_next_call_works(
-    short_tmpdir: Path,
-) -> None:
+async def test_a_read_in_flight_when_the_server_goes_away_is_sent_again_and_answered(short_tmpdir: Path) -> None:
     sock = short_tmpdir / "mcp.sock"
     async with (
         FakeHive("alice") as hive,
@@ -156,16 +159,50 @@ async def test_a_call_in_flight_when_the_server_goes_away_gets_an_error_and_the_
             assert json.loads(await stdout.line())["id"] == 1
             await bridge.stdin.send(line(call(2, "recv", {"timeout_s": 30})))
             await hive.recv_waiting.wait()
+            hive.recv_waiting = anyio.Event()
             server.drop_connections()
-            failed = json.loads(await stdout.line())
-            assert failed["id"] == 2
-            assert failed["error"]["code"] == -32000
-            assert "restarted" in failed["error"]["message"]
-            # sent while the bridge reconnects: queued, then relayed after the replay
-            await bridge.stdin.send(line(call(3, "whoami")))
-            answer = json.loads(await stdout.line())
-            assert (answer["id"], answer["result"]["structuredContent"]) == (3, {"result": "alice"})
+            # the bridge reconnects and sends the recv again: the new session waits in it
+            await hive.recv_waiting.wait()
             assert server.accepted == 2
+            hive.put("bob", "hello again")
+            answer = json.loads(await stdout.line())
+            assert answer["id"] == 2
+            assert [m["body"] for m in answer["result"]["structuredContent"]["messages"]] == ["hello again"]
+
+
+async def test_a_call_in_flight_that_is_not_safe_to_repeat_gets_an_error_and_the_next_call_works(
+    short_tmpdir: Path,
+) -> None:
+    # A peer speaking the wire by hand: it takes report_events and hangs up without answering.
+    sock = short_tmpdir / "mcp.sock"
+    listener = await anyio.create_unix_listener(sock)
+    async with listener, running_agent("mcp", "--socket", str(sock)) as bridge:
+        assert bridge.stdin is not None
+        stdout = LineReader(bridge.stdout)
+        with anyio.fail_after(5):
+            first = await listener.accept()
+            peer = LineReader(first)
+            await bridge.stdin.send(line(INITIALIZE) + line(INITIALIZED))
+            assert json.loads(await peer.line())["method"] == "initialize"
+            await first.send(line({"jsonrpc": "2.0", "id": 1, "result": INITIALIZE_RESULT}))
+            assert json.loads(await stdout.line())["id"] == 1
+            assert json.loads(await peer.line())["method"] == "notifications/initialized"
+            await bridge.stdin.send(line(call(2, "report_events", {"events": [{"type": "x"}]})))
+            assert json.loads(await peer.line())["params"]["name"] == "report_events"
+            await first.aclose()
+            failed = json.loads(await stdout.line())
+            assert (failed["id"], failed["error"]["code"]) == (2, -32000)
+            assert "call again" in failed["error"]["message"]
+            # the bridge is back on a new connection: it replays initialize, and nothing else is resent
+            second = await listener.accept()
+            peer = LineReader(second)
+            replay = json.loads(await peer.line())
+            assert replay["method"] == "initialize"
+            await second.send(line({"jsonrpc": "2.0", "id": replay["id"], "result": INITIALIZE_RESULT}))
+            assert json.loads(await peer.line())["method"] == "notifications/initialized"
+            await bridge.stdin.send(line(call(3, "whoami")))
+            assert json.loads(await peer.line())["id"] == 3
+            await second.aclose()
 
 
 async def test_the_bridge_gives_up_reconnecting_after_its_timeout_with_one_line(short_tmpdir: Path) -> None:
@@ -186,9 +223,20 @@ async def test_the_bridge_gives_up_reconnecting_after_its_timeout_with_one_line(
 
 async def test_a_missing_socket_fails_with_one_line_naming_it(short_tmpdir: Path) -> None:
     sock = short_tmpdir / "absent.sock"
-    async with running_agent("mcp", "--socket", str(sock)) as bridge:
+    async with running_agent("mcp", "--socket", str(sock), "--reconnect-timeout", "0") as bridge:
         with anyio.fail_after(5):
             stderr = await LineReader(bridge.stderr).rest()
             assert await bridge.wait() == 1
     assert len(stderr.splitlines()) == 1
     assert str(sock) in stderr
+
+
+async def test_a_socket_that_never_appears_fails_after_the_wait_with_one_line(short_tmpdir: Path) -> None:
+    sock = short_tmpdir / "absent.sock"
+    async with running_agent("mcp", "--socket", str(sock), "--reconnect-timeout", "0.3") as bridge:
+        with anyio.fail_after(5):
+            stderr = await LineReader(bridge.stderr).rest()
+            assert await bridge.wait() == 1
+    [error] = [line for line in stderr.splitlines() if "ERROR" in line]
+    assert str(sock) in error
+    assert "no hive daemon came up within 0.3 s" in error

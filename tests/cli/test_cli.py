@@ -9,107 +9,33 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Generator, Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 from anyio.abc import SocketStream, TaskStatus
-from anyio.from_thread import BlockingPortal, start_blocking_portal
-from typer.testing import CliRunner, Result
+from anyio.from_thread import start_blocking_portal
 
-from hyperhive_core.cli import app
-from hyperhive_core.client import open_hive_client
-from hyperhive_core.config import HiveConfig
-from hyperhive_core.daemon import running_daemon
-from hyperhive_core.mcp.models import SendReceipt
+from tests.cli._hive import (
+    DAEMON_DOWN,
+    VERBS,
+    LiveHive,
+    cli_env,
+    error_line,
+    invoke,
+    live_hive,
+    report_as_agent,
+    wait_for_exit,
+)
 from tests.helpers import IDLE_AGENT, hive_config
 
-VERBS = ("serve", "shutdown", "spawn", "kill", "rebuild", "list", "status", "logs", "send", "recv", "inbox")
-DAEMON_DOWN = "no hyperhive daemon at"
-# Bounds every wait for a process to exit.
-STOP_DEADLINE_S = 10.0
 
-
-def cli_env(run_dir: Path, state_dir: Path) -> dict[str, str]:
-    """The environment a shell would give hivectl; wide, so rich never wraps a table cell."""
-    return {"HYPERHIVE_RUN_DIR": str(run_dir), "HYPERHIVE_STATE_DIR": str(state_dir), "COLUMNS": "200"}
-
-
-def invoke(env: dict[str, str], *args: str, input: str | None = None) -> Result:
-    """Run `hivectl ARGS` in-process."""
-    return CliRunner().invoke(app, list(args), input=input, env=env)
-
-
-def error_line(result: Result) -> str:
-    """The one error line of a refused command, after checking it is exactly that."""
-    assert result.exit_code == 1, result.output
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    return lines[0]
-
-
-async def send_as_agent(socket: Path, to: str, body: str) -> SendReceipt:
-    """Send a message from the agent whose socket is `socket`, as the agent itself would."""
-    with anyio.fail_after(5):
-        async with open_hive_client(socket) as client:
-            return await client.send(to, body)
-
-
-async def wait_for_exit(pidfd: int) -> None:
-    """Wait until the process behind `pidfd` has exited (a pidfd turns readable then)."""
-    with anyio.fail_after(STOP_DEADLINE_S):
-        await anyio.wait_readable(pidfd)
-
-
-@dataclass(frozen=True, slots=True)
-class LiveHive:
-    """A running daemon and a way to run hivectl against it."""
-
-    config: HiveConfig
-    portal: BlockingPortal
-
-    @property
-    def env(self) -> dict[str, str]:
-        """hivectl's environment for this daemon."""
-        return cli_env(self.config.run_dir, self.config.state_dir)
-
-    def run(self, *args: str, input: str | None = None) -> Result:
-        """Run hivectl; the caller checks the outcome."""
-        return invoke(self.env, *args, input=input)
-
-    def ok(self, *args: str, input: str | None = None) -> Result:
-        """Run hivectl and require success with nothing on stderr."""
-        result = self.run(*args, input=input)
-        assert result.exit_code == 0, result.output
-        assert result.stderr == ""
-        return result
-
-    def json(self, *args: str, input: str | None = None) -> Any:
-        """Run hivectl with --json and parse what it printed."""
-        return json.loads(self.ok(*args, "--json", input=input).stdout)
-
-    def agent_sends(self, agent: str, to: str, body: str) -> SendReceipt:
-        """`agent` sends a message through its own socket."""
-        return self.portal.call(send_as_agent, self.config.agent_socket(agent), to, body)
-
-
-@contextmanager
-def live_hive(config: HiveConfig) -> Generator[LiveHive]:
-    """Run a daemon for `config` on a portal's event loop until the block ends."""
-    with start_blocking_portal() as portal, portal.wrap_async_context_manager(running_daemon(config)):
-        yield LiveHive(config, portal)
-
-
-@pytest.fixture
-def hive(short_tmpdir: Path) -> Iterator[LiveHive]:
-    with live_hive(hive_config(short_tmpdir, agent_command=IDLE_AGENT)) as live:
-        yield live
+def agents_of(outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The agents a spawn or rebuild reported, after checking each name succeeded."""
+    assert all(o["ok"] for o in outcomes), outcomes
+    return [o["agent"] for o in outcomes]
 
 
 def by_name(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -138,7 +64,7 @@ def test_spawn_one_agent_shows_it_running_in_a_table(hive: LiveHive) -> None:
 
 
 def test_spawn_several_agents_returns_each_as_json(hive: LiveHive) -> None:
-    spawned = hive.json("spawn", "alice", "bob")
+    spawned = agents_of(hive.json("spawn", "alice", "bob"))
     assert [a["name"] for a in spawned] == ["alice", "bob"]
     for agent in spawned:
         assert agent["state"] == "running"
@@ -183,7 +109,7 @@ def test_list_json_has_state_pid_and_unread_counts(hive: LiveHive) -> None:
 
 
 def test_status_shows_one_agent_in_detail(hive: LiveHive) -> None:
-    pid = hive.json("spawn", "alice")[0]["pid"]
+    pid = agents_of(hive.json("spawn", "alice"))[0]["pid"]
     out = hive.ok("status", "alice").stdout
     assert "agent alice" in out
     assert "running" in out
@@ -192,7 +118,7 @@ def test_status_shows_one_agent_in_detail(hive: LiveHive) -> None:
 
 
 def test_status_json_matches_the_spawned_agent(hive: LiveHive) -> None:
-    spawned = hive.json("spawn", "alice")[0]
+    spawned = agents_of(hive.json("spawn", "alice"))[0]
     info = hive.json("status", "alice")
     assert info["name"] == "alice"
     assert info["state"] == "running"
@@ -312,10 +238,7 @@ def test_kill_removes_the_agent_and_its_socket(hive: LiveHive) -> None:
 
 def test_kill_json_returns_a_receipt_per_agent(hive: LiveHive) -> None:
     hive.ok("spawn", "alice", "bob")
-    assert hive.json("kill", "alice", "bob") == [
-        {"name": "alice", "removed": True},
-        {"name": "bob", "removed": True},
-    ]
+    assert hive.json("kill", "alice", "bob") == [{"name": "alice", "ok": True}, {"name": "bob", "ok": True}]
     assert hive.json("list") == []
     assert not hive.config.agent_socket("bob").exists()
 
@@ -324,7 +247,7 @@ def test_kill_json_returns_a_receipt_per_agent(hive: LiveHive) -> None:
 
 
 def test_rebuild_restarts_the_agent_with_a_new_pid(hive: LiveHive) -> None:
-    before = hive.json("spawn", "alice")[0]
+    before = agents_of(hive.json("spawn", "alice"))[0]
     out = hive.ok("rebuild", "alice").stdout
     assert "alice" in out
     assert "running" in out
@@ -335,8 +258,8 @@ def test_rebuild_restarts_the_agent_with_a_new_pid(hive: LiveHive) -> None:
 
 
 def test_rebuild_json_returns_the_running_agent(hive: LiveHive) -> None:
-    before = hive.json("spawn", "alice")[0]
-    [after] = hive.json("rebuild", "alice")
+    before = agents_of(hive.json("spawn", "alice"))[0]
+    [after] = agents_of(hive.json("rebuild", "alice"))
     assert after["name"] == "alice"
     assert after["state"] == "running"
     assert isinstance(after["pid"], int)
@@ -351,7 +274,7 @@ def test_rebuild_json_returns_the_running_agent(hive: LiveHive) -> None:
 
 def test_shutdown_returns_once_the_daemon_and_its_agents_stopped(short_tmpdir: Path) -> None:
     with live_hive(hive_config(short_tmpdir, agent_command=IDLE_AGENT)) as hive:
-        pid = hive.json("spawn", "alice")[0]["pid"]
+        pid = agents_of(hive.json("spawn", "alice"))[0]["pid"]
         pidfd = os.pidfd_open(pid)
         try:
             result = hive.run("shutdown", "--wait", "10")
@@ -431,7 +354,7 @@ def test_spawn_refuses_an_invalid_name(hive: LiveHive, name: str) -> None:
 
 
 def test_spawning_a_name_twice_is_refused(hive: LiveHive) -> None:
-    pid = hive.json("spawn", "alice")[0]["pid"]
+    pid = agents_of(hive.json("spawn", "alice"))[0]["pid"]
     line = error_line(hive.run("spawn", "alice"))
     assert "agent 'alice' already exists" in line
     [agent] = hive.json("list")
@@ -490,17 +413,12 @@ def test_serve_detach_returns_once_ready_and_shutdown_stops_it(short_tmpdir: Pat
         os.close(pidfd)
 
 
-async def report_as_agent(socket: Path, events: list[dict[str, Any]]) -> None:
-    """Report turn events from the agent whose socket is `socket`, as its turn loop would."""
-    with anyio.fail_after(5):
-        async with open_hive_client(socket) as client:
-            await client.report_events(events)
-
-
 def test_logs_shows_an_agents_turn_readably(hive: LiveHive) -> None:
     hive.ok("spawn", "alice")
     events: list[dict[str, Any]] = [
         {"type": "system", "subtype": "init", "session_id": "s-42", "model": "m", "mcp_servers": []},
+        {"type": "system", "subtype": "api_retry", "attempt": 1, "max_retries": 10, "retry_delay_ms": 610,
+         "error_status": 529, "error": "overloaded"},
         {
             "type": "assistant",
             "message": {
@@ -518,6 +436,7 @@ def test_logs_shows_an_agents_turn_readably(hive: LiveHive) -> None:
     hive.portal.call(report_as_agent, hive.config.agent_socket("alice"), events)
     out = hive.ok("logs", "alice").stdout
     assert "session s-42 started" in out
+    assert "API error 529 (overloaded); retry 1/10 in 0.6 s" in out
     assert "answering [bold]the operator[/] | → mcp__hive__send" in out
     assert "← ok" in out
     assert "turn done in 2.5 s, 2 turns, $0.0123" in out
@@ -543,7 +462,7 @@ def test_spawn_with_a_role_and_a_driver_shows_them_in_status(hive: LiveHive) -> 
 def test_spawn_manager_starts_hm1nd_and_refuses_names_beside_it(short_tmpdir: Path) -> None:
     config = hive_config(short_tmpdir, agent_command=IDLE_AGENT, manager_command=IDLE_AGENT)
     with live_hive(config) as hive:
-        [manager] = hive.json("spawn", "--manager")
+        [manager] = agents_of(hive.json("spawn", "--manager"))
         assert (manager["name"], manager["state"]) == ("hm1nd", "running")
         assert "give agent names, or --manager alone" in error_line(hive.run("spawn", "bob", "--manager"))
         assert "give agent names, or --manager alone" in error_line(hive.run("spawn"))

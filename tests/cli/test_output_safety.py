@@ -15,7 +15,7 @@ import pytest
 from rich.console import Console
 
 from hyperhive_core.cli._safe import ESCAPE_STYLE, escape_controls, html_escape_literal, printable, safe_json
-from tests.cli.test_cli import LiveHive, error_line, live_hive, report_as_agent
+from tests.cli._hive import LiveHive, error_line, live_hive, report_as_agent
 from tests.helpers import IDLE_AGENT, hive_config
 
 # Every character an agent's text must never get to the terminal raw.

@@ -6,22 +6,30 @@ import anyio
 import pytest
 
 from hyperhive_core.broker.broker import Broker
-from hyperhive_core.broker.store import HiveStore, open_engine
-from hyperhive_core.errors import BodyTooLargeError, InboxFullError, UnknownMessageError
+from hyperhive_core.broker.store import DbLimits, HiveStore, open_engine
+from hyperhive_core.errors import (
+    BodyTooLargeError,
+    BrokerError,
+    DatabaseFullError,
+    EmptyBodyError,
+    InboxFullError,
+    KeyReusedError,
+    UnknownMessageError,
+)
 from hyperhive_core.states import MessageState
 
 
-def open_broker(path: Path, **limits: int) -> Broker:
-    return Broker(HiveStore(open_engine(path)), **limits)
+def open_broker(path: Path, *, max_body_bytes: int = 64 * 1024, max_inbox_depth: int = 10_000) -> Broker:
+    return Broker(HiveStore(open_engine(path)), max_body_bytes=max_body_bytes, max_inbox_depth=max_inbox_depth)
 
 
 async def test_a_sent_message_is_in_the_file_when_send_returns(short_tmpdir: Path) -> None:
     db = short_tmpdir / "broker.sqlite"
     broker = open_broker(db)
-    row = await broker.send("operator", "alice", "hello")
+    row = (await broker.send("operator", "alice", "hello")).row
     # A second, independent engine sees the committed row: nothing waited in a buffer.
     other = open_broker(db)
-    rows = await other.recv("alice", timeout_s=0, limit=10)
+    rows = (await other.recv("alice", timeout_s=0, limit=10)).messages
     assert [(r.id, r.sender, r.body) for r in rows] == [(row.id, "operator", "hello")]
 
 
@@ -33,14 +41,14 @@ async def test_recv_hands_each_message_out_once_to_concurrent_callers(short_tmpd
 
     async def consume() -> None:
         while len(received) < total:
-            rows = await broker.recv("alice", timeout_s=0.5, limit=7)
+            rows = (await broker.recv("alice", timeout_s=0.5, limit=7)).messages
             received.extend(r.id or 0 for r in rows)
 
     with anyio.fail_after(30):
         async with anyio.create_task_group() as tg:
             for _ in range(8):
                 tg.start_soon(consume)
-            sent.extend([(await broker.send("bob", "alice", f"m{i}")).id or 0 for i in range(total)])
+            sent.extend([(await broker.send("bob", "alice", f"m{i}")).row.id or 0 for i in range(total)])
     assert sorted(received) == sorted(sent)
     assert len(received) == len(set(received))
 
@@ -52,7 +60,7 @@ async def test_a_waiting_recv_wakes_when_a_message_arrives(short_tmpdir: Path) -
 
     async def wait_for_one() -> None:
         waiting.set()
-        got.extend(r.body for r in await broker.recv("alice", timeout_s=60, limit=1))
+        got.extend(r.body for r in (await broker.recv("alice", timeout_s=60, limit=1)).messages)
 
     # Bounded far below recv's own 60 s timeout: only the wake-up can finish it in time.
     with anyio.fail_after(5):
@@ -66,7 +74,7 @@ async def test_a_waiting_recv_wakes_when_a_message_arrives(short_tmpdir: Path) -
 async def test_recv_returns_nothing_when_the_timeout_passes(short_tmpdir: Path) -> None:
     broker = open_broker(short_tmpdir / "broker.sqlite")
     await broker.send("alice", "bob", "not for alice")
-    assert await broker.recv("alice", timeout_s=0.05, limit=10) == []
+    assert (await broker.recv("alice", timeout_s=0.05, limit=10)).messages == []
     assert [r.body for r in await broker.peek("bob", 10)] == ["not for alice"]
 
 
@@ -85,24 +93,24 @@ async def test_a_full_inbox_refuses_new_messages_and_keeps_the_old(short_tmpdir:
     with pytest.raises(InboxFullError) as caught:
         await broker.send("operator", "alice", "three")
     assert (caught.value.agent, caught.value.limit) == ("alice", 2)
-    assert [r.body for r in await broker.recv("alice", timeout_s=0, limit=10)] == ["one", "two"]
+    assert [r.body for r in (await broker.recv("alice", timeout_s=0, limit=10)).messages] == ["one", "two"]
     # Reading makes room again.
     await broker.send("operator", "alice", "three")
 
 
 async def test_a_reply_acknowledges_the_message_it_answers(short_tmpdir: Path) -> None:
     broker = open_broker(short_tmpdir / "broker.sqlite")
-    question = await broker.send("operator", "alice", "ping?")
-    [delivered] = await broker.recv("alice", timeout_s=0, limit=1)
+    question = (await broker.send("operator", "alice", "ping?")).row
+    [delivered] = (await broker.recv("alice", timeout_s=0, limit=1)).messages
     assert delivered.state == MessageState.DELIVERED
-    answer = await broker.send("alice", "operator", "pong", reply_to=question.id)
+    answer = (await broker.send("alice", "operator", "pong", reply_to=question.id)).row
     assert answer.reply_to == question.id
     assert await broker.counts("alice") == {MessageState.ACKED: 1}
 
 
 async def test_reply_to_a_message_the_sender_never_saw_is_refused(short_tmpdir: Path) -> None:
     broker = open_broker(short_tmpdir / "broker.sqlite")
-    private = await broker.send("operator", "alice", "for alice only")
+    private = (await broker.send("operator", "alice", "for alice only")).row
     assert private.id is not None
     with pytest.raises(UnknownMessageError) as caught:
         await broker.send("bob", "operator", "snooping", reply_to=private.id)
@@ -110,3 +118,142 @@ async def test_reply_to_a_message_the_sender_never_saw_is_refused(short_tmpdir: 
     with pytest.raises(UnknownMessageError):
         await broker.send("bob", "operator", "nothing", reply_to=9999)
     assert await broker.counts("operator") == {}
+
+
+async def test_an_empty_or_blank_body_is_refused(short_tmpdir: Path) -> None:
+    broker = open_broker(short_tmpdir / "broker.sqlite")
+    for body in ("", " \n\t "):
+        with pytest.raises(EmptyBodyError):
+            await broker.send("operator", "alice", body)
+    assert await broker.counts("alice") == {}
+
+
+async def test_one_bad_message_in_a_group_commit_fails_alone(short_tmpdir: Path) -> None:
+    # Sends that arrive together are committed together: a reply_to SQLite cannot hold, or one that
+    # names nothing, must fail its own send and no other.
+    broker = open_broker(short_tmpdir / "broker.sqlite")
+    outcomes: dict[str, object] = {}
+
+    async def send(label: str, reply_to: int | None) -> None:
+        try:
+            outcomes[label] = (await broker.send("bob", "alice", label, reply_to=reply_to)).row.id
+        except BrokerError as exc:
+            outcomes[label] = exc
+
+    async with anyio.create_task_group() as tg:
+        for i in range(40):
+            tg.start_soon(send, f"good-{i}", None)
+            if i % 10 == 5:
+                tg.start_soon(send, f"overflow-{i}", 2**63)
+                tg.start_soon(send, f"unknown-{i}", 10**9)
+    good = {k: v for k, v in outcomes.items() if k.startswith("good")}
+    assert len(good) == 40
+    assert all(isinstance(v, int) for v in good.values())
+    assert all(isinstance(v, BrokerError) for k, v in outcomes.items() if not k.startswith("good"))
+    assert all(isinstance(v, UnknownMessageError) for k, v in outcomes.items() if k.startswith("unknown"))
+    assert await broker.counts("alice") == {MessageState.QUEUED: 40}
+
+
+async def test_a_send_repeated_with_its_key_is_stored_once(short_tmpdir: Path) -> None:
+    broker = open_broker(short_tmpdir / "broker.sqlite")
+    first = await broker.send("bob", "alice", "hello", key="k-1")
+    again = await broker.send("bob", "alice", "hello", key="k-1")
+    assert (first.duplicate, again.duplicate) == (False, True)
+    assert again.row.id == first.row.id
+    # Keys are per sender: carol's k-1 is another message.
+    other = await broker.send("carol", "alice", "hello", key="k-1")
+    assert other.row.id != first.row.id
+    with pytest.raises(KeyReusedError) as caught:
+        await broker.send("bob", "alice", "something else", key="k-1")
+    assert caught.value.message_id == first.row.id
+    assert await broker.counts("alice") == {MessageState.QUEUED: 2}
+
+
+async def test_concurrent_sends_with_one_key_store_one_message(short_tmpdir: Path) -> None:
+    broker = open_broker(short_tmpdir / "broker.sqlite")
+    ids: list[int | None] = []
+
+    async def send() -> None:
+        ids.append((await broker.send("bob", "alice", "once", key="same")).row.id)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(10):
+            tg.start_soon(send)
+    assert len(set(ids)) == 1
+    assert await broker.counts("alice") == {MessageState.QUEUED: 1}
+
+
+async def test_a_cursor_acknowledges_only_what_its_own_reader_was_handed(short_tmpdir: Path) -> None:
+    broker = open_broker(short_tmpdir / "broker.sqlite")
+    m1 = (await broker.send("bob", "alice", "m1")).row
+    m2 = (await broker.send("bob", "alice", "m2")).row
+    assert m1.id is not None
+    assert m2.id is not None
+    [got_a] = (await broker.recv("alice", timeout_s=0, limit=1, after=0, reader="~a")).messages
+    [got_b] = (await broker.recv("alice", timeout_s=0, limit=1, after=0, reader="~b")).messages
+    assert (got_a.id, got_b.id) == (m1.id, m2.id)
+    # B's cursor passes m1's id, but m1 is A's: it stays A's lease.
+    await broker.recv("alice", timeout_s=0, limit=1, after=m2.id, reader="~b")
+    assert await broker.counts("alice") == {MessageState.DELIVERED: 1, MessageState.ACKED: 1}
+    # A goes away without finishing m1: it comes back, to anyone.
+    await broker.release_reader("alice", "~a")
+    again = (await broker.recv("alice", timeout_s=0, limit=10)).messages
+    assert [(m.id, m.deliveries) for m in again] == [(m1.id, 2)]
+
+
+async def test_a_named_readers_leases_wait_for_it_then_return_to_the_queue(short_tmpdir: Path) -> None:
+    broker = Broker(HiveStore(open_engine(short_tmpdir / "broker.sqlite"), lease_hold_s=0.3))
+    m1 = (await broker.send("bob", "alice", "m1")).row
+    await broker.recv("alice", timeout_s=0, limit=1, after=0, reader="turn-loop")
+    reply = (await broker.send("alice", "bob", "on it")).row
+    await broker.hold_reader("alice", "turn-loop")
+    # Held: another reader does not get it...
+    assert (await broker.recv("alice", timeout_s=0, limit=10, after=0, reader="~x")).messages == []
+    # ...its reader does, when it comes back, with what it sent since.
+    back = await broker.recv("alice", timeout_s=0, limit=10, after=0, reader="turn-loop", returning=True)
+    assert [(m.id, m.deliveries) for m in back.messages] == [(m1.id, 2)]
+    assert [m.id for m in back.already_sent] == [reply.id]
+    # Away again, past the hold: a waiting reader gets it when the hold ends, without a new send.
+    await broker.hold_reader("alice", "turn-loop")
+    with anyio.fail_after(5):
+        later = await broker.recv("alice", timeout_s=4, limit=10, after=0, reader="~y")
+    assert [(m.id, m.deliveries) for m in later.messages] == [(m1.id, 3)]
+
+
+async def test_at_the_size_limit_sends_stop_but_reading_and_acknowledging_go_on(short_tmpdir: Path) -> None:
+    broker = Broker(HiveStore(open_engine(short_tmpdir / "b.sqlite"), DbLimits(max_bytes=1024 * 1024)))
+    body = "x" * 4000
+    stored = 0
+    refused: DatabaseFullError | None = None
+    while refused is None and stored < 10_000:
+        try:
+            await broker.send("bob", "operator", body)
+            stored += 1
+        except DatabaseFullError as exc:
+            refused = exc
+    assert refused is not None
+    assert stored > 100
+    got = 0
+    while batch := (await broker.recv("operator", timeout_s=0, limit=100, after=0, reader="~op")).messages:
+        got += len(batch)
+        acked, _ = await broker.ack("operator", [m.id or 0 for m in batch])
+        assert len(acked) == len(batch)
+    assert got == stored
+
+
+async def test_the_inbox_depth_holds_within_one_group_commit(short_tmpdir: Path) -> None:
+    broker = open_broker(short_tmpdir / "broker.sqlite", max_inbox_depth=5)
+    outcomes: list[bool] = []
+
+    async def send(i: int) -> None:
+        try:
+            await broker.send("bob", "alice", f"m{i}")
+            outcomes.append(True)
+        except InboxFullError:
+            outcomes.append(False)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(50):
+            tg.start_soon(send, i)
+    assert outcomes.count(True) == 5
+    assert await broker.counts("alice") == {MessageState.QUEUED: 5}

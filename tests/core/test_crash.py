@@ -1,53 +1,25 @@
 """Nothing lost, nothing doubled: senders and receivers at work while the daemon is killed with -9, again and again.
 
-A receiver acknowledges by cursor (`recv(after=...)`, as the turn loop does), so what it was handed
-but never got because the daemon died mid-answer comes back to it after the restart, and what it
-did get is not handed out again.
+A receiver acknowledges by cursor under a reader name (`recv(after=..., reader=...)`, as the turn
+loop does), so what it was handed but never got because the daemon died mid-answer comes back to it
+after the restart, and what it did get is not handed out again.
 """
 
 import random
-import sys
-from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
-from anyio.abc import Process
-from anyio.streams.buffered import BufferedByteReceiveStream
 
 from hyperhive_core.client import open_hive_client
 from hyperhive_core.config import HiveConfig
 from hyperhive_core.daemon import running_daemon
 from hyperhive_core.errors import ToolCallError
-from tests.helpers import IDLE_AGENT, hive_config
+from tests.helpers import IDLE_AGENT, daemon_process, hive_config
 
 SENDERS = ("s1", "s2", "s3")
 RECEIVERS = ("r1", "r2")
 ROUNDS = 10
-READY_TIMEOUT_S = 20.0
-REPO = Path(__file__).resolve().parents[2]
-
-
-@asynccontextmanager
-async def daemon_process(config: HiveConfig) -> AsyncGenerator[Process]:
-    """A real daemon in its own process, yielded once it listens; killed with -9 if still alive at exit."""
-    process = await anyio.open_process(
-        [sys.executable, "-m", "tests.daemon_main", str(config.run_dir), str(config.state_dir)],
-        cwd=REPO,
-    )
-    try:
-        assert process.stdout is not None
-        with anyio.fail_after(READY_TIMEOUT_S):
-            line = await BufferedByteReceiveStream(process.stdout).receive_until(b"\n", 64)
-        assert line == b"ready"
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-        with anyio.CancelScope(shield=True):
-            await process.wait()
-            await process.aclose()
 
 
 @dataclass
@@ -86,7 +58,7 @@ async def receive_until_gone(config: HiveConfig, ledger: Ledger, receiver: str) 
     try:
         async with open_hive_client(config.agent_socket(receiver)) as client:
             while True:
-                got = await client.recv(timeout_s=0.5, max=20, after=ledger.cursors[receiver])
+                got = await client.recv(timeout_s=0.5, max=20, after=ledger.cursors[receiver], reader="rx")
                 for m in got.messages:
                     ledger.received.append((m.id, m.recipient, m.body))
                     ledger.cursors[receiver] = max(ledger.cursors[receiver], m.id)
@@ -119,10 +91,12 @@ async def test_acknowledged_messages_arrive_exactly_once_across_ten_kill_9s(shor
         async with daemon_process(config):
             for receiver in RECEIVERS:
                 async with open_hive_client(config.agent_socket(receiver)) as client:
-                    while got := (await client.recv(timeout_s=0.2, max=100, after=ledger.cursors[receiver])).messages:
+                    cursor = ledger.cursors[receiver]
+                    while got := (await client.recv(timeout_s=0.2, max=100, after=cursor, reader="rx")).messages:
                         for m in got:
                             ledger.received.append((m.id, m.recipient, m.body))
                             ledger.cursors[receiver] = max(ledger.cursors[receiver], m.id)
+                        cursor = ledger.cursors[receiver]
 
     ids = [i for i, _, _ in ledger.received]
     assert len(ids) == len(set(ids)), "a message was delivered twice"

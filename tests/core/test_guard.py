@@ -20,42 +20,59 @@ from tests.helpers import IDLE_AGENT, hive_config, needs_bwrap
 RELENTLESS_ECHO = ("env", "HIVE_ECHO_GUARD=0", sys.executable, "-m", "hyperhive_agent", "serve")
 
 
-def test_a_pair_of_agents_is_stopped_after_the_cap_and_a_supervisor_resets_it() -> None:
+def test_a_pair_of_agents_is_stopped_after_the_cap_and_the_operator_resets_it() -> None:
     guard = RunawayGuard(max_exchanges=3, rate_limit=100)
     for sender, recipient in [("alice", "bob"), ("bob", "alice"), ("alice", "bob")]:
-        guard.check(sender, recipient, now=0)
-        guard.record(sender, recipient, now=0)
+        guard.admit(sender, recipient)
     with pytest.raises(ConversationLimitError) as caught:
-        guard.check("bob", "alice", now=0)
+        guard.admit("bob", "alice")
     assert (caught.value.sender, caught.value.recipient, caught.value.limit) == ("bob", "alice", 3)
-    # Other pairs and the supervisors are untouched.
-    guard.check("alice", "carol", now=0)
-    guard.check("bob", "operator", now=0)
+    # Other pairs and messages to the operator are untouched.
+    guard.admit("alice", "carol")
+    guard.admit("bob", "operator")
     assert [t.sender for t in guard.throttles(now=0)] == ["bob"]
-    guard.record("operator", "alice", now=0)
-    guard.check("bob", "alice", now=0)
+    guard.admit("operator", "alice")
+    guard.admit("bob", "alice")
     assert guard.throttles(now=0) == []
+
+
+def test_the_manager_is_bounded_like_any_agent_and_does_not_reset_pairs() -> None:
+    guard = RunawayGuard(max_exchanges=3, rate_limit=100)
+    for sender, recipient in [("hm1nd", "alice"), ("alice", "hm1nd"), ("hm1nd", "alice")]:
+        guard.admit(sender, recipient)
+    with pytest.raises(ConversationLimitError):
+        guard.admit("alice", "hm1nd")
+    guard.admit("alice", "bob")
+    guard.admit("bob", "alice")
+    guard.admit("hm1nd", "bob")  # the manager writing to bob does not reset alice and bob
+    guard.admit("alice", "bob")
+    with pytest.raises(ConversationLimitError):
+        guard.admit("bob", "alice")
 
 
 def test_a_sender_over_its_rate_waits_for_the_window_to_slide() -> None:
     guard = RunawayGuard(max_exchanges=100, rate_limit=2, rate_window_s=10)
-    guard.record("alice", "operator", now=0)
-    guard.record("alice", "bob", now=4)
+    guard.attempt("alice", now=0)
+    guard.attempt("alice", now=4)
     with pytest.raises(RateLimitedError) as caught:
-        guard.check("alice", "carol", now=5)
+        guard.attempt("alice", now=5)
     assert caught.value.retry_after_s == pytest.approx(5)
     assert "rate limit" in guard.throttles(now=5)[0].reason
-    guard.check("bob", "carol", now=5)
-    guard.check("alice", "carol", now=10.5)  # the first message left the window
+    guard.attempt("bob", now=5)
+    # The refused call counted too: the window is full until 5 + 10.
+    with pytest.raises(RateLimitedError):
+        guard.attempt("alice", now=10.5)
+    guard.attempt("alice", now=15.5)
 
 
-def test_supervisors_are_never_limited() -> None:
+def test_only_the_operator_is_never_limited() -> None:
     guard = RunawayGuard(max_exchanges=1, rate_limit=1)
     for _ in range(5):
-        guard.check("operator", "alice", now=0)
-        guard.record("operator", "alice", now=0)
-        guard.check("hm1nd", "alice", now=0)
-        guard.record("hm1nd", "alice", now=0)
+        guard.attempt("operator", now=0)
+        guard.admit("operator", "alice")
+    guard.attempt("hm1nd", now=0)
+    with pytest.raises(RateLimitedError):
+        guard.attempt("hm1nd", now=0)
 
 
 async def wait_for_guard_event(operator: HiveClient, agent: str) -> str:
@@ -63,7 +80,7 @@ async def wait_for_guard_event(operator: HiveClient, agent: str) -> str:
     while True:
         page = await operator.agent_logs(agent, after=after, wait_s=10)
         for event in page.events:
-            if event.data.get("subtype") == "guard":
+            if event.data.get("subtype") == "refused" and event.data.get("to"):
                 return str(event.data["message"])
         after = page.last_id
 
@@ -114,10 +131,12 @@ async def test_an_agent_over_its_rate_gets_a_tool_error_and_others_carry_on(shor
                 await alice.send("operator", f"report {i}")
             with pytest.raises(ToolCallError) as caught:
                 await alice.send("operator", "one too many")
-            assert "alice sent 5 messages in the last 60 s, the most allowed (rate limit)" in caught.value.reason
+            assert "alice called send 5 times in the last 60 s, the most allowed (rate limit" in caught.value.reason
         async with open_hive_client(config.agent_socket("bob")) as bob:
             await bob.send("operator", "bob is fine")
         status = await operator.status("alice")
-        assert status.throttled.startswith("rate limit: 5 messages in 60 s")
+        assert status.throttled.startswith("rate limit: 5 send calls in 60 s")
+        assert status.refused == 1
+        assert "rate limit" in status.last_refusal
         assert (await operator.status("bob")).throttled == ""
         assert (await operator.inbox()).queued == 6

@@ -10,7 +10,7 @@ from hyperhive_core.daemon import running_daemon
 from hyperhive_core.states import AgentState
 from tests.helpers import IDLE_AGENT, hive_config
 
-MANAGER_TOOLS = {"send", "recv", "inbox", "whoami", "peers", "report_events"} | {
+MANAGER_TOOLS = {"send", "recv", "ack", "inbox", "whoami", "peers", "report_events"} | {
     "spawn",
     "kill",
     "rebuild",

@@ -17,7 +17,7 @@ from hyperhive_core.config import HiveConfig
 from hyperhive_core.daemon import Daemon, running_daemon
 from tests.helpers import IDLE_AGENT, hive_config
 
-AGENT_TOOLS = {"send", "recv", "inbox", "whoami", "peers", "report_events"}
+AGENT_TOOLS = {"send", "recv", "ack", "inbox", "whoami", "peers", "report_events"}
 
 
 @asynccontextmanager

@@ -13,6 +13,7 @@ from hyperhive_core.client import HiveClient, open_hive_client
 from hyperhive_core.config import HiveConfig
 from hyperhive_core.daemon import running_daemon
 from hyperhive_core.errors import ToolCallError
+from hyperhive_core.mcp.models import HiveStatus
 from tests.helpers import IDLE_AGENT, hive_config
 
 BIG = "x" * 60_000
@@ -40,12 +41,19 @@ async def test_a_full_database_refuses_clearly_and_keeps_every_stored_message(sh
     async with running_daemon(config), open_hive_client(config.host_socket) as operator:
         await operator.spawn("alice")
         stored, refusal = await fill(operator, "alice")
-        assert refusal.reason.startswith("the hive database is full")
+        assert refusal.reason.startswith("the hive database is at its size limit")
         assert "nothing was stored" in refusal.reason
         assert len(stored) > 10
         # Still serving: reads work and small writes are refused the same clear way, not crashed.
         assert (await operator.inbox("alice", limit=1)).queued == len(stored)
         assert [a.name for a in await operator.list_agents()] == ["alice"]
+        status = await operator.call("hive_status", {}, HiveStatus)
+        assert any("of its limit" in w for w in status.warnings)
+        # The room kept below the limit is for reading: alice takes and acknowledges what is queued.
+        async with open_hive_client(config.agent_socket("alice")) as alice:
+            first = (await alice.recv(timeout_s=0, max=5, after=0)).messages
+            assert [m.id for m in first] == stored[:5]
+            await alice.recv(timeout_s=0, max=1, after=first[-1].id)
     assert integrity(config.broker_path) == "ok"
     # With room again, every message that was acknowledged is there, once, in order.
     roomy = config.model_copy(update={"max_db_mb": None})
@@ -53,7 +61,7 @@ async def test_a_full_database_refuses_clearly_and_keeps_every_stored_message(sh
         got: list[int] = []
         while batch := (await alice.recv(timeout_s=0, max=100)).messages:
             got.extend(m.id for m in batch)
-        assert got == stored
+        assert got == stored[5:]
         await alice.send("operator", "room again")
 
 
@@ -133,7 +141,7 @@ async def test_inbox_depth_body_size_and_rate_hold_exactly_under_a_flood(short_t
             async with open_hive_client(config.agent_socket("bob")) as bob:
                 outcomes = await flood(bob, "carol", 100)
                 assert outcomes.count("ok") == 30
-                assert all(o == "ok" or "(rate limit)" in o for o in outcomes)
+                assert all(o == "ok" or "(rate limit" in o for o in outcomes)
             oversized = await flood(operator, "bob", 5, body="y" * 101)
             assert all("over the limit of 100 bytes" in o for o in oversized)
             assert (await operator.inbox("carol")).queued == 30

@@ -1,0 +1,154 @@
+"""`hivectl backup` (an online copy of the hive database) and `hivectl doctor` (what is wrong, and the way out).
+
+Both work with the daemon running or not: backup asks the daemon when one runs (its snapshot is
+consistent with what it writes) and copies the file itself when none does; doctor only reads.
+"""
+
+import os
+import shutil
+import sqlite3
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from hyperhive_core.cli._client import OperatorClient
+from hyperhive_core.cli._common import Json, RunDir, StateDir, console, fail, print_json, use_dirs
+from hyperhive_core.cli._safe import printable
+from hyperhive_core.config import MIN_FREE_MB
+from hyperhive_core.errors import DaemonUnavailableError, HiveError
+from hyperhive_core.mcp.models import BackupReceipt
+
+Status = Literal["ok", "warn", "fail"]
+STATUS_STYLE = {"ok": "green", "warn": "bold yellow", "fail": "bold red"}
+
+
+def backup(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="A new file for the copy; never overwritten.")],
+    json: Json = False,
+    run_dir: RunDir = None,
+    state_dir: StateDir = None,
+) -> None:
+    """Take an online copy of the hive database; `hivectl serve --restore PATH` starts from it."""
+    d = use_dirs(ctx, run_dir, state_dir)
+    dest = path.resolve()
+    try:
+        try:
+            with OperatorClient(d.host_socket) as client:
+                receipt = client.call("backup", {"path": str(dest)}, BackupReceipt)
+        except DaemonUnavailableError:
+            from hyperhive_core.broker.database import backup_database
+            from hyperhive_core.lock import lock_holder
+
+            if lock_holder(d.state_dir) is not None:
+                raise
+            db = d.state_dir / "broker.sqlite"
+            if not db.exists():
+                raise HiveError(f"no hive database at {db}; nothing to back up") from None
+            receipt = BackupReceipt(path=str(dest), bytes=backup_database(db, dest))
+    except HiveError as exc:
+        raise fail(str(exc)) from None
+    if json:
+        print_json(receipt)
+    else:
+        console.print(
+            f"backed up the hive database to {receipt.path} ({receipt.bytes:,} bytes); "
+            f"start from it with: hivectl serve --restore {receipt.path}",
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One finding of the doctor."""
+
+    name: str
+    status: Status
+    detail: str
+
+
+def _private_dir(name: str, path: Path) -> Check:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return Check(name, "warn", f"{path} does not exist yet (hivectl serve creates it)")
+    if not stat.S_ISDIR(info.st_mode):
+        return Check(name, "fail", f"{path} is not a directory")
+    if info.st_uid != os.geteuid():
+        return Check(name, "fail", f"{path} belongs to uid {info.st_uid}, not to you ({os.geteuid()})")
+    if info.st_mode & 0o077:
+        return Check(name, "fail", f"{path} has mode {oct(info.st_mode & 0o777)}; chmod 700 {path}")
+    return Check(name, "ok", str(path))
+
+
+def _database_checks(state_dir: Path, running: bool) -> list[Check]:
+    from hyperhive_core.broker.integrity import RunState, check_files, read_marker
+    from hyperhive_core.errors import DatabaseDamagedError
+
+    db = state_dir / "broker.sqlite"
+    try:
+        marker = read_marker(db)
+    except DatabaseDamagedError as exc:
+        return [Check("database", "fail", str(exc))]
+    if not db.exists() and marker is None:
+        return [Check("database", "ok", f"no database yet at {db} (a new hive)")]
+    checks: list[Check] = []
+    problem = None if running else check_files(db, marker)
+    if problem is not None:
+        checks.append(Check("database files", "fail", f"{problem}; see `hivectl serve --help` (--restore, --salvage)"))
+        return checks
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+            rows = [row[0] for row in connection.execute("PRAGMA quick_check(5)")]
+            last_id = int(connection.execute("SELECT coalesce(max(id), 0) FROM message").fetchone()[0])
+    except sqlite3.Error as exc:
+        return [*checks, Check("database", "fail", f"SQLite cannot read {db}: {exc}")]
+    if rows != ["ok"]:
+        return [*checks, Check("database", "fail", f"integrity check: {'; '.join(rows)}")]
+    if marker is not None and last_id < marker.last_id:
+        return [
+            *checks,
+            Check("database", "fail", f"messages up to id {marker.last_id} were committed, it holds up to {last_id}"),
+        ]
+    size = db.stat().st_size
+    state = "" if marker is None else f"; last stop: {marker.state}" if marker.state != RunState.RUNNING else ""
+    checks.append(Check("database", "ok", f"{db}: {size:,} bytes, messages up to id {last_id}, intact{state}"))
+    return checks
+
+
+def doctor(
+    ctx: typer.Context,
+    json: Json = False,
+    run_dir: RunDir = None,
+    state_dir: StateDir = None,
+) -> None:
+    """Check the hive's dirs, database and disk, with the daemon running or not; exit 1 if something fails."""
+    from hyperhive_core.lock import lock_holder
+
+    d = use_dirs(ctx, run_dir, state_dir)
+    pid = lock_holder(d.state_dir)
+    checks = [
+        _private_dir("state dir", d.state_dir),
+        _private_dir("run dir", d.run_dir),
+        Check("daemon", "ok", f"running (pid {pid})" if pid else "not running"),
+    ]
+    checks.extend(_database_checks(d.state_dir, running=pid is not None))
+    if d.state_dir.exists():
+        free = shutil.disk_usage(d.state_dir).free
+        level: Status = "ok" if free >= MIN_FREE_MB * 2**20 * 4 else "warn" if free >= MIN_FREE_MB * 2**20 else "fail"
+        checks.append(Check("disk", level, f"{free / 2**20:,.0f} MiB free on the state dir's disk"))
+    if json:
+        print_json([{"check": c.name, "status": c.status, "detail": c.detail} for c in checks])
+    else:
+        table = Table("CHECK", "STATUS", "DETAIL", title="hivectl doctor", title_justify="left")
+        for c in checks:
+            table.add_row(c.name, Text(c.status, style=STATUS_STYLE[c.status]), printable(c.detail))
+        console.print(table)
+    if any(c.status == "fail" for c in checks):
+        raise typer.Exit(1)
