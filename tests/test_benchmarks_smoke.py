@@ -13,6 +13,7 @@ ROWS = [
     "delivery",
     "throughput",
     "throughput, keyed sends and leased reads",
+    "fairness",
     "scale",
     "CLI",
     "history: `recv`",

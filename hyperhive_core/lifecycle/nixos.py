@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import anyio
+from anyio.abc import TaskStatus
 
 from hyperhive_core.errors import BackendError, BackendUnavailableError, ConfigError
 from hyperhive_core.lifecycle._nspawn_conf import Bind, read_value, set_binds, set_value
@@ -183,6 +184,10 @@ class NixosBackend:
         """
         result = await self._call(["list"], check=True)
         return set(result.stdout.decode(errors="replace").split())
+
+    async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Nothing to watch: containers are systemd units, which nixos-container stops whole."""
+        task_status.started()
 
     async def aclose(self) -> None:
         """Leave every container running: they outlive the daemon, and a restart plus rebuild reconciles them."""

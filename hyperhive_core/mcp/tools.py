@@ -125,6 +125,11 @@ DriverName = Annotated[
     Literal["auto", "claude", "echo"],
     Field(description="auto: claude when installed and logged in, else echo; claude; echo (replies 'echo: <body>')."),
 ]
+MemoryMb = Annotated[
+    int | None, Field(ge=16, le=1024 * 1024, description="Its memory limit in MiB; leave out for the hive's default.")
+]
+Pids = Annotated[int | None, Field(ge=8, le=1_000_000, description="Most processes and threads it may have at once.")]
+Cpus = Annotated[float | None, Field(gt=0, le=1024, description="CPUs it may use, e.g. 0.5 or 2.")]
 Events = Annotated[
     list[dict[str, Any]],
     Field(max_length=MAX_EVENTS_PER_CALL, description="Turn events (claude stream-json objects), oldest first."),
@@ -395,10 +400,17 @@ def _register_lifecycle(server: MCPServer[Any], hive: Hive, actor: str) -> None:
             raise NotPermittedError(MANAGER, f"{verb} itself", "only the operator can do that")
 
     @server.tool()
-    async def spawn(name: AgentName, role: Role = "", driver: DriverName = "auto") -> AgentInfo:
+    async def spawn(
+        name: AgentName,
+        role: Role = "",
+        driver: DriverName = "auto",
+        memory_mb: MemoryMb = None,
+        pids: Pids = None,
+        cpus: Cpus = None,
+    ) -> AgentInfo:
         """Add an agent to the hive and start it."""
         with tool_errors():
-            return await hive.spawn(name, role=role, driver=driver)
+            return await hive.spawn(name, role=role, driver=driver, memory_mb=memory_mb, pids=pids, cpus=cpus)
 
     @server.tool()
     async def kill(name: AgentName) -> StopReceipt:
