@@ -17,6 +17,7 @@ earlier one left (`serve`). Per-agent limits (memory, processes, CPU) are the cg
 """
 
 import contextlib
+import functools
 import glob
 import importlib.util
 import json
@@ -30,13 +31,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO
 
 import anyio
 from anyio.abc import Process, TaskGroup, TaskStatus
 
 from hyperhive_core.config import SandboxMode
 from hyperhive_core.errors import BackendError, BackendUnavailableError
+from hyperhive_core.lifecycle._agent_log import AgentLog
 from hyperhive_core.lifecycle._cgroup import AgentCgroup, CgroupHost, group_of_dirs
 from hyperhive_core.lifecycle._procs import ProcessRef, SandboxRecord, alive, kill_and_wait, start_time
 from hyperhive_core.lifecycle._seccomp import filter_fd, native_arch
@@ -73,7 +74,7 @@ INIT_MEM = ("/proc/1/mem", "/proc/1/task/1/mem")
 class _Child:
     process: Process
     started_at: float
-    log: IO[bytes]
+    log: AgentLog
     cgroup: AgentCgroup | None = None
     init: ProcessRef | None = None  # the sandbox's pid namespace init (bwrap's child)
     state_dir: Path = Path()  # the agent's state dir, where its sandbox record is kept
@@ -186,7 +187,7 @@ class LocalBackend:
         child = self._children.get(spec.name)
         if child is not None and child.process.returncode is None:
             return
-        if child is not None:
+        if child is not None and not child.log.pumping:
             child.log.close()
         await self.create(spec)
         # Checked here: behind the cgroup shell and bwrap, a missing command would only show as an exit code.
@@ -209,12 +210,14 @@ class LocalBackend:
         argv, env = self._command(spec, options)
         if cgroup is not None:
             argv = ["/bin/sh", "-c", JOIN_CGROUPS, "hyperhive-join", *map(str, cgroup.procs_files), "--", *argv]
-        log = spec.log_path.open("ab")
+        log = AgentLog(spec.log_path)
         try:
             process = await anyio.open_process(
                 argv,
                 stdin=subprocess.DEVNULL,
-                stdout=log,
+                # Through the daemon, not straight into the file: the agent's output is bounded in
+                # bytes and in rate (an agent with a shell could otherwise fill the disk).
+                stdout=subprocess.PIPE if self._tg is not None else log.file,
                 stderr=subprocess.STDOUT,
                 cwd=spec.work_dir,
                 env=env,
@@ -234,6 +237,8 @@ class LocalBackend:
                 os.close(fd)
         child = _Child(process=process, started_at=time.time(), log=log, cgroup=cgroup, state_dir=spec.log_path.parent)
         self._children[spec.name] = child
+        if self._tg is not None and process.stdout is not None:
+            self._tg.start_soon(functools.partial(log.pump, process.stdout, process=process))
         await self._save_record(child)
         if info_read is None:
             child.init_known.set()
@@ -362,7 +367,7 @@ class LocalBackend:
     async def destroy(self, name: str) -> None:
         """Forget the agent; its work dir and log stay for the operator to read."""
         child = self._children.pop(name, None)
-        if child is not None:
+        if child is not None and not child.log.pumping:
             child.log.close()
 
     async def status(self, name: str) -> AgentStatus:
