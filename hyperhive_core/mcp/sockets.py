@@ -19,7 +19,6 @@ from mcp.server.mcpserver import MCPServer
 from hyperhive_core.errors import HiveError
 from hyperhive_core.mcp._budget import PrincipalBudget
 from hyperhive_core.mcp._memory import configure_allocator
-from hyperhive_core.mcp.connection import open_connection
 from hyperhive_core.mcp.transport import open_message_streams
 from hyperhive_core.mcp.unix import UnixStream, bind_unix, serve_unix
 
@@ -44,7 +43,7 @@ async def serve_connection(
     # client reaches for the wrapped low-level server the same way.
     lowlevel = server._lowlevel_server  # pyright: ignore[reportPrivateUsage]
     messages = open_message_streams(stream, principal=principal)
-    async with open_connection(), stream, messages as (read, write):
+    async with stream, messages as (read, write):
         await lowlevel.run(read, write, lowlevel.create_initialization_options())
 
 

@@ -29,7 +29,7 @@ from hyperhive_core.broker.models import EventRow
 from hyperhive_core.broker.readers import ReaderKey, unnamed_reader
 from hyperhive_core.errors import ConfigError, HiveError, NotPermittedError
 from hyperhive_core.hive import Hive, message_view
-from hyperhive_core.mcp.connection import current_connection
+from hyperhive_core.mcp.connection import Connection, connection_lifespan, connection_of
 from hyperhive_core.mcp.models import (
     MAX_RECV_BATCH,
     MAX_RECV_TIMEOUT_S,
@@ -149,7 +149,8 @@ class HiveServer(MCPServer[Any]):
     """
 
     def __init__(self, principal: str, hive: Hive, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        # One lifespan per connection the SDK serves: the state that ends with that connection.
+        super().__init__(lifespan=connection_lifespan, **kwargs)
         self.principal = principal
         self.hive = hive
 
@@ -250,16 +251,13 @@ class _Readers(set[ReaderKey]):
     """The readers a connection has read as."""
 
 
-def _reader(hive: Hive, principal: str, name: str | None) -> tuple[str, bool]:
+def _reader(hive: Hive, connection: Connection, principal: str, name: str | None) -> tuple[str, bool]:
     """The reader a cursor recv reads as, and whether it just (re)attached on this connection.
 
     Per-connection state lives with the connection the call came in on: when it ends, an unnamed
     reader's leases go back to the queue, and a named reader's are held for it if this was its
     last connection.
     """
-    connection = current_connection()
-    if connection is None:  # an in-process call (tests): no session whose end could release them
-        return name or unnamed_reader(hive.boot_id, 0), False
     key = ReaderKey(principal, name or unnamed_reader(hive.boot_id, connection.id))
     readers = connection.state.setdefault("readers", _Readers())
     assert isinstance(readers, _Readers)
@@ -296,14 +294,18 @@ def _register_messaging(server: MCPServer[Any], hive: Hive, principal: str) -> N
 
     @server.tool()
     async def recv(
-        timeout_s: TimeoutS = 30.0, max: MaxBatch = 10, after: After = None, reader: Reader = None
+        ctx: Context[Connection, Any],
+        timeout_s: TimeoutS = 30.0,
+        max: MaxBatch = 10,
+        after: After = None,
+        reader: Reader = None,
     ) -> RecvResult:
         """Wait up to timeout_s for messages to you and take them (each message is handed out once)."""
         with tool_errors():
             if after is None and reader is None:
                 got = await hive.broker.recv(principal, timeout_s=timeout_s, limit=max)
             else:
-                name, returning = _reader(hive, principal, reader)
+                name, returning = _reader(hive, connection_of(ctx), principal, reader)
                 got = await hive.broker.recv(
                     principal, timeout_s=timeout_s, limit=max, after=after, reader=name, returning=returning
                 )
