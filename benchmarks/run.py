@@ -14,6 +14,7 @@ import platform
 import select
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -831,6 +832,54 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+FLOOD_LINE = b'{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}\n'
+
+
+def measure_fairness(hive: Hive, sizes: Sizes, flood: int = 200_000) -> Row:
+    """Agent b's `whoami` round trips while agent a floods `flood` notifications as fast as its socket takes them."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(str(hive.agent_socket("a")))
+    sock.sendall(
+        b'{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},'
+        b'"clientInfo":{"name":"flood","version":"0"}}}\n{"jsonrpc":"2.0","method":"notifications/initialized"}\n'
+    )
+    data = memoryview(FLOOD_LINE * flood)
+    sent = [0]
+
+    def pour() -> None:
+        try:
+            while sent[0] < len(data):
+                sent[0] += sock.send(data[sent[0] : sent[0] + 65536])
+        except OSError:
+            pass
+
+    with connect_socket(hive.agent_socket("b")) as b:
+        timed(20, lambda: b.call("whoami", {}))
+        quiet = timed(sizes.deliveries, lambda: b.call("whoami", {}))
+        pourer = threading.Thread(target=pour, daemon=True)
+        started = time.perf_counter()
+        pourer.start()
+        samples = timed(sizes.deliveries, lambda: b.call("whoami", {}))
+        elapsed = time.perf_counter() - started
+        taken = sent[0] // len(FLOOD_LINE)
+    sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+    pourer.join()
+    median, p99 = ms(samples)
+    return Row(
+        "fairness",
+        f"b's `whoami` round trips ({sizes.deliveries:,}) while a floods {flood:,} notifications",
+        f"p99 {p99:.1f} ms (quiet: {ms(quiet)[1]:.1f} ms); a's lines taken {taken / elapsed:,.0f}/s",
+        "p99 ≤ 50 ms",
+        p99 <= 50.0,
+        median,
+        p99,
+        "b's quiet p99",
+        p99 / ms(quiet)[1],
+        {"flood_lines_taken_per_s": round(taken / elapsed), "quiet_median_ms": ms(quiet)[0]},
+    )
+
+
 def run(sizes: Sizes, root: Path) -> list[Row]:
     """Every row, in the table's order."""
     floors = measure_floors(root / "f", sizes)
@@ -844,6 +893,7 @@ def run(sizes: Sizes, root: Path) -> list[Row]:
         rows.append(measure_report_events(hive, floors, sizes))
         rows.append(measure_throughput(hive, floors, sizes))
         rows.append(measure_throughput(hive, floors, sizes, keyed=True))
+        rows.append(measure_fairness(hive, sizes))
     rows += measure_scale(root / "s", floors, sizes)
     rows += measure_history(root / "h", sizes)
     rows += measure_claude(root / "c", sizes)

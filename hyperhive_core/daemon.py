@@ -119,6 +119,8 @@ class Daemon:
                 hive = Hive(config, broker, backend, sockets, lambda name: build_agent_server(name, hive))
                 self._hive = hive
                 try:
+                    # First kills whatever an earlier daemon left running, so no agent runs twice.
+                    await tg.start(backend.serve)
                     await sockets.open(
                         config.host_socket,
                         build_operator_server(hive, stop_requested=stop_requested),

@@ -30,8 +30,8 @@ from hyperhive_core.budget.store import BudgetStore
 from hyperhive_core.budget.views import limits_view, pause_reason, usage_view
 from hyperhive_core.config import HiveConfig
 from hyperhive_core.errors import AgentExistsError, HiveError, UnknownAgentError
-from hyperhive_core.lifecycle.base import AgentSpec, LifecycleBackend
-from hyperhive_core.mcp.models import AgentInfo, MessageView, PeerInfo
+from hyperhive_core.lifecycle.base import AgentSpec, AgentStatus, LifecycleBackend, Limits
+from hyperhive_core.mcp.models import AgentInfo, AgentResources, MessageView, PeerInfo
 from hyperhive_core.mcp.sockets import SocketHost
 from hyperhive_core.names import MANAGER, OPERATOR, validate_agent_name
 
@@ -56,6 +56,27 @@ def message_view(row: MessageRow) -> MessageView:
         state=row.state,
         deliveries=row.deliveries,
     )
+
+
+def _mib_to_bytes(mib: int | None) -> int | None:
+    return None if mib is None else mib * 1024 * 1024
+
+
+def _resources(status: AgentStatus) -> AgentResources | None:
+    limits, usage = status.limits, status.usage
+    if limits is None and usage is None:
+        return None
+    resources = AgentResources()
+    if limits is not None:
+        resources.memory_limit_bytes, resources.pids_limit, resources.cpus_limit = (
+            limits.memory_bytes,
+            limits.pids,
+            limits.cpus,
+        )
+    if usage is not None:
+        resources.memory_bytes, resources.memory_peak_bytes = usage.memory_bytes, usage.memory_peak_bytes
+        resources.pids, resources.cpu_s, resources.oom_kills = usage.pids, usage.cpu_s, usage.oom_kills
+    return resources
 
 
 class Hive:
@@ -166,10 +187,12 @@ class Hive:
 
     def _spec(self, row: AgentRow) -> AgentSpec:
         config = self.config
+        # -I: the work dir (the agent's cwd, which it writes) is not on the import path, so a
+        # hyperhive_agent/ the agent leaves there cannot replace the turn loop at its next start.
         if row.name == MANAGER:
-            command = config.manager_command or (sys.executable, "-m", "hyperhive_mind", "serve")
+            command = config.manager_command or (sys.executable, "-I", "-u", "-m", "hyperhive_mind", "serve")
         else:
-            command = config.agent_command or (sys.executable, "-m", "hyperhive_agent", "serve")
+            command = config.agent_command or (sys.executable, "-I", "-u", "-m", "hyperhive_agent", "serve")
         env = {"HIVE_ROLE": row.role, "HIVE_DRIVER": row.driver, "HIVE_TURN_TIMEOUT_S": f"{config.turn_timeout_s:g}"}
         agent_dir = config.agent_state_dir(row.name)
         return AgentSpec(
@@ -181,6 +204,11 @@ class Hive:
             env=tuple(env.items()),
             share_net=config.share_net,
             claude_config_dir=config.claude_config_dir,
+            limits=Limits(
+                memory_bytes=_mib_to_bytes(row.memory_mb if row.memory_mb is not None else config.agent_memory_mb),
+                pids=row.pids if row.pids is not None else config.agent_pids,
+                cpus=row.cpus if row.cpus is not None else config.agent_cpus,
+            ),
         )
 
     async def _open_socket(self, name: str) -> None:
@@ -193,8 +221,17 @@ class Hive:
         await self.backend.create(spec)
         await self.backend.start(spec)
 
-    async def spawn(self, name: str, *, role: str = "", driver: str = "auto") -> AgentInfo:
-        """Add an agent to the hive and start it.
+    async def spawn(
+        self,
+        name: str,
+        *,
+        role: str = "",
+        driver: str = "auto",
+        memory_mb: int | None = None,
+        pids: int | None = None,
+        cpus: float | None = None,
+    ) -> AgentInfo:
+        """Add an agent to the hive and start it; limits left None are the daemon's defaults.
 
         Raises:
             InvalidAgentNameError: the name breaks the naming rules.
@@ -202,7 +239,7 @@ class Hive:
             BackendError: the backend could not start it (nothing is left behind).
         """
         validate_agent_name(name)
-        return await self._spawn(name, role=role, driver=driver)
+        return await self._spawn(name, role=role, driver=driver, memory_mb=memory_mb, pids=pids, cpus=cpus)
 
     async def spawn_manager(self, *, role: str = "", driver: str = "auto") -> AgentInfo:
         """Add the manager (hm1nd) to the hive and start it; its socket offers the manager's toolset.
@@ -213,7 +250,16 @@ class Hive:
         """
         return await self._spawn(MANAGER, role=role, driver=driver)
 
-    async def _spawn(self, name: str, *, role: str, driver: str) -> AgentInfo:
+    async def _spawn(
+        self,
+        name: str,
+        *,
+        role: str,
+        driver: str,
+        memory_mb: int | None = None,
+        pids: int | None = None,
+        cpus: float | None = None,
+    ) -> AgentInfo:
         if driver not in DRIVERS:
             raise ValueError(f"unknown driver {driver!r}; choose one of {', '.join(DRIVERS)}")
         async with self._lock(name):
@@ -226,6 +272,9 @@ class Hive:
                 created_at=time.time(),
                 role=role,
                 driver=driver,
+                memory_mb=memory_mb,
+                pids=pids,
+                cpus=cpus,
             )
             try:
                 await self._bring_up(row)
@@ -335,6 +384,8 @@ class Hive:
             driver=row.driver,
             driver_in_use=self._drivers_in_use.get(row.name, ""),
             throttled="; ".join(t.reason for t in self.guard.throttles() if t.sender == row.name),
+            containment=status.containment,
+            resources=_resources(status),
             refused=refused,
             last_refusal=last.reason if last is not None else "",
             usage_today=usage_view(spend.today),

@@ -14,6 +14,7 @@ ROWS = [
     "`report_events` of a turn, usage recorded",
     "throughput",
     "throughput, keyed sends and leased reads",
+    "fairness",
     "scale",
     "CLI",
     "history: `recv`",

@@ -322,7 +322,8 @@ class ClaudeDriver:
         # this interpreter, not the hive-agent script: it works in any install (venv, nix, checkout)
         server = {
             "command": sys.executable,
-            "args": ["-m", "hyperhive_agent", "mcp"],
+            # -I: claude starts it in the work dir, which must not be able to shadow the bridge.
+            "args": ["-I", "-m", "hyperhive_agent", "mcp"],
             "env": {"HIVE_SOCKET": str(self.settings.socket_path)},
             # every hive tool in the first request: without it claude defers MCP tools behind
             # ToolSearch, a model round trip before the first send of every session

@@ -56,6 +56,10 @@ class AgentRow(SQLModel, table=True):
     created_at: float
     role: str = ""
     driver: str = "auto"
+    # Its own limits, set at spawn (None: the daemon's defaults).
+    memory_mb: int | None = None
+    pids: int | None = None
+    cpus: float | None = None
 
 
 class EventRow(SQLModel, table=True):

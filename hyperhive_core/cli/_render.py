@@ -144,9 +144,35 @@ def agent_panel(a: AgentInfo) -> Table:
         rows.append(("refused", printable(f"{a.refused} sends; the latest: {a.last_refusal}", style="yellow")))
     if a.detail:
         rows.append(("detail", printable(a.detail)))
+    if a.containment:
+        rows.append(("contained by", printable(a.containment)))
+    if (r := a.resources) is not None:
+        rows.append(
+            (
+                "memory",
+                Text(
+                    f"{_mib_or_dash(r.memory_bytes)} (peak {_mib_or_dash(r.memory_peak_bytes)}) "
+                    f"of {_mib_or_dash(r.memory_limit_bytes)}"
+                ),
+            )
+        )
+        rows.append(("processes", Text(f"{_count(r.pids)} of {_count(r.pids_limit)}")))
+        cpu_limit = "unlimited" if r.cpus_limit is None else f"{r.cpus_limit:g} CPU"
+        cpu_used = "-" if r.cpu_s is None else f"{r.cpu_s:.1f} s used"
+        rows.append(("cpu", Text(f"{cpu_used}; {cpu_limit}")))
+        if r.oom_kills:
+            rows.append(("out of memory", Text(f"{r.oom_kills} process(es) killed", style="bold red")))
     for key, value in rows:
         table.add_row(key, value)
     return table
+
+
+def _mib_or_dash(n: int | None) -> str:
+    return "-" if n is None else f"{n / 2**20:.0f} MiB"
+
+
+def _count(n: int | None) -> str:
+    return "-" if n is None else str(n)
 
 
 def _when(t: datetime) -> str:

@@ -138,6 +138,19 @@ class BudgetList(BaseModel):
     agents: list[BudgetView]
 
 
+class AgentResources(BaseModel):
+    """An agent's limits and what it uses now, as its cgroups count them (None: not limited or not counted)."""
+
+    memory_limit_bytes: int | None = None
+    memory_bytes: int | None = None
+    memory_peak_bytes: int | None = None
+    pids_limit: int | None = None
+    pids: int | None = None
+    cpus_limit: float | None = None
+    cpu_s: float | None = Field(default=None, description="CPU time used since it started, in seconds.")
+    oom_kills: int = Field(default=0, description="Processes of it the kernel killed for going over its memory limit.")
+
+
 class AgentInfo(BaseModel):
     """One agent of the hive, as the operator sees it."""
 
@@ -159,6 +172,8 @@ class AgentInfo(BaseModel):
         "'echo (fallback: why)' while claude cannot run; empty until the agent reports.",
     )
     throttled: str = Field(default="", description="Which runaway-guard limit refuses its messages now, if any.")
+    containment: str = Field(default="", description="What the host enforces on it: pid namespace, seccomp, cgroup.")
+    resources: AgentResources | None = None
     refused: int = Field(default=0, description="Sends of this agent the daemon refused since it started.")
     last_refusal: str = Field(default="", description="Why its latest refused send was refused.")
     usage_today: UsageView = Field(default_factory=UsageView, description="What its turns used on the UTC day.")

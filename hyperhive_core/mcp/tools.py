@@ -31,7 +31,7 @@ from hyperhive_core.budget.limits import HIVE_SCOPE
 from hyperhive_core.budget.views import limits_view, pause_reason, scope_view, usage_view
 from hyperhive_core.errors import ConfigError, HiveError, NotPermittedError
 from hyperhive_core.hive import Hive, message_view
-from hyperhive_core.mcp.connection import current_connection
+from hyperhive_core.mcp.connection import Connection, connection_lifespan, connection_of
 from hyperhive_core.mcp.models import (
     MAX_RECV_BATCH,
     MAX_RECV_TIMEOUT_S,
@@ -129,6 +129,11 @@ DriverName = Annotated[
     Literal["auto", "claude", "echo"],
     Field(description="auto: claude when installed and logged in, else echo; claude; echo (replies 'echo: <body>')."),
 ]
+MemoryMb = Annotated[
+    int | None, Field(ge=16, le=1024 * 1024, description="Its memory limit in MiB; leave out for the hive's default.")
+]
+Pids = Annotated[int | None, Field(ge=8, le=1_000_000, description="Most processes and threads it may have at once.")]
+Cpus = Annotated[float | None, Field(gt=0, le=1024, description="CPUs it may use, e.g. 0.5 or 2.")]
 Events = Annotated[
     list[dict[str, Any]],
     Field(max_length=MAX_EVENTS_PER_CALL, description="Turn events (claude stream-json objects), oldest first."),
@@ -156,7 +161,8 @@ class HiveServer(MCPServer[Any]):
     """
 
     def __init__(self, principal: str, hive: Hive, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        # One lifespan per connection the SDK serves: the state that ends with that connection.
+        super().__init__(lifespan=connection_lifespan, **kwargs)
         self.principal = principal
         self.hive = hive
 
@@ -259,16 +265,13 @@ class _Readers(set[ReaderKey]):
     """The readers a connection has read as."""
 
 
-def _reader(hive: Hive, principal: str, name: str | None) -> tuple[str, bool]:
+def _reader(hive: Hive, connection: Connection, principal: str, name: str | None) -> tuple[str, bool]:
     """The reader a cursor recv reads as, and whether it just (re)attached on this connection.
 
     Per-connection state lives with the connection the call came in on: when it ends, an unnamed
     reader's leases go back to the queue, and a named reader's are held for it if this was its
     last connection.
     """
-    connection = current_connection()
-    if connection is None:  # an in-process call (tests): no session whose end could release them
-        return name or unnamed_reader(hive.boot_id, 0), False
     key = ReaderKey(principal, name or unnamed_reader(hive.boot_id, connection.id))
     readers = connection.state.setdefault("readers", _Readers())
     assert isinstance(readers, _Readers)
@@ -305,14 +308,18 @@ def _register_messaging(server: MCPServer[Any], hive: Hive, principal: str) -> N
 
     @server.tool()
     async def recv(
-        timeout_s: TimeoutS = 30.0, max: MaxBatch = 10, after: After = None, reader: Reader = None
+        ctx: Context[Connection, Any],
+        timeout_s: TimeoutS = 30.0,
+        max: MaxBatch = 10,
+        after: After = None,
+        reader: Reader = None,
     ) -> RecvResult:
         """Wait up to timeout_s for messages to you and take them (each message is handed out once)."""
         with tool_errors():
             if after is None and reader is None:
                 got = await hive.broker.recv(principal, timeout_s=timeout_s, limit=max)
             else:
-                name, returning = _reader(hive, principal, reader)
+                name, returning = _reader(hive, connection_of(ctx), principal, reader)
                 got = await hive.broker.recv(
                     principal, timeout_s=timeout_s, limit=max, after=after, reader=name, returning=returning
                 )
@@ -413,10 +420,17 @@ def _register_lifecycle(server: MCPServer[Any], hive: Hive, actor: str) -> None:
             raise NotPermittedError(MANAGER, f"{verb} itself", "only the operator can do that")
 
     @server.tool()
-    async def spawn(name: AgentName, role: Role = "", driver: DriverName = "auto") -> AgentInfo:
+    async def spawn(
+        name: AgentName,
+        role: Role = "",
+        driver: DriverName = "auto",
+        memory_mb: MemoryMb = None,
+        pids: Pids = None,
+        cpus: Cpus = None,
+    ) -> AgentInfo:
         """Add an agent to the hive and start it."""
         with tool_errors():
-            return await hive.spawn(name, role=role, driver=driver)
+            return await hive.spawn(name, role=role, driver=driver, memory_mb=memory_mb, pids=pids, cpus=cpus)
 
     @server.tool()
     async def kill(name: AgentName) -> StopReceipt:
