@@ -416,6 +416,54 @@ def measure_delivery(hive: Hive, floors: Floors, sizes: Sizes) -> Row:
     )
 
 
+def turn_events(usage: bool) -> list[dict[str, Any]]:
+    """The events of one claude turn as the turn loop reports them; the usage event, or one of its size."""
+    result = {"type": "result", "subtype": "success", "total_cost_usd": 0.0032, "duration_ms": 640, "num_turns": 2}
+    counted = {"input_tokens": 200, "output_tokens": 40, "cache_read_input_tokens": 0, "cost_usd": 0.0016}
+    return [
+        {"type": "hive", "subtype": "turn_start", "message": "turn 1: 1 message(s) from operator"},
+        {"type": "system", "subtype": "init", "session_id": "s", "tools": ["mcp__hive__send"] * 8},
+        {"type": "assistant", "message": {"content": [{"type": "tool_use", "name": "mcp__hive__send"}]}},
+        {"type": "user", "message": {"content": [{"type": "tool_result", "content": '{"id": 7}'}]}},
+        {"type": "assistant", "message": {"content": [{"type": "text", "text": "Replied to 1 message(s)."}]}},
+        result,
+        {"type": "hive", "subtype": "usage" if usage else "usage-like", "message": "240 tokens, $0.0016", **counted},
+        {"type": "hive", "subtype": "turn_end", "message": "turn 1 done", "duration_ms": 700},
+    ]
+
+
+def measure_report_events(hive: Hive, floors: Floors, sizes: Sizes) -> Row:
+    """A turn's `report_events` call with its usage event recorded, against the same call without one.
+
+    The calls alternate, so the two sides see the same noise; the difference is the usage row's commit
+    and the budget check.
+    """
+    with_usage, without = turn_events(True), turn_events(False)
+    counted: list[float] = []
+    plain: list[float] = []
+    with connect_socket(hive.agent_socket("a")) as client:
+        timed(20, lambda: client.call("report_events", {"events": without}))
+        for _ in range(sizes.deliveries):
+            counted += timed(1, lambda: client.call("report_events", {"events": with_usage}))
+            plain += timed(1, lambda: client.call("report_events", {"events": without}))
+    median, p99 = ms(counted)
+    plain_median, plain_p99 = ms(plain)
+    extra = median - plain_median
+    return Row(
+        "`report_events` of a turn, usage recorded",
+        f"8 events of one claude turn on an agent's socket, {sizes.deliveries:,} calls alternating with the same "
+        "batch whose usage event is not counted",
+        f"{median:.3f} ms vs {plain_median:.3f} ms without (+{extra:.3f} ms)",
+        "≤ one more commit than without (a claude turn takes ≥ 200 ms)",
+        extra <= 1.5 * floors.commit,
+        median,
+        p99,
+        "the same call, usage not counted",
+        median / plain_median,
+        {"without_usage_median_ms": plain_median, "without_usage_p99_ms": plain_p99, "extra_ms": extra},
+    )
+
+
 def measure_throughput(hive: Hive, floors: Floors, sizes: Sizes, pairs: int = 10, *, keyed: bool = False) -> Row:
     """`pairs` senders, each sending to its own receiver as fast as it can; receivers drain with `recv`.
 
@@ -842,6 +890,7 @@ def run(sizes: Sizes, root: Path) -> list[Row]:
                 operator.call("spawn", {"name": name})
         rows.append(measure_send(hive, floors, sizes))
         rows.append(measure_delivery(hive, floors, sizes))
+        rows.append(measure_report_events(hive, floors, sizes))
         rows.append(measure_throughput(hive, floors, sizes))
         rows.append(measure_throughput(hive, floors, sizes, keyed=True))
         rows.append(measure_fairness(hive, sizes))

@@ -127,7 +127,11 @@ class Daemon:
                         label="operator",
                         mode=0o600,
                     )
+                    # the budgets first: an agent restored over its budget must not be handed a message
+                    await hive.budgets.open()
                     await hive.restore()
+                    await hive.budgets.settle()
+                    tg.start_soon(hive.budgets.serve)
                     if config.start_manager and MANAGER not in hive.agent_names:
                         try:
                             await hive.spawn_manager()

@@ -25,6 +25,9 @@ from hyperhive_core.broker.models import AgentRow, MessageRow
 from hyperhive_core.broker.readers import ReaderRegistry
 from hyperhive_core.broker.refusals import RefusalLog
 from hyperhive_core.broker.store import Appended
+from hyperhive_core.budget.keeper import BudgetKeeper
+from hyperhive_core.budget.store import BudgetStore
+from hyperhive_core.budget.views import limits_view, pause_reason, usage_view
 from hyperhive_core.config import HiveConfig
 from hyperhive_core.errors import AgentExistsError, HiveError, UnknownAgentError
 from hyperhive_core.lifecycle.base import AgentSpec, AgentStatus, LifecycleBackend, Limits
@@ -96,6 +99,9 @@ class Hive:
         )
         self.refusals = RefusalLog()
         self.readers = ReaderRegistry()
+        # Usage and budgets: a paused agent's recv hands nothing out (the broker asks the keeper).
+        self.budgets = BudgetKeeper(BudgetStore(broker.store.engine), broker, self.events, lambda: self.agent_names)
+        broker.gate = self.budgets
         # Names this daemon's unnamed readers, so a lease can never outlive its daemon under the same name.
         self.boot_id = secrets.token_hex(4)
         self.started_at = time.time()
@@ -362,6 +368,7 @@ class Hive:
         status = await self.backend.status(row.name)
         now = time.time()
         refused, last = self.refusals.of_sender(row.name)
+        spend = self.budgets.spend(row.name)
         return AgentInfo(
             name=row.name,
             backend=row.backend,
@@ -381,4 +388,8 @@ class Hive:
             resources=_resources(status),
             refused=refused,
             last_refusal=last.reason if last is not None else "",
+            usage_today=usage_view(spend.today),
+            usage_total=usage_view(spend.total),
+            budget=limits_view(spend.limits),
+            paused=pause_reason(spend.paused),
         )

@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ROWS = [
     "`send` tool call",
     "delivery",
+    "`report_events` of a turn, usage recorded",
     "throughput",
     "throughput, keyed sends and leased reads",
     "fairness",

@@ -277,6 +277,11 @@ class HiveStore:
         ):
             self._hold_due[recipient] = due
 
+    @property
+    def engine(self) -> Engine:
+        """The engine the store was opened on: the same database, for the tables other subsystems keep."""
+        return self._engine
+
     def _on_engine_disposed(self, _engine: Engine) -> None:
         self.close()
 
@@ -601,11 +606,17 @@ class HiveStore:
 
     # turn events
 
-    def append_events(self, agent: str, events: Sequence[tuple[str, str]], *, now: float, keep: int) -> int:
-        """Store `(type, json)` events for `agent`, dropping its oldest beyond `keep`; returns the last id."""
+    def append_events(
+        self, agent: str, events: Sequence[tuple[str, str]], *, now: float, keep: int, also: Sequence[SQLModel] = ()
+    ) -> int:
+        """Store `(type, json)` events for `agent`, dropping its oldest beyond `keep`; returns the last id.
+
+        `also` are rows of other tables committed in the same transaction (the usage the events report).
+        """
         with self._session() as session:
             rows = [EventRow(agent=agent, created_at=now, type=kind, data=data) for kind, data in events]
             session.add_all(rows)
+            session.add_all(also)
             session.flush()
             last = rows[-1].id or 0
             if last % PRUNE_EVERY < len(rows):
