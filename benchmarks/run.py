@@ -14,6 +14,7 @@ import platform
 import select
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -427,6 +428,54 @@ def measure_delivery(hive: Hive, floors: Floors, sizes: Sizes) -> Row:
         "MCP no-op + commit",
         median / floor,
         {"after_send_returned_median_ms": lag_median, "after_send_returned_p99_ms": lag_p99},
+    )
+
+
+def turn_events(usage: bool) -> list[dict[str, Any]]:
+    """The events of one claude turn as the turn loop reports them; the usage event, or one of its size."""
+    result = {"type": "result", "subtype": "success", "total_cost_usd": 0.0032, "duration_ms": 640, "num_turns": 2}
+    counted = {"input_tokens": 200, "output_tokens": 40, "cache_read_input_tokens": 0, "cost_usd": 0.0016}
+    return [
+        {"type": "hive", "subtype": "turn_start", "message": "turn 1: 1 message(s) from operator"},
+        {"type": "system", "subtype": "init", "session_id": "s", "tools": ["mcp__hive__send"] * 8},
+        {"type": "assistant", "message": {"content": [{"type": "tool_use", "name": "mcp__hive__send"}]}},
+        {"type": "user", "message": {"content": [{"type": "tool_result", "content": '{"id": 7}'}]}},
+        {"type": "assistant", "message": {"content": [{"type": "text", "text": "Replied to 1 message(s)."}]}},
+        result,
+        {"type": "hive", "subtype": "usage" if usage else "usage-like", "message": "240 tokens, $0.0016", **counted},
+        {"type": "hive", "subtype": "turn_end", "message": "turn 1 done", "duration_ms": 700},
+    ]
+
+
+def measure_report_events(hive: Hive, floors: Floors, sizes: Sizes) -> Row:
+    """A turn's `report_events` call with its usage event recorded, against the same call without one.
+
+    The calls alternate, so the two sides see the same noise; the difference is the usage row's commit
+    and the budget check.
+    """
+    with_usage, without = turn_events(True), turn_events(False)
+    counted: list[float] = []
+    plain: list[float] = []
+    with connect_socket(hive.agent_socket("a")) as client:
+        timed(20, lambda: client.call("report_events", {"events": without}))
+        for _ in range(sizes.deliveries):
+            counted += timed(1, lambda: client.call("report_events", {"events": with_usage}))
+            plain += timed(1, lambda: client.call("report_events", {"events": without}))
+    median, p99 = ms(counted)
+    plain_median, plain_p99 = ms(plain)
+    extra = median - plain_median
+    return Row(
+        "`report_events` of a turn, usage recorded",
+        f"8 events of one claude turn on an agent's socket, {sizes.deliveries:,} calls alternating with the same "
+        "batch whose usage event is not counted",
+        f"{median:.3f} ms vs {plain_median:.3f} ms without (+{extra:.3f} ms)",
+        "≤ one more commit than without (a claude turn takes ≥ 200 ms)",
+        extra <= 1.5 * floors.commit,
+        median,
+        p99,
+        "the same call, usage not counted",
+        median / plain_median,
+        {"without_usage_median_ms": plain_median, "without_usage_p99_ms": plain_p99, "extra_ms": extra},
     )
 
 
@@ -892,6 +941,54 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+FLOOD_LINE = b'{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}\n'
+
+
+def measure_fairness(hive: Hive, sizes: Sizes, flood: int = 200_000) -> Row:
+    """Agent b's `whoami` round trips while agent a floods `flood` notifications as fast as its socket takes them."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(str(hive.agent_socket("a")))
+    sock.sendall(
+        b'{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},'
+        b'"clientInfo":{"name":"flood","version":"0"}}}\n{"jsonrpc":"2.0","method":"notifications/initialized"}\n'
+    )
+    data = memoryview(FLOOD_LINE * flood)
+    sent = [0]
+
+    def pour() -> None:
+        try:
+            while sent[0] < len(data):
+                sent[0] += sock.send(data[sent[0] : sent[0] + 65536])
+        except OSError:
+            pass
+
+    with connect_socket(hive.agent_socket("b")) as b:
+        timed(20, lambda: b.call("whoami", {}))
+        quiet = timed(sizes.deliveries, lambda: b.call("whoami", {}))
+        pourer = threading.Thread(target=pour, daemon=True)
+        started = time.perf_counter()
+        pourer.start()
+        samples = timed(sizes.deliveries, lambda: b.call("whoami", {}))
+        elapsed = time.perf_counter() - started
+        taken = sent[0] // len(FLOOD_LINE)
+    sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+    pourer.join()
+    median, p99 = ms(samples)
+    return Row(
+        "fairness",
+        f"b's `whoami` round trips ({sizes.deliveries:,}) while a floods {flood:,} notifications",
+        f"p99 {p99:.1f} ms (quiet: {ms(quiet)[1]:.1f} ms); a's lines taken {taken / elapsed:,.0f}/s",
+        "p99 ≤ 50 ms",
+        p99 <= 50.0,
+        median,
+        p99,
+        "b's quiet p99",
+        p99 / ms(quiet)[1],
+        {"flood_lines_taken_per_s": round(taken / elapsed), "quiet_median_ms": ms(quiet)[0]},
+    )
+
+
 def run(sizes: Sizes, root: Path) -> list[Row]:
     """Every row, in the table's order."""
     floors = measure_floors(root / "f", sizes)
@@ -911,8 +1008,10 @@ def run(sizes: Sizes, root: Path) -> list[Row]:
                 operator.call("spawn", {"name": name})
         rows.append(measure_send(hive, floors, sizes))
         rows.append(measure_delivery(hive, floors, sizes))
+        rows.append(measure_report_events(hive, floors, sizes))
         rows.append(measure_throughput(hive, floors, sizes))
         rows.append(measure_throughput(hive, floors, sizes, keyed=True))
+        rows.append(measure_fairness(hive, sizes))
         rows += measure_dashboard(hive, dashboard_of(hive.run_dir), floors, sizes)
     rows += measure_scale(root / "s", floors, sizes)
     rows += measure_history(root / "h", sizes)

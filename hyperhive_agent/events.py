@@ -17,9 +17,11 @@ from hyperhive_agent.tools import MAX_EVENTS_PER_CALL, AgentTools
 
 logger = logging.getLogger(__name__)
 
-# The daemon keeps events up to 16 KiB and cuts larger ones itself; cutting here too keeps one
-# report_events call (100 events) far below the transport's 4 MiB line limit.
+# The daemon keeps events up to 16 KiB and cuts larger ones itself; cutting here too keeps events
+# small, and a batch stops at BATCH_BYTES of JSON, well under the daemon's 1 MiB line limit
+# (non-ASCII text grows up to 6 bytes a character once escaped on the wire).
 MAX_EVENT_BYTES = 16 * 1024
+BATCH_BYTES = 256 * 1024
 REDACTED = "[redacted]"
 
 JsonObject = dict[str, Any]
@@ -73,6 +75,16 @@ def cap_event(event: JsonObject) -> JsonObject:
     }
 
 
+def _next_batch(pending: list[JsonObject]) -> list[JsonObject]:
+    """The oldest events that fit one report_events call: at most 100, and BATCH_BYTES (always one)."""
+    size = 0
+    for i, event in enumerate(pending[:MAX_EVENTS_PER_CALL]):
+        size += len(json.dumps(event))  # as the wire has it: ASCII, non-ASCII escaped
+        if i and size > BATCH_BYTES:
+            return pending[:i]
+    return pending[:MAX_EVENTS_PER_CALL]
+
+
 class EventLog:
     """Buffers events and reports them through the current connection's `report_events`.
 
@@ -104,8 +116,8 @@ class EventLog:
             del self._pending[:-MAX_EVENTS_PER_CALL]
             return
         while self._pending:
-            batch = self._pending[:MAX_EVENTS_PER_CALL]
-            del self._pending[:MAX_EVENTS_PER_CALL]
+            batch = _next_batch(self._pending)
+            del self._pending[: len(batch)]
             try:
                 tools.report_events(batch)
             except (AgentError, ValueError) as exc:

@@ -35,3 +35,9 @@ MAX_ACK_IDS = 1000
 # `send` (the bridge gives every send an idempotency key, so a retry is stored once). Any other
 # tool call in flight is answered with RESTARTED_MESSAGE instead.
 RETRYABLE_TOOLS = frozenset({SEND, RECV, INBOX, WHOAMI, PEERS, "list_agents", "agent_status", "agent_logs"})
+
+# The turn event an agent reports for each model turn: `{"type": "hive", "subtype": USAGE_EVENT}`
+# with the turn's own tokens (USAGE_TOKEN_FIELDS), `cost_usd` and `duration_ms`. The daemon
+# records it and enforces budgets on it (see hyperhive_core/budget).
+USAGE_EVENT = "usage"
+USAGE_TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")

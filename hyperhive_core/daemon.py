@@ -121,9 +121,15 @@ class Daemon:
                 hive = Hive(config, broker, backend, sockets, lambda name: build_agent_server(name, hive))
                 self._hive = hive
                 try:
+                    # First kills whatever an earlier daemon left running, so no agent runs twice.
+                    await tg.start(backend.serve)
                     operator = build_operator_server(hive, stop_requested=stop_requested)
                     await sockets.open(config.host_socket, operator, label="operator", mode=0o600)
+                    # the budgets first: an agent restored over its budget must not be handed a message
+                    await hive.budgets.open()
                     await hive.restore()
+                    await hive.budgets.settle()
+                    tg.start_soon(hive.budgets.serve)
                     if config.start_manager and MANAGER not in hive.agent_names:
                         try:
                             await hive.spawn_manager()

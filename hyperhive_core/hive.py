@@ -25,10 +25,13 @@ from hyperhive_core.broker.models import AgentRow, MessageRow
 from hyperhive_core.broker.readers import ReaderRegistry
 from hyperhive_core.broker.refusals import RefusalLog
 from hyperhive_core.broker.store import Appended
+from hyperhive_core.budget.keeper import BudgetKeeper
+from hyperhive_core.budget.store import BudgetStore
+from hyperhive_core.budget.views import limits_view, pause_reason, usage_view
 from hyperhive_core.config import HiveConfig
 from hyperhive_core.errors import AgentExistsError, HiveError, UnknownAgentError
-from hyperhive_core.lifecycle.base import AgentSpec, LifecycleBackend
-from hyperhive_core.mcp.models import AgentInfo, MessageView, PeerInfo
+from hyperhive_core.lifecycle.base import AgentSpec, AgentStatus, LifecycleBackend, Limits
+from hyperhive_core.mcp.models import AgentInfo, AgentResources, MessageView, PeerInfo
 from hyperhive_core.mcp.sockets import SocketHost
 from hyperhive_core.names import MANAGER, OPERATOR, validate_agent_name
 
@@ -55,6 +58,27 @@ def message_view(row: MessageRow) -> MessageView:
     )
 
 
+def _mib_to_bytes(mib: int | None) -> int | None:
+    return None if mib is None else mib * 1024 * 1024
+
+
+def _resources(status: AgentStatus) -> AgentResources | None:
+    limits, usage = status.limits, status.usage
+    if limits is None and usage is None:
+        return None
+    resources = AgentResources()
+    if limits is not None:
+        resources.memory_limit_bytes, resources.pids_limit, resources.cpus_limit = (
+            limits.memory_bytes,
+            limits.pids,
+            limits.cpus,
+        )
+    if usage is not None:
+        resources.memory_bytes, resources.memory_peak_bytes = usage.memory_bytes, usage.memory_peak_bytes
+        resources.pids, resources.cpu_s, resources.oom_kills = usage.pids, usage.cpu_s, usage.oom_kills
+    return resources
+
+
 class Hive:
     """Agents, their sockets and processes, and the rules for messages between principals."""
 
@@ -75,6 +99,9 @@ class Hive:
         )
         self.refusals = RefusalLog()
         self.readers = ReaderRegistry()
+        # Usage and budgets: a paused agent's recv hands nothing out (the broker asks the keeper).
+        self.budgets = BudgetKeeper(BudgetStore(broker.store.engine), broker, self.events, lambda: self.agent_names)
+        broker.gate = self.budgets
         # Names this daemon's unnamed readers, so a lease can never outlive its daemon under the same name.
         self.boot_id = secrets.token_hex(4)
         self.started_at = time.time()
@@ -160,10 +187,12 @@ class Hive:
 
     def _spec(self, row: AgentRow) -> AgentSpec:
         config = self.config
+        # -I: the work dir (the agent's cwd, which it writes) is not on the import path, so a
+        # hyperhive_agent/ the agent leaves there cannot replace the turn loop at its next start.
         if row.name == MANAGER:
-            command = config.manager_command or (sys.executable, "-m", "hyperhive_mind", "serve")
+            command = config.manager_command or (sys.executable, "-I", "-u", "-m", "hyperhive_mind", "serve")
         else:
-            command = config.agent_command or (sys.executable, "-m", "hyperhive_agent", "serve")
+            command = config.agent_command or (sys.executable, "-I", "-u", "-m", "hyperhive_agent", "serve")
         env = {"HIVE_ROLE": row.role, "HIVE_DRIVER": row.driver, "HIVE_TURN_TIMEOUT_S": f"{config.turn_timeout_s:g}"}
         agent_dir = config.agent_state_dir(row.name)
         return AgentSpec(
@@ -175,6 +204,11 @@ class Hive:
             env=tuple(env.items()),
             share_net=config.share_net,
             claude_config_dir=config.claude_config_dir,
+            limits=Limits(
+                memory_bytes=_mib_to_bytes(row.memory_mb if row.memory_mb is not None else config.agent_memory_mb),
+                pids=row.pids if row.pids is not None else config.agent_pids,
+                cpus=row.cpus if row.cpus is not None else config.agent_cpus,
+            ),
         )
 
     async def _open_socket(self, name: str) -> None:
@@ -187,8 +221,17 @@ class Hive:
         await self.backend.create(spec)
         await self.backend.start(spec)
 
-    async def spawn(self, name: str, *, role: str = "", driver: str = "auto") -> AgentInfo:
-        """Add an agent to the hive and start it.
+    async def spawn(
+        self,
+        name: str,
+        *,
+        role: str = "",
+        driver: str = "auto",
+        memory_mb: int | None = None,
+        pids: int | None = None,
+        cpus: float | None = None,
+    ) -> AgentInfo:
+        """Add an agent to the hive and start it; limits left None are the daemon's defaults.
 
         Raises:
             InvalidAgentNameError: the name breaks the naming rules.
@@ -196,7 +239,7 @@ class Hive:
             BackendError: the backend could not start it (nothing is left behind).
         """
         validate_agent_name(name)
-        return await self._spawn(name, role=role, driver=driver)
+        return await self._spawn(name, role=role, driver=driver, memory_mb=memory_mb, pids=pids, cpus=cpus)
 
     async def spawn_manager(self, *, role: str = "", driver: str = "auto") -> AgentInfo:
         """Add the manager (hm1nd) to the hive and start it; its socket offers the manager's toolset.
@@ -207,7 +250,16 @@ class Hive:
         """
         return await self._spawn(MANAGER, role=role, driver=driver)
 
-    async def _spawn(self, name: str, *, role: str, driver: str) -> AgentInfo:
+    async def _spawn(
+        self,
+        name: str,
+        *,
+        role: str,
+        driver: str,
+        memory_mb: int | None = None,
+        pids: int | None = None,
+        cpus: float | None = None,
+    ) -> AgentInfo:
         if driver not in DRIVERS:
             raise ValueError(f"unknown driver {driver!r}; choose one of {', '.join(DRIVERS)}")
         async with self._lock(name):
@@ -220,6 +272,9 @@ class Hive:
                 created_at=time.time(),
                 role=role,
                 driver=driver,
+                memory_mb=memory_mb,
+                pids=pids,
+                cpus=cpus,
             )
             try:
                 await self._bring_up(row)
@@ -313,6 +368,7 @@ class Hive:
         status = await self.backend.status(row.name)
         now = time.time()
         refused, last = self.refusals.of_sender(row.name)
+        spend = self.budgets.spend(row.name)
         return AgentInfo(
             name=row.name,
             backend=row.backend,
@@ -328,6 +384,12 @@ class Hive:
             driver=row.driver,
             driver_in_use=self._drivers_in_use.get(row.name, ""),
             throttled="; ".join(t.reason for t in self.guard.throttles() if t.sender == row.name),
+            containment=status.containment,
+            resources=_resources(status),
             refused=refused,
             last_refusal=last.reason if last is not None else "",
+            usage_today=usage_view(spend.today),
+            usage_total=usage_view(spend.total),
+            budget=limits_view(spend.limits),
+            paused=pause_reason(spend.paused),
         )

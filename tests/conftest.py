@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from hyperhive_core.lifecycle._cgroup import CgroupHost
+
 
 @pytest.fixture(autouse=True, scope="session")
 def no_default_dashboard() -> Iterator[None]:
@@ -33,6 +35,9 @@ def short_tmpdir() -> Iterator[Path]:
     try:
         yield path
     finally:
+        # A daemon killed with -9 leaves its hive's (empty) cgroup dirs; the next daemon of that
+        # state dir would remove them, but there is none.
+        CgroupHost.detect(path / "state").close()
         shutil.rmtree(path, ignore_errors=True)
 
 

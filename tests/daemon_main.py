@@ -1,9 +1,10 @@
-"""A daemon for the tests that kill it with -9: `python -m tests.daemon_main RUN_DIR STATE_DIR`.
+"""A daemon for the tests that kill it with -9: `python -m tests.daemon_main RUN_DIR STATE_DIR [AGENT_COMMAND_JSON]`.
 
-Its agents are idle processes (the tests drive their sockets themselves) and its runaway guard is
-out of the way of a flood; it prints `ready` once every socket listens.
+Its agents are idle processes unless a command is given (the tests drive their sockets themselves)
+and its runaway guard is out of the way of a flood; it prints `ready` once every socket listens.
 """
 
+import json
 import sys
 from pathlib import Path
 
@@ -16,12 +17,12 @@ from tests.helpers import IDLE_AGENT
 UNBOUNDED = 10**9
 
 
-def main(run_dir: str, state_dir: str) -> None:
+def main(run_dir: str, state_dir: str, agent_command: str | None = None) -> None:
     """Serve until SIGTERM (or SIGKILL, which is the point)."""
     config = HiveConfig(
         run_dir=Path(run_dir),
         state_dir=Path(state_dir),
-        agent_command=IDLE_AGENT,
+        agent_command=tuple(json.loads(agent_command)) if agent_command else IDLE_AGENT,
         max_exchanges=UNBOUNDED,
         rate_limit=UNBOUNDED,
     )

@@ -11,8 +11,10 @@ ROOT = Path(__file__).resolve().parent.parent
 ROWS = [
     "`send` tool call",
     "delivery",
+    "`report_events` of a turn, usage recorded",
     "throughput",
     "throughput, keyed sends and leased reads",
+    "fairness",
     "dashboard: `send` with 10 SSE clients",
     "dashboard: throughput with 10 SSE clients",
     "dashboard: send → painted",

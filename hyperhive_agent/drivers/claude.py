@@ -4,7 +4,8 @@ claude answers by calling `mcp__hive__send` itself, through `hive-agent mcp` (co
 `<work dir>/.hive-mcp.json`, `alwaysLoad` so the hive tools are in the first request, with no
 ToolSearch round trip). One `claude -p --input-format stream-json` process serves turn after
 turn (each prompt is one stream-json user message; the turn ends at claude's `result` event), so
-a turn does not pay claude's start-up. Every stream-json line claude prints becomes a turn event.
+a turn does not pay claude's start-up. Every stream-json line claude prints becomes a turn event,
+and each `result` is followed by a `usage` event with what the turn used (`hyperhive_agent.usage`).
 
 The session id is kept in `<work dir>/.hive-claude-session`: a claude started again (after a
 crash, a hang, an agent restart) resumes it; a session claude cannot resume is dropped and the
@@ -24,12 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from hyperhive_agent import wire
 from hyperhive_agent.config import KEEP_ALIVE_S
 from hyperhive_agent.drivers._process import ClaudeProcess, Ending
 from hyperhive_agent.errors import ClaudeUnavailableError, TurnFailedError
 from hyperhive_agent.events import EventLog, Redactor, hive_event
 from hyperhive_agent.prompt import Identity, build_prompt
 from hyperhive_agent.tools import AgentTools, Message
+from hyperhive_agent.usage import UsageMeter
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +103,7 @@ class ClaudeDriver:
         self._prompts = 0
         self._resumed = False
         self._session: str | None = None
+        self._meter = UsageMeter()
 
     @property
     def name(self) -> str:
@@ -281,6 +285,11 @@ class ClaudeDriver:
             return True
         elif kind == "result":
             turn.result = event
+            # what the turn used, right after claude's own account of it: the daemon's budgets count it
+            # (a result that used nothing, such as "Not logged in", reports nothing)
+            usage = self._meter.turn(event)
+            if usage["cost_usd"] or any(usage[key] for key in wire.USAGE_TOKEN_FIELDS):
+                events.emit(usage)
             if event.get("api_error_status") == AUTH_FAILED_STATUS:
                 turn.auth_error = (
                     f"the API refused claude's credentials ({self._redactor.text(str(event.get('result')))})"
@@ -313,7 +322,8 @@ class ClaudeDriver:
         # this interpreter, not the hive-agent script: it works in any install (venv, nix, checkout)
         server = {
             "command": sys.executable,
-            "args": ["-m", "hyperhive_agent", "mcp"],
+            # -I: claude starts it in the work dir, which must not be able to shadow the bridge.
+            "args": ["-I", "-m", "hyperhive_agent", "mcp"],
             "env": {"HIVE_SOCKET": str(self.settings.socket_path)},
             # every hive tool in the first request: without it claude defers MCP tools behind
             # ToolSearch, a model round trip before the first send of every session

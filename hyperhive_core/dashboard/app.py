@@ -165,14 +165,7 @@ class Dashboard:
         activity = self.c.activity
         await activity.refresh()
         rows = [
-            pages.agent_row(
-                a,
-                sent=activity.sent.get(a.name, 0),
-                last_at=activity.last_at.get(a.name),
-                tokens=activity.tokens.get(a.name, 0),
-                cost_usd=activity.cost_usd.get(a.name, 0.0),
-            )
-            for a in agents
+            pages.agent_row(a, sent=activity.sent.get(a.name, 0), last_at=activity.last_at.get(a.name)) for a in agents
         ]
         return pages.agents_body(rows), len(agents)
 
@@ -227,8 +220,6 @@ class Dashboard:
                 "sent": activity.sent.get(a.name, 0),
                 "received": activity.received.get(a.name, 0),
                 "last_active_at": activity.last_at.get(a.name),
-                "tokens": activity.tokens.get(a.name, 0),
-                "cost_usd": activity.cost_usd.get(a.name, 0.0),
             }
             for a in agents
         ]

@@ -113,10 +113,12 @@ def _money(usd: float) -> str:
     return f"${usd:.4f}" if usd else "-"
 
 
-def agent_row(agent: AgentInfo, *, sent: int, last_at: float | None, tokens: int, cost_usd: float) -> Html:
+def agent_row(agent: AgentInfo, *, sent: int, last_at: float | None) -> Html:
     """One agent: state and why, driver, uptime, counts, activity, usage, flags, and its buttons."""
     failing = agent.state in (AgentState.FAILED, AgentState.MISSING)
     flags: list[Html] = []
+    if agent.paused:
+        flags.append(render('<span class="flag warn" title="{why}">paused: budget</span>', why=agent.paused))
     if agent.throttled:
         flags.append(render('<span class="flag warn" title="{why}">throttled</span>', why=agent.throttled))
     if agent.refused:
@@ -136,8 +138,8 @@ def agent_row(agent: AgentInfo, *, sent: int, last_at: float | None, tokens: int
 <td class="num">{unread}</td>
 <td class="num">{sent}</td>
 <td class="num" title="{last_iso}">{last}</td>
-<td class="num">{tokens}</td>
-<td class="num">{cost}</td>
+<td class="num" title="today: {tokens_today}">{tokens}</td>
+<td class="num" title="today: {cost_today}">{cost}</td>
 <td class="actions">
 <button type="button" hx-post="/api/agents/{name}/rebuild" hx-target="#notice">rebuild</button>
 <button type="button" class="danger" hx-post="/api/agents/{name}/kill" hx-target="#notice"
@@ -162,8 +164,10 @@ def agent_row(agent: AgentInfo, *, sent: int, last_at: float | None, tokens: int
         sent=sent,
         last=age(time.time() - last_at) + " ago" if last_at else "-",
         last_iso=_iso(last_at) if last_at else "",
-        tokens=f"{tokens:,}" if tokens else "-",
-        cost=_money(cost_usd),
+        tokens=f"{agent.usage_total.tokens:,}" if agent.usage_total.tokens else "-",
+        cost=_money(agent.usage_total.cost_usd),
+        tokens_today=f"{agent.usage_today.tokens:,}",
+        cost_today=_money(agent.usage_today.cost_usd),
     )
 
 

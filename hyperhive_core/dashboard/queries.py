@@ -60,12 +60,9 @@ class Tally:
 
 
 @dataclass(frozen=True, slots=True)
-class Usage:
-    """Tokens and cost from claude's `result` events since a cursor, per agent."""
+class EventTimes:
+    """When each agent last reported a turn event, for events since a cursor."""
 
-    tokens: dict[str, int]
-    cost_usd: dict[str, float]
-    turns: dict[str, int]
     last_at: dict[str, float]
     last_event_id: int
 
@@ -93,14 +90,6 @@ def event_data(text: str) -> dict[str, Any]:
 def _event(row: tuple[Any, ...]) -> Event:
     id_, agent, created_at, data = row
     return Event(id_, agent, created_at, event_data(str(data)))
-
-
-def _tokens(usage: Any) -> int:
-    if not isinstance(usage, dict):
-        return 0
-    counts = cast(dict[str, Any], usage)
-    keys = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-    return sum(int(n) for k in keys if isinstance(n := counts.get(k), int | float) and n >= 0)
 
 
 class HiveReader:
@@ -230,26 +219,11 @@ class HiveReader:
         with self._read() as db:
             return int(db.execute("SELECT coalesce(max(id), 0) FROM event").fetchone()[0])
 
-    def usage(self, after: int) -> Usage:
-        """Tokens, cost and turns from `result` events with id > `after`, and each agent's latest event."""
-        tokens: dict[str, int] = {}
-        cost: dict[str, float] = {}
-        turns: dict[str, int] = {}
+    def event_times(self, after: int) -> EventTimes:
+        """Each agent's latest event time, for events with id > `after`."""
         with self._read() as db:
             upto = int(db.execute("SELECT coalesce(max(id), 0) FROM event").fetchone()[0])
             last = db.execute(
                 "SELECT agent, max(created_at) FROM event WHERE id > ? AND id <= ? GROUP BY agent", (after, upto)
             ).fetchall()
-            results = db.execute(
-                "SELECT agent, data FROM event WHERE id > ? AND id <= ? AND type = 'result'", (after, upto)
-            ).fetchall()
-        for agent, data in results:
-            event = json_object(data)
-            if event is None:
-                continue
-            turns[agent] = turns.get(agent, 0) + 1
-            tokens[agent] = tokens.get(agent, 0) + _tokens(event.get("usage"))
-            spent = event.get("total_cost_usd")
-            if isinstance(spent, int | float) and spent >= 0:
-                cost[agent] = cost.get(agent, 0.0) + float(spent)
-        return Usage(tokens, cost, turns, dict(last), max(after, upto))
+        return EventTimes(dict(last), max(after, upto))

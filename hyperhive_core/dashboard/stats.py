@@ -200,6 +200,7 @@ class Sampler:
         totals = hive.broker.store.totals()
         agents: list[AgentSample] = []
         for name in hive.agent_names:
+            used = hive.budgets.spend(name).total  # the daemon's own record of its turns
             cpu_pct: float | None = None
             if previous is not None and elapsed > 0 and name in cpu_now and name in previous[2]:
                 cpu_pct = round(max(cpu_now[name] - previous[2][name], 0.0) / elapsed * 100, 1)
@@ -209,8 +210,8 @@ class Sampler:
                     cpu_pct=cpu_pct,
                     rss_bytes=usage[name][1] if name in usage else None,
                     queued=unread.get(name, 0),
-                    tokens=self._activity.tokens.get(name, 0),
-                    cost_usd=round(self._activity.cost_usd.get(name, 0.0), 6),
+                    tokens=used.tokens,
+                    cost_usd=round(used.cost_usd, 6),
                 )
             )
         rate = round((sent - previous[1]) / elapsed * 60, 2) if previous is not None and elapsed > 0 else None

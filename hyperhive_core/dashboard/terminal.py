@@ -105,6 +105,11 @@ def describe(data: dict[str, Any]) -> str:
         if data.get("is_error") and data.get("result"):
             summary += f": {data.get('result')}"
         return _paint(BOLD + (RED if data.get("is_error") else ""), _text(summary))
+    if kind == "hive" and subtype == "usage":
+        tokens = [data.get(k, 0) for k in ("input_tokens", "output_tokens", "cache_read_input_tokens")]
+        cost = data.get("cost_usd")
+        money = f", ${cost:.4f}" if isinstance(cost, int | float) else ""
+        return _paint(DIM, _text(f"[usage] tokens in {tokens[0]} out {tokens[1]} cache read {tokens[2]}{money}"))
     if kind == "hive":
         colour = BOLD + RED if subtype in ("turn_error", "refused") else MAGENTA
         return _paint(colour, _text(f"[{subtype}] {data.get('message', '')}"))

@@ -57,6 +57,7 @@ async def test_a_claude_turn_replies_through_the_bridge_with_the_hive_tools_load
         "user/tool_result",
         "assistant/text",
         "result/success",
+        "hive/usage",
         "hive/turn_end",
     ]
     # two model requests: the send, then the closing text; no ToolSearch round trip before the send
@@ -291,6 +292,7 @@ async def test_a_claude_without_any_login_says_so_and_runs_once_a_login_appears(
             assert await hive.sent.receive() == Sent("operator", "claude: two", second_id)
     [asked, fell_back] = [e for e in events if e.get("subtype") == "driver"]
     assert asked["in_use"] == "claude"
+    assert "hive/usage" not in kinds(events)  # claude's "Not logged in" result used nothing: nothing to count
     assert fell_back["in_use"].startswith("echo (fallback: claude is not logged in (it said: Not logged in")
 
 

@@ -26,6 +26,7 @@ VERBS = (
     "list",
     "status",
     "logs",
+    "budget",
     "send",
     "recv",
     "inbox",

@@ -17,6 +17,7 @@ import pytest
 
 from hyperhive_core.client import HiveClient, open_hive_client
 from hyperhive_core.daemon import running_daemon
+from hyperhive_core.mcp.models import MessageView
 from tests.agent._claude import claude_path, needs_claude
 from tests.fakes.messages_api import (
     DUMMY_KEY,
@@ -24,6 +25,7 @@ from tests.fakes.messages_api import (
     MessagesApi,
     Reply,
     ToolUse,
+    Turn,
     call,
     replying_model,
     say,
@@ -210,3 +212,55 @@ async def test_the_manager_splits_a_task_between_two_agents_it_spawns_and_report
     assert {"mcp__hive__spawn", "mcp__hive__list_agents", "mcp__hive__send"} <= set(first.tool_names)
     assert "mcp__hive__recv" not in first.tool_names
     assert re.search(r"\brecv\b", instructions_of(first)) is None
+
+
+async def recv_all(operator: HiveClient, count: int) -> list[MessageView]:
+    """The operator's next `count` messages, in the order they were stored."""
+    got: list[MessageView] = []
+    while len(got) < count:
+        got += (await operator.recv(timeout_s=BOUND_S, max=count - len(got))).messages
+    return got
+
+
+async def test_a_spent_budget_pauses_a_claude_agent_with_its_messages_queued_until_the_operator_raises_it(
+    short_tmpdir: Path, claude_dir: Path
+) -> None:
+    config = hive_config(short_tmpdir, claude_config_dir=claude_dir)
+    async with serve_messages_api() as api:
+        api.write_settings(claude_dir)
+        with anyio.fail_after(BOUND_S):
+            async with running_daemon(config), open_hive_client(config.host_socket) as operator:
+                await operator.spawn("alice")
+                await operator.set_budget("alice", tokens_total=1)  # one turn spends it
+                await operator.send("alice", "one")
+                first = await recv_all(operator, 2)  # alice's answer, and the daemon's notice
+                await operator.send("alice", "two")
+                held = await events_until(operator, "alice", "held")
+                inbox = await operator.inbox("alice")
+                paused = await operator.status("alice")
+                requests_while_paused = len(api.model_requests())
+                await operator.set_budget("alice", tokens_total=100_000)
+                second = await recv_all(operator, 2)  # the notice that alice resumes, and her answer
+                await events_until(operator, "alice", "turn_end", after=held[-1]["_id"])
+                done = await operator.status("alice")
+    assert sorted((m.sender, m.body.split(":")[0]) for m in first) == [("alice", "claude"), ("hive", "budget")]
+    assert (inbox.queued, inbox.delivered, [m.body for m in inbox.messages]) == (1, 0, ["two"])
+    assert paused.paused.startswith("budget: alice used 240 tokens of its 1-token total budget")
+    assert [e.get("subtype") for e in held if e.get("subtype") in ("usage", "paused", "held")] == [
+        "usage",
+        "paused",
+        "held",
+    ]
+    assert sorted(m.body for m in second) == [
+        "budget: alice resume their turns: the operator changed the budget.",
+        "claude: two",
+    ]
+    # nothing reached the model while alice was paused; her second turn came after the raise
+    replies = [r for r in api.model_requests() if isinstance(r.reply, Turn)]
+    assert requests_while_paused == 2
+    assert len(replies) == 4
+    assert "two" in replies[2].prompt()
+    # what the daemon counted is what the (fake) API billed: input and output tokens of every answer
+    billed = sum(r.reply.input_tokens + r.reply.output_tokens for r in replies if isinstance(r.reply, Turn))
+    assert (done.usage_total.tokens, done.usage_total.turns, done.paused) == (billed, 2, "")
+    assert done.usage_total.cost_usd > 0

@@ -15,13 +15,15 @@ from hyperhive_core.dashboard.stats import Sample, Sampler, StatsStore
 from tests.core.dashboard._dash import running_dashboard
 from tests.helpers import IDLE_AGENT, hive_config
 
-RESULT: dict[str, Any] = {
-    "type": "result",
-    "subtype": "success",
-    "is_error": False,
+# What the turn loop reports for each model turn; the daemon records it (budgets) and the sampler reads that.
+USAGE: dict[str, Any] = {
+    "type": "hive",
+    "subtype": "usage",
+    "input_tokens": 100,
+    "output_tokens": 20,
+    "cache_read_input_tokens": 5,
+    "cost_usd": 0.0125,
     "duration_ms": 900,
-    "total_cost_usd": 0.0125,
-    "usage": {"input_tokens": 100, "output_tokens": 20, "cache_read_input_tokens": 5},
 }
 
 
@@ -38,7 +40,7 @@ async def test_a_sample_holds_the_rate_queues_and_each_agents_cpu_memory_tokens_
             for i in range(3):
                 await operator.send("alice", f"m{i}")
             async with open_hive_client(config.agent_socket("bob")) as bob:
-                await bob.report_events([RESULT, RESULT])
+                await bob.report_events([USAGE, USAGE])
             second = await sampler.sample_once()
             window = store.window(0)
         finally:
