@@ -147,6 +147,8 @@ def test_an_agents_terminal_shows_claudes_turn_and_keeps_escapes_inert(page: Pag
         {"type": "user", "message": {"content": [{"type": "tool_result", "content": result}]}},
         {"type": "result", "is_error": False, "duration_ms": 3400, "total_cost_usd": 0.0042,
          "usage": {"input_tokens": 1830, "output_tokens": 96}},
+        {"type": hive, "subtype": "usage", "input_tokens": 1830, "output_tokens": 96, "cache_read_input_tokens": 0,
+         "cost_usd": 0.0042, "duration_ms": 3400},
         {"type": hive, "subtype": "turn_end", "message": "turn 7 done (claude)"},
     ]  # fmt: skip
     site.hive.portal.call(report_as_agent, site.hive.config.agent_socket("alice"), events)
