@@ -95,6 +95,8 @@ def main(argv: list[str]) -> None:
         "state_dir": state_dir,
         "sandbox": "none",
         "agent_command": IDLE_AGENT,
+        # Any free port (the dashboard rows read it from the run dir): never the default one.
+        "dashboard": "127.0.0.1:0",
     }
     if kind == "claude":
         # `claude RUN STATE CLAUDE_DIR AGENT_ENV...`: real agents in the default sandbox, claude
@@ -106,10 +108,13 @@ def main(argv: list[str]) -> None:
             "state_dir": state_dir,
             "claude_config_dir": Path(argv[3]),
             "agent_command": (*command, sys.executable, "-m", "hyperhive_agent", "serve"),
+            "dashboard": None,
         }
     # The runaway guard would stop a benchmark's floods by design: lift its bounds (where this
     # version of the daemon has them) to measure the message path itself.
     values |= {key: UNBOUNDED for key in GUARD_BOUNDS if key in HiveConfig.model_fields}
+    if "dashboard" not in HiveConfig.model_fields:  # a daemon from before the dashboard
+        values.pop("dashboard")
     config = HiveConfig.model_validate(values)
     anyio.run(functools.partial(serve_until_signalled, config, on_ready=say_ready))
 

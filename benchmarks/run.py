@@ -28,9 +28,23 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._claude import ModeResult, claude_installed, fake_api, measure_mode
+from benchmarks._dashboard import (
+    Dashboard,
+    dashboard_of,
+    logged_in,
+    open_browser,
+    page_loads,
+    painted_after_send,
+    seed_messages,
+    sse_clients,
+)
 from benchmarks._rpc import LineClient, connect_socket, start_bridge
 
 READY_TIMEOUT_S = 60.0
+# The messages the page-load row's hive holds.
+PAGE_MESSAGES = 10_000
+# SSE clients connected in the dashboard rows.
+SSE_CLIENTS = 10
 # The broker's setting; NORMAL is measured beside it for the README's durability argument.
 BROKER_SYNC = "FULL"
 
@@ -193,7 +207,8 @@ def hivectl() -> str:
 def echo_daemon(root: Path) -> Generator[Hive]:
     """The daemon exactly as an operator starts it: `hivectl serve --detach`, echo agents in bubblewrap."""
     dirs = ["--run-dir", str(root / "run"), "--state-dir", str(root / "state")]
-    subprocess.run([hivectl(), *dirs, "serve", "--detach", "--log-level", "warning"], check=True, capture_output=True)
+    serve = [hivectl(), *dirs, "serve", "--detach", "--log-level", "warning", "--dashboard", "127.0.0.1:0"]
+    subprocess.run(serve, check=True, capture_output=True)
     hive = Hive(root / "run", root / "state", int((root / "run" / "daemon.pid").read_text()))
     try:
         yield hive
@@ -545,6 +560,77 @@ def measure_throughput(hive: Hive, floors: Floors, sizes: Sizes, pairs: int = 10
     )
 
 
+# the dashboard
+
+
+def measure_dashboard(hive: Hive, dash: Dashboard, floors: Floors, sizes: Sizes) -> list[Row]:
+    """The daemon with 10 live message streams open against none, and a send until painted in a browser."""
+    body = "x" * 64
+    block = max(sizes.calls // 4, 1)
+    none: list[float] = []
+    loaded: list[float] = []
+    events = 0
+    with start_bridge(sys.executable, hive.agent_socket("a")) as client:
+        timed(50, lambda: client.call("send", {"to": "dn", "body": body}))
+        for _ in range(2):  # interleaved, so drift on a noisy machine touches both alike
+            none += timed(block, lambda: client.call("send", {"to": "dn", "body": body}))
+            with sse_clients(dash, SSE_CLIENTS) as clients:
+                loaded += timed(block, lambda: client.call("send", {"to": "dt", "body": body}))
+                if not clients.until(block):
+                    raise RuntimeError(f"the SSE clients read {clients.events} of {block} events each")
+            events += sum(clients.events)
+    none_median, none_p99 = ms(none)
+    median, p99 = ms(loaded)
+    with sse_clients(dash, 0):
+        alone = measure_throughput(hive, floors, sizes)
+    with sse_clients(dash, SSE_CLIENTS) as clients:
+        watched = measure_throughput(hive, floors, sizes)
+    rate, alone_rate = watched.extra["rate"], alone.extra["rate"]
+    with hive.operator() as operator, open_browser() as browser, logged_in(browser, dash) as page:
+        painted = painted_after_send(
+            page, dash, lambda: operator.call("send", {"to": "dp", "body": "painted?"})["id"], sizes.deliveries
+        )
+    painted_median, painted_p99 = ms(painted)
+    return [
+        Row(
+            "dashboard: `send` with 10 SSE clients",
+            f"the `send` row's call, {len(loaded):,} with {SSE_CLIENTS} live message streams open against "
+            f"{len(none):,} with none, interleaved; the clients read {events:,} events",
+            f"{median:.3f} ms vs {none_median:.3f} ms",
+            "no measurable cost (≤ 10%)",
+            median <= none_median * 1.1,
+            median,
+            p99,
+            "same calls, no clients",
+            median / none_median,
+            {"none_median_ms": none_median, "none_p99_ms": none_p99, "events_read": events},
+        ),
+        Row(
+            "dashboard: throughput with 10 SSE clients",
+            f"the throughput row with {SSE_CLIENTS} live message streams open, against it with none, run back to back; "
+            f"the clients read {sum(clients.events):,} events",
+            f"{rate:,.0f} msg/s vs {alone_rate:,.0f} msg/s",
+            "no measurable cost (≥ 90%)",
+            rate >= alone_rate * 0.9,
+            watched.median_ms,
+            watched.p99_ms,
+            "same, no clients",
+            rate / alone_rate,
+            {"rate": rate, "none_rate": alone_rate, "events_read": sum(clients.events)},
+        ),
+        Row(
+            "dashboard: send → painted",
+            f"the operator's `send` over host.sock until the message is painted in the live stream of headless "
+            f"chromium (the frame after its insertion), {len(painted)} sends one at a time",
+            f"{painted_median:.1f} ms",
+            "-",
+            None,
+            painted_median,
+            painted_p99,
+        ),
+    ]
+
+
 # history
 
 
@@ -654,6 +740,8 @@ def round_trip_each(hive: Hive, names: list[str], tag: str) -> list[float]:
 def measure_scale(root: Path, floors: Floors, sizes: Sizes) -> list[Row]:
     """Spawn echo agents through the operator's `spawn`; check each answers; time `hivectl list`."""
     names = [f"e{i:03d}" for i in range(sizes.agents)]
+    # The page-load row's history: written before the daemon starts, as if the hive had run a while.
+    seed_messages(root / "state", names, PAGE_MESSAGES)
     with echo_daemon(root) as hive:
         with hive.operator() as operator:
             spawns = [0.0] * len(names)
@@ -667,6 +755,9 @@ def measure_scale(root: Path, floors: Floors, sizes: Sizes) -> list[Row]:
         rss = rss_mb(hive.pid)
         dirs = ["--run-dir", str(hive.run_dir), "--state-dir", str(hive.state_dir)]
         cli = timed(sizes.cli_runs, lambda: subprocess.run([hivectl(), *dirs, "list"], check=True, capture_output=True))
+        dash = dashboard_of(hive.run_dir)
+        with open_browser() as browser, logged_in(browser, dash) as page:
+            agents_load, stream_load = page_loads(page, dash, names[-1], PAGE_MESSAGES, sizes.cli_runs)
     spawn_median, spawn_p99 = ms(spawns)
     answer_median, answer_p99 = ms(answers)
     cli_median, cli_p99 = ms(cli)
@@ -703,7 +794,25 @@ def measure_scale(root: Path, floors: Floors, sizes: Sizes) -> list[Row]:
             "python start",
             cli_median / floors.python,
         ),
+        page_load_row(n, agents_load, stream_load),
     ]
+
+
+def page_load_row(agents: int, agents_load: list[float], stream_load: list[float]) -> Row:
+    """The dashboard's two heaviest views, loaded in a real browser."""
+    agents_median, agents_p99 = ms(agents_load)
+    median, p99 = ms(stream_load)
+    return Row(
+        "dashboard: page load",
+        f"{agents} agents and {PAGE_MESSAGES:,} messages, headless chromium, navigation start → load event: "
+        "the agents view (all its agents); median/p99 = the messages view (its newest 200)",
+        f"agents {agents_median:.0f} ms; messages {median:.0f} ms",
+        "-",
+        None,
+        median,
+        p99,
+        extra={"agents_median_ms": agents_median, "agents_p99_ms": agents_p99, "messages": PAGE_MESSAGES},
+    )
 
 
 # claude turns
@@ -886,7 +995,16 @@ def run(sizes: Sizes, root: Path) -> list[Row]:
     rows: list[Row] = []
     with idle_daemon(root / "d") as hive:
         with hive.operator() as operator:
-            for name in ["a", "b", "sink", *(f"s{i}" for i in range(10)), *(f"r{i}" for i in range(10))]:
+            for name in [
+                "a",
+                "b",
+                "sink",
+                "dn",
+                "dt",
+                "dp",
+                *(f"s{i}" for i in range(10)),
+                *(f"r{i}" for i in range(10)),
+            ]:
                 operator.call("spawn", {"name": name})
         rows.append(measure_send(hive, floors, sizes))
         rows.append(measure_delivery(hive, floors, sizes))
@@ -894,6 +1012,7 @@ def run(sizes: Sizes, root: Path) -> list[Row]:
         rows.append(measure_throughput(hive, floors, sizes))
         rows.append(measure_throughput(hive, floors, sizes, keyed=True))
         rows.append(measure_fairness(hive, sizes))
+        rows += measure_dashboard(hive, dashboard_of(hive.run_dir), floors, sizes)
     rows += measure_scale(root / "s", floors, sizes)
     rows += measure_history(root / "h", sizes)
     rows += measure_claude(root / "c", sizes)

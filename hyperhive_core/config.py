@@ -10,8 +10,9 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hyperhive_core.dashboard.address import DEFAULT_ADDRESS, Address, parse_setting
 from hyperhive_core.errors import ConfigError
 
 MAX_BODY_BYTES = 64 * 1024
@@ -66,6 +67,12 @@ def default_failpoints() -> frozenset[str]:
     return frozenset(f for f in os.environ.get("HYPERHIVE_FAILPOINTS", "").split(",") if f)
 
 
+def default_dashboard() -> str | None:
+    """`HYPERHIVE_DASHBOARD` (`HOST:PORT`, or `off`), else 127.0.0.1:8420."""
+    address = parse_setting(os.environ.get("HYPERHIVE_DASHBOARD", DEFAULT_ADDRESS))
+    return None if address is None else str(address)
+
+
 class HiveConfig(BaseModel):
     """Everything the daemon needs to know, loaded once at the edge and passed down."""
 
@@ -116,9 +123,35 @@ class HiveConfig(BaseModel):
     # The Nix search path nixos-container builds containers with (its `<nixpkgs/nixos>`); the
     # NixOS module sets NIX_PATH=nixpkgs=<the flake's nixpkgs> for the service.
     nixos_nix_path: str | None = Field(default_factory=lambda: os.environ.get("NIX_PATH") or None)
+    # The dashboard (HTTP + SSE): `HOST:PORT` it listens on (port 0: any free one), None for none.
+    dashboard: str | None = Field(default_factory=default_dashboard)
+    # A file whose content is the dashboard's access token (required off loopback); None: a token
+    # the daemon makes once and keeps in <state dir>/dashboard.token.
+    dashboard_token_file: Path | None = None
+    # Host header values the dashboard accepts besides its own address (and, on loopback,
+    # localhost): the names a browser reaches it by through a proxy or a tunnel.
+    dashboard_hosts: tuple[str, ...] = ()
+    # How often the dashboard's sampler records the hive's stats.
+    dashboard_sample_s: float = Field(default=10.0, gt=0)
     # Crash tests only: named points where the daemon SIGKILLs itself (`send-committed`: a send is
     # committed and not yet answered). Empty in any real use.
     failpoints: frozenset[str] = Field(default_factory=default_failpoints)
+
+    @field_validator("dashboard")
+    @classmethod
+    def _check_dashboard(cls, value: str | None) -> str | None:
+        address = parse_setting(value)
+        return None if address is None else str(address)
+
+    @property
+    def dashboard_address(self) -> Address | None:
+        """Where the dashboard listens, or None when it is off."""
+        return parse_setting(self.dashboard)
+
+    @property
+    def dashboard_info(self) -> Path:
+        """Where a running daemon says where its dashboard is (for `hivectl dashboard`)."""
+        return self.run_dir / "dashboard.json"
 
     @property
     def host_socket(self) -> Path:

@@ -10,11 +10,13 @@ import logging
 import os
 import signal
 from collections.abc import AsyncGenerator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
+from mcp.server.mcpserver import MCPServer
 
 from hyperhive_core.broker.broker import Broker, DiskGuard
 from hyperhive_core.broker.database import AS_IS, StartFrom, close_database, mark_running, open_database
@@ -121,12 +123,8 @@ class Daemon:
                 try:
                     # First kills whatever an earlier daemon left running, so no agent runs twice.
                     await tg.start(backend.serve)
-                    await sockets.open(
-                        config.host_socket,
-                        build_operator_server(hive, stop_requested=stop_requested),
-                        label="operator",
-                        mode=0o600,
-                    )
+                    operator = build_operator_server(hive, stop_requested=stop_requested)
+                    await sockets.open(config.host_socket, operator, label="operator", mode=0o600)
                     # the budgets first: an agent restored over its budget must not be handed a message
                     await hive.budgets.open()
                     await hive.restore()
@@ -137,17 +135,20 @@ class Daemon:
                             await hive.spawn_manager()
                         except HiveError:
                             logger.exception("could not start the manager")
-                    pid_file.write_text(f"{os.getpid()}\n")
-                    tg.start_soon(_keep_marker, config.broker_path, broker.store)
-                    logger.info(
-                        "hyperhive daemon ready: %d agents, operator socket %s, state %s",
-                        len(hive.agent_names),
-                        config.host_socket,
-                        config.state_dir,
-                    )
-                    task_status.started()
-                    await stop_requested.wait()
-                    logger.info("shutdown requested by the operator")
+                    # Stopped before the agents and the sockets: once host.sock closes (and `hivectl
+                    # shutdown` returns), the dashboard's port is free for the next daemon.
+                    async with _dashboard(config, hive, operator):
+                        pid_file.write_text(f"{os.getpid()}\n")
+                        tg.start_soon(_keep_marker, config.broker_path, broker.store)
+                        logger.info(
+                            "hyperhive daemon ready: %d agents, operator socket %s, state %s",
+                            len(hive.agent_names),
+                            config.host_socket,
+                            config.state_dir,
+                        )
+                        task_status.started()
+                        await stop_requested.wait()
+                        logger.info("shutdown requested by the operator")
                 finally:
                     # shielded and bounded: a cancelled daemon must still reap its agents.
                     with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_GRACE_S):
@@ -156,6 +157,16 @@ class Daemon:
                     tg.cancel_scope.cancel()
         finally:
             pid_file.unlink(missing_ok=True)
+
+
+def _dashboard(config: HiveConfig, hive: Hive, operator: MCPServer[Any]) -> AbstractAsyncContextManager[None]:
+    """The dashboard while the daemon runs (the page acts through `operator`, the toolset behind host.sock)."""
+    if config.dashboard is None:
+        return nullcontext()
+    # Imported here: starlette and uvicorn cost nothing to a daemon without a dashboard.
+    from hyperhive_core.dashboard.server import open_dashboard
+
+    return open_dashboard(config, hive, operator)
 
 
 async def _keep_marker(db: Path, store: HiveStore) -> None:

@@ -55,6 +55,9 @@ ensure_tool() {
 
 ensure_bwrap() { ensure_tool bwrap bubblewrap "the agents' sandbox; without it they run unsandboxed"; }
 ensure_nix() { ensure_tool nix-instantiate nix-bin "the tests parse and evaluate the .nix files with it"; }
+# Debian's chromium, driven by Playwright (a pinned dev dependency) in the dashboard's browser tests.
+# Never `playwright install`: it downloads a browser build, which these machines cannot fetch.
+ensure_chromium() { ensure_tool chromium chromium "the dashboard's browser tests drive it"; }
 
 # The real claude-code the tests drive (against a fake Messages API they serve on 127.0.0.1).
 # Pinned exactly: its stream-json events, flags and settings are the contract the driver relies on.

@@ -11,6 +11,18 @@ import pytest
 from hyperhive_core.lifecycle._cgroup import CgroupHost
 
 
+@pytest.fixture(autouse=True, scope="session")
+def no_default_dashboard() -> Iterator[None]:
+    """Daemons in tests serve no dashboard unless a test asks for one (`hive_config(..., dashboard=...)`).
+
+    Parallel test runs start many daemons: on the default 127.0.0.1:8420 all but one would fail.
+    Set in the environment, so `hivectl serve` in a subprocess inherits it too.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HYPERHIVE_DASHBOARD", "off")
+        yield
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

@@ -30,8 +30,9 @@ needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewr
 
 
 def hive_config(root: Path, **overrides: object) -> HiveConfig:
-    """A config whose run and state dirs live under `root` (a short temp dir)."""
-    values: dict[str, object] = {"run_dir": root / "run", "state_dir": root / "state"}
+    """A config whose run and state dirs live under `root` (a short temp dir); no dashboard unless
+    asked for (`dashboard="127.0.0.1:0"`: any free port)."""
+    values: dict[str, object] = {"run_dir": root / "run", "state_dir": root / "state", "dashboard": None}
     values.update(overrides)
     return HiveConfig.model_validate(values)
 

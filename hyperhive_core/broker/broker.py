@@ -111,6 +111,8 @@ class Broker:
         self._committing = False
         # Set by the hive: who may not be handed messages now. None: everyone may.
         self.gate: RecvGate | None = None
+        # Set, then replaced, after each commit that stored a message: for watchers (the dashboard).
+        self._committed = anyio.Event()
 
     @property
     def store(self) -> HiveStore:
@@ -174,11 +176,21 @@ class Broker:
                 self._queue[0].wake.set()
             else:
                 self._committing = False
+        stored = False
         for pending, outcome in zip(batch, outcomes, strict=True):
             pending.outcome = outcome
             if isinstance(outcome, Appended) and not outcome.duplicate:
                 self.wake(outcome.row.recipient)
+                stored = True
             pending.wake.set()
+        if stored:
+            self._committed.set()
+            self._committed = anyio.Event()
+
+    def next_commit(self) -> anyio.Event:
+        """An event set when the next commit that stores a message is done; take it before looking at
+        `store.last_id`, so a commit in between still wakes the watcher."""
+        return self._committed
 
     def wake(self, recipient: str) -> None:
         """Make `recipient`'s waiting `recv` calls look again (a message came, or the gate opened)."""

@@ -6,7 +6,7 @@ for people or JSON with `--json`, and exits 1 with one line on stderr when somet
 
 import typer
 
-from hyperhive_core.cli import agents, budget, daemon, database, messages
+from hyperhive_core.cli import agents, budget, daemon, dashboard, database, messages
 from hyperhive_core.cli._common import RunDir, StateDir, make_dirs
 
 app = typer.Typer(
@@ -39,6 +39,7 @@ app.command()(messages.ack)
 app.command()(messages.inbox)
 app.command()(database.backup)
 app.command()(database.doctor)
+app.command()(dashboard.dashboard)
 
 
 def main() -> None:

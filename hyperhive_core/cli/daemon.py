@@ -28,6 +28,7 @@ from hyperhive_core.config import (
     TURN_TIMEOUT_S,
     HiveConfig,
 )
+from hyperhive_core.dashboard.address import DEFAULT_ADDRESS, parse_setting
 from hyperhive_core.errors import DaemonUnavailableError, HiveError
 from hyperhive_core.mcp.models import ShutdownReceipt
 
@@ -215,6 +216,28 @@ def serve(
             "--salvage", help="Start a damaged database with what SQLite can still read; a copy is kept first."
         ),
     ] = False,
+    dashboard: Annotated[
+        str | None,
+        typer.Option(
+            metavar="HOST:PORT",
+            envvar="HYPERHIVE_DASHBOARD",
+            help=f"Serve the dashboard here (port 0: any free one; `off`: none) \\[default: {DEFAULT_ADDRESS}].",
+            show_default=False,
+        ),
+    ] = None,
+    no_dashboard: Annotated[bool, typer.Option("--no-dashboard", help="Serve no dashboard.")] = False,
+    dashboard_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="HYPERHIVE_DASHBOARD_TOKEN_FILE",
+            help="The dashboard's access token, from this file (required off loopback); default: one the daemon "
+            "makes and keeps in the state dir.",
+        ),
+    ] = None,
+    dashboard_host: Annotated[
+        list[str] | None,
+        typer.Option(help="Another Host name the dashboard answers to (a proxy's, a tunnel's); repeatable."),
+    ] = None,
     run_dir: RunDir = None,
     state_dir: StateDir = None,
 ) -> None:
@@ -224,6 +247,10 @@ def serve(
     if restore is not None and salvage:
         raise fail("--restore and --salvage exclude each other: restore a backup, or salvage what is there")
     d = use_dirs(ctx, run_dir, state_dir)
+    try:
+        address = None if no_dashboard else parse_setting(DEFAULT_ADDRESS if dashboard is None else dashboard)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     config = HiveConfig(
         run_dir=d.run_dir,
         state_dir=d.state_dir,
@@ -241,6 +268,9 @@ def serve(
         agent_memory_mb=agent_memory_mb or None,
         agent_pids=agent_pids or None,
         agent_cpus=agent_cpus or None,
+        dashboard=None if address is None else str(address),
+        dashboard_token_file=dashboard_token_file.resolve() if dashboard_token_file else None,
+        dashboard_hosts=tuple(dashboard_host or ()),
     )
     start = StartFrom(restore=restore.resolve() if restore else None, salvage=salvage)
     if detach:

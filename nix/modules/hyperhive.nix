@@ -155,7 +155,7 @@ in
       # nixos-container lives in the system profile, not in a package the service could name.
       path = [ "/run/current-system/sw" ];
       environment = {
-        # HYPERHIVE_MANAGER is `hivectl serve --manager`; the dashboard address waits for the dashboard.
+        # `hivectl serve --dashboard ADDR` and `--manager`, from the environment.
         HYPERHIVE_DASHBOARD = cfg.dashboard.address;
         HYPERHIVE_MANAGER = if cfg.manager.enable then "1" else "0";
       }

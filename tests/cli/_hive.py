@@ -17,7 +17,21 @@ from hyperhive_core.config import HiveConfig
 from hyperhive_core.daemon import running_daemon
 from hyperhive_core.mcp.models import SendReceipt
 
-VERBS = ("serve", "shutdown", "spawn", "kill", "rebuild", "list", "status", "logs", "budget", "send", "recv", "inbox")
+VERBS = (
+    "serve",
+    "shutdown",
+    "spawn",
+    "kill",
+    "rebuild",
+    "list",
+    "status",
+    "logs",
+    "budget",
+    "send",
+    "recv",
+    "inbox",
+    "dashboard",
+)
 DAEMON_DOWN = "no hyperhive daemon at"
 # Bounds every wait for a process to exit.
 STOP_DEADLINE_S = 10.0
