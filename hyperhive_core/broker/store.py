@@ -208,6 +208,22 @@ def _sqlite_errors() -> Generator[None]:
 
 
 @contextmanager
+def _unsynced(db: sqlite3.Connection) -> Generator[sqlite3.Connection]:
+    """A transaction committed without its own fsync (WAL + NORMAL), for state that may be redone.
+
+    It survives kill -9 of the daemon (the WAL is in the OS's cache) and the next send's fsync makes
+    it durable. Power loss in between can only undo a hand-out or an acknowledgement, so a message
+    is handed out once more, never lost; sends keep FULL.
+    """
+    db.execute("PRAGMA synchronous=NORMAL")
+    try:
+        with _transaction(db):
+            yield db
+    finally:
+        db.execute("PRAGMA synchronous=FULL")
+
+
+@contextmanager
 def _transaction(db: sqlite3.Connection) -> Generator[sqlite3.Connection]:
     """One write transaction on `db`: committed at the end of the block, rolled back on any error."""
     db.execute("BEGIN IMMEDIATE")
@@ -467,18 +483,9 @@ class HiveStore:
             f"leased = ?, reader = ?, held_until = NULL WHERE id IN ({_OLDEST_QUEUED}) RETURNING {_MESSAGE_COLUMNS}"
         )
         params = (_DELIVERED, now, int(reader is not None), reader, recipient, _QUEUED, limit, MAX_BATCH_BYTES)
-        with self._write_lock, _sqlite_errors():
-            db = self._writer
-            # A claim commits without its own fsync (WAL + NORMAL: it survives kill -9 of the daemon,
-            # and the next send's fsync makes it durable). Power loss in between can only hand a
-            # message out a second time, never lose one; sends keep FULL.
-            db.execute("PRAGMA synchronous=NORMAL")
-            try:
-                with _transaction(db):
-                    expired = self._requeue_expired(db, recipient, now)
-                    rows = [_message(r) for r in db.execute(statement, params)]
-            finally:
-                db.execute("PRAGMA synchronous=FULL")
+        with self._write_lock, _sqlite_errors(), _unsynced(self._writer) as db:
+            expired = self._requeue_expired(db, recipient, now)
+            rows = [_message(r) for r in db.execute(statement, params)]
         self._tally[(recipient, MessageState.DELIVERED)] -= expired
         self._tally[(recipient, MessageState.QUEUED)] += expired - len(rows)
         self._tally[(recipient, MessageState.DELIVERED)] += len(rows)
@@ -494,7 +501,7 @@ class HiveStore:
             "UPDATE message SET held_until = NULL, deliveries = deliveries + 1 WHERE recipient = ? AND reader = ? "
             f"AND leased = 1 AND state = ? AND id > ? RETURNING {_MESSAGE_COLUMNS}"
         )
-        with self._write_lock, _sqlite_errors(), _transaction(self._writer) as db:
+        with self._write_lock, _sqlite_errors(), _unsynced(self._writer) as db:
             rows = [_message(r) for r in db.execute(statement, (recipient, reader, _DELIVERED, after))]
         return sorted(rows, key=lambda r: r.id or 0)
 
@@ -503,7 +510,7 @@ class HiveStore:
 
         Only the reader's own: a cursor says how far this reader got, nothing about another's.
         """
-        with self._write_lock, _sqlite_errors(), _transaction(self._writer) as db:
+        with self._write_lock, _sqlite_errors(), _unsynced(self._writer) as db:
             acked = db.execute(
                 "UPDATE message SET state = ?, acked_at = ?, held_until = NULL "
                 "WHERE recipient = ? AND reader = ? AND leased = 1 AND state = ? AND id <= ?",
@@ -518,7 +525,7 @@ class HiveStore:
         if not ids:
             return [], []
         marks = ",".join("?" * len(ids))
-        with self._write_lock, _sqlite_errors(), _transaction(self._writer) as db:
+        with self._write_lock, _sqlite_errors(), _unsynced(self._writer) as db:
             acked = {
                 row[0]
                 for row in db.execute(
