@@ -221,9 +221,17 @@ class Broker:
         Raises:
             StorageError: the database refused the read.
         """
-        if reader is not None and after:
-            ack = functools.partial(self._store.ack_through, recipient, reader, after, now=time.time())
-            await anyio.to_thread.run_sync(ack, limiter=self._writer)
+        # The cursor's acknowledgement rides with the first claim (one transaction), or goes alone
+        # before anything else happens: never after a wait.
+        pending_ack = after if reader is not None and after else None
+
+        async def acknowledge() -> None:
+            nonlocal pending_ack
+            if pending_ack is not None and reader is not None:
+                ack = functools.partial(self._store.ack_through, recipient, reader, pending_ack, now=time.time())
+                pending_ack = None
+                await anyio.to_thread.run_sync(ack, limiter=self._writer)
+
         reclaim_first = reader is not None and returning
         deadline = anyio.current_time() + timeout_s
         while True:
@@ -240,16 +248,21 @@ class Broker:
             if not held:
                 if reclaim_first and reader is not None:
                     reclaim_first = False
+                    await acknowledge()
                     reclaim = functools.partial(self._store.reclaim, recipient, reader, after=after or 0, now=now)
                     if rows := await anyio.to_thread.run_sync(reclaim, limiter=self._writer):
                         return await self._received(recipient, rows)
                 if queued or due:
-                    claim = functools.partial(self._store.claim, recipient, limit, now=now, reader=reader)
+                    claim = functools.partial(
+                        self._store.claim, recipient, limit, now=now, reader=reader, ack_through=pending_ack
+                    )
+                    pending_ack = None
                     # The claim runs to completion even if the caller is cancelled meanwhile (anyio
                     # shields worker threads), and its rows are returned, never dropped.
                     if rows := await anyio.to_thread.run_sync(claim, limiter=self._writer):
                         return await self._received(recipient, rows)
                     hold_due = self._store.hold_due(recipient)
+            await acknowledge()
             remaining = deadline - anyio.current_time()
             if remaining <= 0:
                 return Received([])

@@ -467,15 +467,19 @@ class HiveStore:
             logger.info("%d leases of %s expired with their reader away; back in the queue", expired, recipient)
         return expired
 
-    def claim(self, recipient: str, limit: int, *, now: float, reader: str | None = None) -> list[MessageRow]:
+    def claim(
+        self, recipient: str, limit: int, *, now: float, reader: str | None = None, ack_through: int | None = None
+    ) -> list[MessageRow]:
         """Mark up to `limit` of the oldest queued messages delivered and return them, in one statement.
 
         With `reader`, they are leased to it: its cursor acknowledges them (`ack_through`), and they
         come back to the queue if it goes away (`release_reader`, `hold_reader`). Leases whose
-        reader stayed away past their hold go back to the queue first.
+        reader stayed away past their hold go back to the queue first. With `ack_through` (the
+        reader's cursor), its leases up to it are acknowledged in the same transaction.
         """
         due = self._hold_due.get(recipient)
-        if not self.queued(recipient) and (due is None or due > now):
+        acking = reader is not None and bool(ack_through)
+        if not acking and not self.queued(recipient) and (due is None or due > now):
             return []
         # One UPDATE … RETURNING: the select and the state change cannot interleave with another claim.
         statement = (
@@ -484,8 +488,11 @@ class HiveStore:
         )
         params = (_DELIVERED, now, int(reader is not None), reader, recipient, _QUEUED, limit, MAX_BATCH_BYTES)
         with self._write_lock, _sqlite_errors(), _unsynced(self._writer) as db:
+            acked = self._ack_through(db, recipient, reader, ack_through, now) if reader and ack_through else 0
             expired = self._requeue_expired(db, recipient, now)
             rows = [_message(r) for r in db.execute(statement, params)]
+        self._tally[(recipient, MessageState.DELIVERED)] -= acked
+        self._tally[(recipient, MessageState.ACKED)] += acked
         self._tally[(recipient, MessageState.DELIVERED)] -= expired
         self._tally[(recipient, MessageState.QUEUED)] += expired - len(rows)
         self._tally[(recipient, MessageState.DELIVERED)] += len(rows)
@@ -511,14 +518,18 @@ class HiveStore:
         Only the reader's own: a cursor says how far this reader got, nothing about another's.
         """
         with self._write_lock, _sqlite_errors(), _unsynced(self._writer) as db:
-            acked = db.execute(
-                "UPDATE message SET state = ?, acked_at = ?, held_until = NULL "
-                "WHERE recipient = ? AND reader = ? AND leased = 1 AND state = ? AND id <= ?",
-                (_ACKED, now, recipient, reader, _DELIVERED, last_id),
-            ).rowcount
+            acked = self._ack_through(db, recipient, reader, last_id, now)
         self._tally[(recipient, MessageState.DELIVERED)] -= acked
         self._tally[(recipient, MessageState.ACKED)] += acked
         return acked
+
+    @staticmethod
+    def _ack_through(db: sqlite3.Connection, recipient: str, reader: str, last_id: int, now: float) -> int:
+        return db.execute(
+            "UPDATE message SET state = ?, acked_at = ?, held_until = NULL "
+            "WHERE recipient = ? AND reader = ? AND leased = 1 AND state = ? AND id <= ?",
+            (_ACKED, now, recipient, reader, _DELIVERED, last_id),
+        ).rowcount
 
     def ack(self, recipient: str, ids: Sequence[int], *, now: float) -> tuple[list[int], list[int]]:
         """Acknowledge messages handed to `recipient`: (acked now or before, not handed to it)."""
