@@ -11,7 +11,7 @@ from rich.text import Text
 
 from hyperhive_core.cli._safe import printable
 from hyperhive_core.mcp.models import AgentInfo, EventView, HiveStatus, InboxView, MessageView
-from hyperhive_core.states import AgentState
+from hyperhive_core.states import AgentState, SyncState
 
 STATE_STYLE = {
     AgentState.RUNNING: "green",
@@ -19,6 +19,14 @@ STATE_STYLE = {
     AgentState.FAILED: "bold red",
     AgentState.MISSING: "red",
 }
+
+SYNC_STYLE = {
+    SyncState.READY: "green",
+    SyncState.PROGRESSING: "yellow",
+    SyncState.FAILED: "bold red",
+    SyncState.SUSPENDED: "magenta",
+}
+HISTORY_STYLE = {"failed": "red", "interrupted": "yellow", "started": "yellow"}
 
 
 def age(seconds: float | None) -> str:
@@ -38,7 +46,17 @@ def age(seconds: float | None) -> str:
 def agents_table(agents: list[AgentInfo]) -> Table:
     """The hive, one agent a row."""
     table = Table(
-        "NAME", "STATE", "PID", "UPTIME", "UNREAD", "REFUSED", "BACKEND", "SANDBOX", title="hive", title_justify="left"
+        "NAME",
+        "STATE",
+        "SYNC",
+        "PID",
+        "UPTIME",
+        "UNREAD",
+        "REFUSED",
+        "BACKEND",
+        "SANDBOX",
+        title="hive",
+        title_justify="left",
     )
     for a in agents:
         state = Text(a.state.value, style=STATE_STYLE.get(a.state, ""))
@@ -49,6 +67,7 @@ def agents_table(agents: list[AgentInfo]) -> Table:
         table.add_row(
             printable(a.name, style="bold"),
             state,
+            Text(a.sync.value, style=SYNC_STYLE.get(a.sync, "")) if a.sync else Text("-"),
             str(a.pid) if a.pid else "-",
             age(a.uptime_s),
             str(a.unread),
@@ -86,6 +105,22 @@ def agent_panel(a: AgentInfo) -> Table:
         rows.append(("refused", printable(f"{a.refused} sends; the latest: {a.last_refusal}", style="yellow")))
     if a.detail:
         rows.append(("detail", printable(a.detail)))
+    if a.sync is not None:
+        sync = Text(a.sync.value, style=SYNC_STYLE.get(a.sync, ""))
+        if a.sync_reason:
+            sync.append_text(printable(f": {a.sync_reason}"))
+        rows.append(("sync", sync))
+        rows.append(("applied", Text(f"main {a.applied_rev[:12]}" if a.applied_rev else "-")))
+        if a.attempted_rev and a.attempted_rev != a.applied_rev:
+            rows.append(("attempted", Text(f"main {a.attempted_rev[:12]}")))
+    if a.not_applied:
+        rows.append(("not applied", printable(", ".join(a.not_applied), style="yellow")))
+    for entry in a.history:
+        line = Text(
+            f"{entry.at.astimezone():%H:%M:%S} {entry.step} {entry.state}", style=HISTORY_STYLE.get(entry.state, "")
+        )
+        line.append_text(printable(f": {entry.detail or entry.cause}", style="dim"))
+        rows.append(("history", line))
     for key, value in rows:
         table.add_row(key, value)
     return table
@@ -201,7 +236,7 @@ def _describe(data: dict[str, Any]) -> tuple[str, str]:
             summary += f", ${cost:.4f}"
         return ("bold red" if data.get("is_error") else "bold"), summary
     if kind == "hive":
-        style = "bold red" if subtype == "turn_error" else "magenta"
+        style = "bold red" if subtype in ("turn_error", "reconcile_error", "died") else "magenta"
         return style, f"[{subtype}] {_short(data.get('message', ''), 400)}"
     return "dim", f"{kind}: {_short(data)}"
 

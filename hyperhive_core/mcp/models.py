@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from hyperhive_core.states import AgentState, MessageState
+from hyperhive_core.states import AgentState, MessageState, SyncState
 
 # Bounds of the tools' arguments, shared with hivectl (which must not import the server side).
 MAX_RECV_TIMEOUT_S = 600.0
@@ -99,6 +99,17 @@ class PeerList(BaseModel):
     peers: list[PeerInfo]
 
 
+class HistoryEntry(BaseModel):
+    """One reconcile step on an agent, or something that happened to it."""
+
+    at: datetime
+    step: str
+    cause: str
+    state: str
+    detail: str = ""
+    rev: str
+
+
 class AgentInfo(BaseModel):
     """One agent of the hive, as the operator sees it."""
 
@@ -117,6 +128,16 @@ class AgentInfo(BaseModel):
     throttled: str = Field(default="", description="Which runaway-guard limit refuses its messages now, if any.")
     refused: int = Field(default=0, description="Sends of this agent the daemon refused since it started.")
     last_refusal: str = Field(default="", description="Why its latest refused send was refused.")
+    sync: SyncState | None = Field(default=None, description="Against main: Ready, Progressing, Failed or Suspended.")
+    sync_reason: str = Field(default="", description="Why it is in that sync state.")
+    applied_rev: str | None = Field(default=None, description="The main it runs (last applied).")
+    attempted_rev: str | None = Field(default=None, description="The main of the last step tried on it.")
+    not_applied: list[str] = Field(
+        default_factory=list[str], description="Settings on main that this daemon does not apply yet."
+    )
+    history: list[HistoryEntry] = Field(
+        default_factory=list[HistoryEntry], description="Its latest reconcile steps (agent_status only)."
+    )
 
 
 class AgentList(BaseModel):
