@@ -29,7 +29,7 @@ from hyperhive_core.approvals.reconciler import Reconciler
 from hyperhive_core.approvals.records import ApprovalRecords
 from hyperhive_core.approvals.repo import MAIN, Snapshot, StateRepo
 from hyperhive_core.approvals.views import CommitReceipt, ProposalKind, ProposalView, ReconcileReport
-from hyperhive_core.errors import ApprovalError, BackendError, NotPermittedError, StateRepoError
+from hyperhive_core.errors import ApprovalError, BackendError, HiveError, NotPermittedError, StateRepoError
 from hyperhive_core.hive import Hive
 from hyperhive_core.mcp.models import AgentInfo, HistoryEntry
 from hyperhive_core.names import MANAGER, OPERATOR, validate_agent_name
@@ -149,12 +149,23 @@ class HiveControl:
         raise StateRepoError("main kept moving while a change was committed to it; try again")
 
     async def _applied(self, rev: str, change: Change, *, by: str) -> ReconcileReport:
-        """Reconcile the agent a commit changed; the rest of the hive follows in the background."""
-        report = await self.reconciler.reconcile(
-            f"{by}: {change.summary} ({rev[:12]})", only={change.agent}, retry={change.agent}
-        )
-        self.reconciler.kick(f"main moved to {rev[:12]}")
-        return report
+        """Reconcile the agent a commit changed; the rest of the hive follows in the background.
+
+        Raises:
+            HiveError: the reconcile could not run (the database refused its journal); the commit
+                stays on main and the daemon's loop tries again.
+        """
+        try:
+            return await self.reconciler.reconcile(
+                f"{by}: {change.summary} ({rev[:12]})", only={change.agent}, retry={change.agent}
+            )
+        except HiveError as exc:
+            raise ApprovalError(
+                f"{change.summary} is committed to main ({rev[:12]}), but reconciling it failed: {exc}; "
+                "the daemon tries again by itself (`hivectl plan` shows what is left)"
+            ) from exc
+        finally:
+            self.reconciler.kick(f"main moved to {rev[:12]}")
 
     def _check(self, report: ReconcileReport, rev: str, change: Change) -> None:
         """Raise when the reconcile after a commit left the agent failing: the commit stays on main."""
@@ -168,15 +179,26 @@ class HiveControl:
                 )
 
     async def spawn(self, name: str, *, role: str = "", driver: Driver = "auto", by: str = OPERATOR) -> AgentInfo:
-        """Add an agent to main and start it.
+        """Add an agent to main and start it (`spawn_manager` for hm1nd).
 
         Raises:
-            InvalidAgentNameError: the name breaks the naming rules.
+            InvalidAgentNameError: the name breaks the naming rules (or is reserved).
             AgentExistsError: main has an agent of that name.
             BackendError: it is on main but did not start (it is retried with backoff).
         """
-        if name != MANAGER:
-            validate_agent_name(name)
+        validate_agent_name(name)
+        return await self._spawn(name, role=role, driver=driver, by=by)
+
+    async def spawn_manager(self, *, role: str = "", driver: Driver = "auto", by: str = OPERATOR) -> AgentInfo:
+        """Add the manager, hm1nd, to main and start it.
+
+        Raises:
+            AgentExistsError: main has the manager already.
+            BackendError: it is on main but did not start.
+        """
+        return await self._spawn(MANAGER, role=role, driver=driver, by=by)
+
+    async def _spawn(self, name: str, *, role: str, driver: Driver, by: str) -> AgentInfo:
         file = AgentFile(role=role, driver=driver)
         rev, change = await self._commit(lambda s: _built(changes.spawn(s, name, file)), by=by)
         self._check(await self._applied(rev, change, by=by), rev, change)

@@ -129,7 +129,7 @@ class Reconciler:
             )
 
     async def _event(self, name: str, subtype: str, message: str) -> None:
-        """Tell the agent's event log (`hivectl logs NAME`) what the reconciler did to it."""
+        """Tell the agent's event log (`hivectl logs NAME`) what went wrong with it, and its restarts."""
         try:
             await self.hive.events.append(name, [{"type": "hive", "subtype": subtype, "message": message}])
         except HiveError:
@@ -153,19 +153,25 @@ class Reconciler:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watch_main, watch_interval_s)
             task_status.started()
+            failed_at: float | None = None
             while True:
                 now = time.time()
                 due = [now + health_interval_s, *(s.retry_at for s in self._states.values() if s.retry_at)]
                 if self._ticker_due is not None:
                     due.append(self._ticker_due)
+                if failed_at is not None:
+                    # A pass that could not run (a locked database, a git failure) is tried again soon.
+                    due.append(failed_at + self.settings.restart_backoff_s)
                 with anyio.move_on_after(max(0.0, min(due) - now)):
                     await self._kick.wait()
                 self._kick = anyio.Event()
                 causes, self._causes = self._causes, []
                 try:
                     await self.reconcile("; ".join(dict.fromkeys(causes)) or "periodic check")
+                    failed_at = None
                 except HiveError:
-                    logger.exception("reconcile failed")
+                    logger.exception("reconcile failed; trying again shortly")
+                    failed_at = time.time()
                 if self.ticker is not None:
                     try:
                         self._ticker_due = await self.ticker.tick(time.time())
@@ -382,7 +388,6 @@ class Reconciler:
             self._started_at.pop(name, None)
             self.hive.unregister(name)
             logger.info("%s %s: %s", step.action, name, step.reason)
-            await self._event(name, step.action, step.reason)
             return StepOutcome(agent=name, action=step.action, ok=True, detail=step.reason)
         assert file is not None
         state.applied_hash = config_hash(file)
@@ -396,7 +401,9 @@ class Reconciler:
         self._started_at[name] = time.time()
         self._watch_exit(name)
         logger.info("%s %s at main %s: %s", step.action, name, desired.rev[:12], step.reason)
-        await self._event(name, step.action, f"{step.reason} (main {desired.rev[:12]})")
+        if step.action == "restart":
+            # Deaths, restarts and failures go to the agent's log too; routine steps only to the journal.
+            await self._event(name, step.action, step.reason)
         return StepOutcome(agent=name, action=step.action, ok=True, detail=step.reason)
 
     async def _failed(

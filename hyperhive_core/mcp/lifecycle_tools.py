@@ -124,7 +124,7 @@ def register_operator_lifecycle(server: MCPServer[Any], control: HiveControl) ->
     async def spawn_manager(role: Role = "", driver: DriverName = "auto") -> AgentInfo:
         """Start the manager agent hm1nd, whose socket offers the proposal tools."""
         with tool_errors():
-            return await control.spawn(MANAGER, role=role, driver=driver)
+            return await control.spawn_manager(role=role, driver=driver)
 
     @server.tool()
     async def kill(name: AgentName) -> StopReceipt:

@@ -142,7 +142,7 @@ async def test_an_agent_that_dies_is_restarted_at_once_then_after_a_backoff_and_
         await operator.spawn("alice")
         with anyio.fail_after(30):
             events = await hive_events(operator, "alice", until="died", count=2)
-        assert hive_subtypes(events) == ["create", "died", "restart", "died"]
+        assert hive_subtypes(events) == ["died", "restart", "died"]
         deaths = [str(e.data["message"]) for e in events if e.data.get("subtype") == "died"]
         assert deaths == [
             "exited with code 3; see its log; restart 1 in 0 s",
