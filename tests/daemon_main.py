@@ -1,6 +1,6 @@
 """A daemon for the tests that kill it with -9: `python -m tests.daemon_main RUN_DIR STATE_DIR`.
 
-Its agents are idle processes (the tests drive their sockets themselves) and its runaway guard is
+Its agents (the manager too) are idle processes (the tests drive their sockets themselves) and its runaway guard is
 out of the way of a flood; it prints `ready` once every socket listens.
 """
 
@@ -22,6 +22,7 @@ def main(run_dir: str, state_dir: str) -> None:
         run_dir=Path(run_dir),
         state_dir=Path(state_dir),
         agent_command=IDLE_AGENT,
+        manager_command=IDLE_AGENT,
         max_exchanges=UNBOUNDED,
         rate_limit=UNBOUNDED,
     )
