@@ -36,7 +36,8 @@ async def test_git_log_shows_every_change_with_its_author_and_proposal(short_tmp
                 await operator.approve(bob.id)
                 denied = await manager.propose_kill("alice")
                 await operator.deny(denied.id, "alice stays")
-    fmt = "%an%x09%s%x09%(trailers:key=Proposal-Id,valueonly,separator=%x2C)%x09%(trailers:key=Requested-By,valueonly,separator=%x2C)"
+    trailer = "%(trailers:key={},valueonly,separator=%x2C)"
+    fmt = "%x09".join(["%an", "%s", trailer.format("Proposal-Id"), trailer.format("Requested-By")])
     log = (await bare(config, "log", f"--format={fmt}", "main")).splitlines()
     assert log == [
         f"operator\tapprove proposal {bob.id}: spawn bob\t{bob.id}\t",
