@@ -28,14 +28,15 @@ PermissionMode = Literal["default", "acceptEdits", "bypassPermissions", "plan", 
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a hand-written `prune = "yes"` or `memory_mb = "512"` is an error to fix, not a guess.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ClaudeSettings(_Section):
     """[claude]: how claude runs in this agent. Recorded today; the claude driver reads it (issue 13)."""
 
     model: str | None = Field(default=None, description="The model claude uses; none: claude's default.")
-    tools: tuple[str, ...] | None = Field(
+    tools: list[str] | None = Field(
         default=None, description="Tools claude may use (--allowedTools); none: the hive's working set."
     )
     permission_mode: PermissionMode | None = Field(default=None, description="claude's --permission-mode.")
@@ -59,7 +60,9 @@ class SandboxSettings(_Section):
     """[sandbox]: what the agent's sandbox lets it reach."""
 
     network: bool | None = Field(default=None, description="Share the host's network; none: the daemon's setting.")
-    extra_dirs: tuple[ExtraDir, ...] = Field(default=(), description="More host dirs in the sandbox (issue 13).")
+    extra_dirs: list[ExtraDir] = Field(
+        default_factory=list[ExtraDir], description="More host dirs in the sandbox (issue 13)."
+    )
     repo: str | None = Field(default=None, description="A git repository the agent works in, on a branch of its own.")
 
 
@@ -83,7 +86,9 @@ class Budget(_Section):
 class NixosSettings(_Section):
     """[nixos]: the agent's container, on the nixos backend (the template reads it, issue 14)."""
 
-    packages: tuple[str, ...] = Field(default=(), description="nixpkgs attribute names added to the container.")
+    packages: list[str] = Field(
+        default_factory=list[str], description="nixpkgs attribute names added to the container."
+    )
 
 
 class AgentFile(_Section):

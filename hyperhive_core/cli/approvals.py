@@ -124,9 +124,11 @@ def plan(ctx: typer.Context, json: Json = False, run_dir: RunDir = None, state_d
         raise typer.Exit(2) from None
     if json:
         print_json(view)
-    else:
+    elif view.error is None:
         console.print(plan_table(view))
     if view.error is not None:
+        if not json:
+            fail(view.error)
         raise typer.Exit(2)
     if view.steps:
         raise typer.Exit(1)
@@ -145,6 +147,8 @@ def reconcile(
     report = call_daemon(ctx, lambda c: c.call("reconcile", arguments, ReconcileReport, wait_s=RECONCILE_WAIT_S))
     if json:
         print_json(report)
+    elif report.error is not None:
+        raise fail(report.error)
     else:
         console.print(report_table(report))
     if not report.ok:

@@ -17,7 +17,10 @@ from hyperhive_core.config import HiveConfig
 from hyperhive_core.daemon import running_daemon
 from hyperhive_core.mcp.models import SendReceipt
 
-VERBS = ("serve", "shutdown", "spawn", "kill", "rebuild", "list", "status", "logs", "send", "recv", "inbox")
+VERBS = (
+    *("serve", "shutdown", "spawn", "kill", "rebuild", "list", "status", "logs", "send", "recv", "inbox"),
+    *("approvals", "approve", "deny", "plan", "reconcile", "suspend", "resume", "rollback"),
+)
 DAEMON_DOWN = "no hyperhive daemon at"
 # Bounds every wait for a process to exit.
 STOP_DEADLINE_S = 10.0
