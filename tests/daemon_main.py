@@ -1,9 +1,12 @@
-"""A daemon for the tests that kill it with -9: `python -m tests.daemon_main RUN_DIR STATE_DIR`.
+"""A daemon for the tests that kill it with -9: `python -m tests.daemon_main RUN_DIR STATE_DIR [CONFIG_JSON]`.
+
+CONFIG_JSON, when given, overrides fields of the config (another backend, for instance).
 
 Its agents (the manager too) are idle processes (the tests drive their sockets themselves) and its runaway guard is
 out of the way of a flood; it prints `ready` once every socket listens.
 """
 
+import json
 import sys
 from pathlib import Path
 
@@ -16,16 +19,17 @@ from tests.helpers import IDLE_AGENT
 UNBOUNDED = 10**9
 
 
-def main(run_dir: str, state_dir: str) -> None:
+def main(run_dir: str, state_dir: str, overrides: str = "{}") -> None:
     """Serve until SIGTERM (or SIGKILL, which is the point)."""
-    config = HiveConfig(
-        run_dir=Path(run_dir),
-        state_dir=Path(state_dir),
-        agent_command=IDLE_AGENT,
-        manager_command=IDLE_AGENT,
-        max_exchanges=UNBOUNDED,
-        rate_limit=UNBOUNDED,
-    )
+    values: dict[str, object] = {
+        "run_dir": Path(run_dir),
+        "state_dir": Path(state_dir),
+        "agent_command": IDLE_AGENT,
+        "manager_command": IDLE_AGENT,
+        "max_exchanges": UNBOUNDED,
+        "rate_limit": UNBOUNDED,
+    }
+    config = HiveConfig.model_validate(values | json.loads(overrides))
 
     def ready() -> None:
         sys.stdout.write("ready\n")

@@ -98,6 +98,8 @@ class Proposals:
         self._records = records
         self._reconciler = reconciler
         self._checked_main: str | None = None
+        # Approvals being applied by their own call: the loop's bookkeeping leaves them to it.
+        self._in_flight: set[int] = set()
 
     async def _row(self, proposal_id: int) -> ProposalRow:
         row = await anyio.to_thread.run_sync(self._records.proposal, proposal_id)
@@ -244,22 +246,27 @@ class Proposals:
         """
         row = await self._row(proposal_id)
         await self._expire_if_due(row)
-        claimed = await anyio.to_thread.run_sync(
-            lambda: self._records.transition(
-                proposal_id,
-                [ProposalState.PROPOSED],
-                state=ProposalState.APPROVED,
-                decided_by=by,
-                decided_at=time.time(),
+        self._in_flight.add(proposal_id)
+        try:
+            claimed = await anyio.to_thread.run_sync(
+                lambda: self._records.transition(
+                    proposal_id,
+                    [ProposalState.PROPOSED],
+                    state=ProposalState.APPROVED,
+                    decided_by=by,
+                    decided_at=time.time(),
+                )
             )
-        )
-        if claimed is None:
-            raise self._decided(await self._row(proposal_id))
-        merged = await self._merge(claimed)
-        self._hive.failpoint("approve-merged")
-        report = await self._reconciler.reconcile(f"proposal {proposal_id} approved by {by}", only={claimed.agent})
-        self._reconciler.kick(f"proposal {proposal_id} merged")
-        finished = await self._settle(merged)
+            if claimed is None:
+                raise self._decided(await self._row(proposal_id))
+            merged = await self._merge(claimed)
+            self._hive.failpoint("approve-merged")
+            cause = f"proposal {proposal_id} approved by {by}"
+            report = await self._reconciler.reconcile(cause, only={claimed.agent})
+            self._reconciler.kick(f"proposal {proposal_id} merged")
+            finished = await self._settle(merged)
+        finally:
+            self._in_flight.discard(proposal_id)
         return Verdict(proposal=proposal_view(finished), report=report)
 
     async def _merge(self, row: ProposalRow) -> ProposalRow:
@@ -390,9 +397,15 @@ class Proposals:
                 lambda: self._records.proposals(states=[ProposalState.PROPOSED, ProposalState.APPLYING])
             )
         next_due: float | None = None
+        applied_main = self._reconciler.applied_main
         for row in pending:
+            if row.id in self._in_flight:
+                continue
             if row.state == ProposalState.APPLYING:
-                await self._settle(row)
+                # Settled only once a pass applied a main that holds it (not one read before the merge).
+                if applied_main is not None and row.commit is not None:
+                    if await self._repo.is_ancestor(row.commit, applied_main):
+                        await self._settle(row)
             elif row.commit is None:
                 continue
             elif row.expires_at <= now:

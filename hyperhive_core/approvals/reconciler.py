@@ -91,6 +91,8 @@ class Reconciler:
         # Why main cannot be applied now (a bad file), with its revision; None when it can.
         self.refusal: str | None = None
         self.main: str | None = None
+        # The main the last full pass brought every agent to.
+        self.applied_main: str | None = None
         self._tg = task_group
         self._open_socket = open_socket
         self._close_socket = close_socket
@@ -276,6 +278,8 @@ class Reconciler:
                 outcomes.append(await self._apply(step, desired, status, cause))
             elif step.action == "suspended" and (state := self._states.get(name)) and state.applied_hash:
                 await self._ensure_socket(name)
+        if only is None:
+            self.applied_main = desired.rev
         return ReconcileReport(rev=desired.rev, cause=cause, steps=outcomes)
 
     async def _names(self, desired: DesiredHive) -> set[str]:

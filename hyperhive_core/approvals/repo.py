@@ -9,10 +9,12 @@ setting of the daemon's user changes what it writes. This module is the one plac
 become `StateRepoError`.
 """
 
+import hashlib
 import logging
 import os
 import subprocess
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,8 @@ MAIN = "refs/heads/main"
 PROPOSALS = "refs/heads/proposals/"
 SCRATCH = "refs/hyperhive/scratch"
 ZERO = "0" * 40
+KEEP_SNAPSHOTS = 32
+KEEP_BLOBS = 4096
 # Bounds every git call: a hung git (a stuck lock, a full disk) fails the step, never the daemon.
 GIT_TIMEOUT_S = 60.0
 
@@ -45,6 +49,11 @@ class Snapshot:
 
     rev: str
     files: Mapping[str, str]
+
+
+def blob_id(content: bytes) -> str:
+    """The id git gives a file's content (sha1 of a blob header and the bytes)."""
+    return hashlib.sha1(b"blob %d\0" % len(content) + content, usedforsecurity=False).hexdigest()
 
 
 def proposal_ref(proposal: int) -> str:
@@ -79,6 +88,23 @@ class StateRepo:
         self._env = env
         # Serialises this daemon's writes; other writers (a push) are met by update-ref's compare-and-swap.
         self.lock = anyio.Lock()
+        # Commits and blobs never change once written: what was read (or written) here is kept,
+        # so reading main right after our own commit costs no git process.
+        self._snapshots: OrderedDict[str, Snapshot] = OrderedDict()
+        self._blobs: OrderedDict[str, bytes] = OrderedDict()
+
+    def _remember(self, snapshot: Snapshot) -> Snapshot:
+        self._snapshots[snapshot.rev] = snapshot
+        self._snapshots.move_to_end(snapshot.rev)
+        while len(self._snapshots) > KEEP_SNAPSHOTS:
+            self._snapshots.popitem(last=False)
+        return snapshot
+
+    def _remember_blob(self, blob: str, content: bytes) -> None:
+        self._blobs[blob] = content
+        self._blobs.move_to_end(blob)
+        while len(self._blobs) > KEEP_BLOBS:
+            self._blobs.popitem(last=False)
 
     async def _git(
         self, *args: str, stdin: bytes | None = None, check: bool = True
@@ -130,7 +156,9 @@ class StateRepo:
         return found
 
     async def snapshot(self, rev: str) -> Snapshot:
-        """Every file of commit `rev`."""
+        """Every file of commit `rev` (a full sha)."""
+        if (known := self._snapshots.get(rev)) is not None:
+            return known
         done = await self._git("ls-tree", "-r", "-z", "--full-tree", rev)
         files: dict[str, str] = {}
         for entry in done.stdout.decode().split("\0"):
@@ -139,16 +167,16 @@ class StateRepo:
                 _mode, kind, blob = meta.split()
                 if kind == "blob":
                     files[path] = blob
-        return Snapshot(rev, files)
+        return self._remember(Snapshot(rev, files)) if len(rev) == 40 else Snapshot(rev, files)
 
     async def blobs(self, ids: Sequence[str]) -> dict[str, bytes]:
         """The contents of blobs, by id, in one git process."""
-        wanted = list(dict.fromkeys(ids))
+        found: dict[str, bytes] = {i: self._blobs[i] for i in ids if i in self._blobs}
+        wanted = [i for i in dict.fromkeys(ids) if i not in found]
         if not wanted:
-            return {}
+            return found
         done = await self._git("cat-file", "--batch", stdin="".join(f"{i}\n" for i in wanted).encode())
         out = done.stdout
-        found: dict[str, bytes] = {}
         at = 0
         for blob in wanted:
             end = out.index(b"\n", at)
@@ -157,6 +185,7 @@ class StateRepo:
                 raise StateRepoError(f"git cat-file found no object {blob} in {self.path}")
             size = int(header[2])
             found[blob] = out[end + 1 : end + 1 + size]
+            self._remember_blob(blob, found[blob])
             at = end + 1 + size + 1
         return found
 
@@ -190,7 +219,19 @@ class StateRepo:
                 stream.append(f"M 100644 inline {path}\ndata {len(content)}\n".encode() + content + b"\n")
         stream.append(b"\nget-mark :1\ndone\n")
         done = await self._git("fast-import", "--quiet", "--force", stdin=b"".join(stream))
-        return done.stdout.decode().strip()
+        commit = done.stdout.decode().strip()
+        # What the new commit holds is known without asking git: its parent's files with the changes.
+        base = self._snapshots.get(parent) if parent is not None else Snapshot("", {})
+        if base is not None:
+            files = dict(base.files)
+            for path, content in changes.items():
+                if content is None:
+                    files.pop(path, None)
+                else:
+                    files[path] = blob_id(content)
+                    self._remember_blob(files[path], content)
+            self._remember(Snapshot(commit, files))
+        return commit
 
     async def move(self, ref: str, new: str, old: str | None, *, reason: str) -> bool:
         """Point `ref` at `new` only if it still points at `old` (None: only if it does not exist).

@@ -16,7 +16,9 @@ from tests.helpers import IDLE_AGENT, hive_config
 
 @pytest.fixture
 def hive(short_tmpdir: Path) -> Iterator[LiveHive]:
-    with live_hive(hive_config(short_tmpdir, agent_command=IDLE_AGENT, manager_command=IDLE_AGENT)) as live:
+    # No watch of main: a push is applied only when the test says so (plan sees it first).
+    config = hive_config(short_tmpdir, agent_command=IDLE_AGENT, manager_command=IDLE_AGENT, watch_interval_s=3600)
+    with live_hive(config) as live:
         live.ok("spawn", "--manager")
         yield live
 

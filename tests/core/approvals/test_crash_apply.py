@@ -1,8 +1,9 @@
 """kill -9 of the daemon in the middle of applying an approval: the next start finishes the job.
 
-A real daemon process (`tests.daemon_main`) is killed by its own failpoint right after an agent's
-start and before that step is journaled done, the proposal settled and the manager told. The next
-daemon must reach main with every agent running once: none started twice, none forgotten.
+A real daemon process (`tests.daemon_main`) kills itself at a failpoint right after an approval
+is merged into main and before anything of it is applied (real agents in bubblewrap). The next
+daemon must reach main, every agent started once: none twice, none forgotten, the proposal settled
+and the manager told once. The same in the middle of a reconcile step: test_reconcile_nixos.py.
 """
 
 import os
@@ -11,12 +12,14 @@ from pathlib import Path
 import anyio
 import pytest
 
-from hyperhive_core.client import open_hive_client
+from hyperhive_core.client import HiveClient, open_hive_client
 from hyperhive_core.config import HiveConfig
 from hyperhive_core.errors import DaemonUnavailableError
 from hyperhive_core.states import AgentState, ProposalState, SyncState
 from tests.core.approvals._git import bare
 from tests.helpers import daemon_process, hive_config
+
+HIVE = ["alice", "bob", "carol", "hm1nd"]
 
 
 def agent_processes(config: HiveConfig, name: str) -> list[int]:
@@ -37,40 +40,61 @@ def agent_processes(config: HiveConfig, name: str) -> list[int]:
     return found
 
 
-async def test_a_daemon_killed_while_applying_an_approval_finishes_it_at_its_next_start(short_tmpdir: Path) -> None:
-    config = hive_config(short_tmpdir)
-    hive = ["alice", "bob", "carol", "hm1nd"]
-    with anyio.fail_after(120):
-        async with (
-            daemon_process(config, env={"HYPERHIVE_FAILPOINTS": "apply:carol"}) as doomed,
-            open_hive_client(config.host_socket) as operator,
-        ):
-            await operator.spawn("alice")
-            await operator.spawn("bob")
-            await operator.spawn_manager()
-            async with open_hive_client(config.agent_socket("hm1nd")) as manager:
-                carol = await manager.propose_spawn("carol", role="count")
-            with pytest.raises(DaemonUnavailableError):
-                await operator.approve(carol.id)
-            assert await doomed.wait() == -9
-        # Killed half-way: main has carol, carol's start is journaled but never finished.
-        assert "agents/carol.toml" in await bare(config, "ls-tree", "-r", "--name-only", "main")
+async def wait_gone(pid: int) -> None:
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        await anyio.wait_readable(pidfd)
+    finally:
+        os.close(pidfd)
 
+
+async def crash_while_approving_carol(
+    config: HiveConfig, failpoint: str, overrides: dict[str, object] | None = None
+) -> int:
+    """alice and bob run, the manager proposes carol, and the daemon dies at `failpoint` during the approval."""
+    async with (
+        daemon_process(config, env={"HYPERHIVE_FAILPOINTS": failpoint}, overrides=overrides) as doomed,
+        open_hive_client(config.host_socket) as operator,
+    ):
+        await operator.spawn("alice")
+        await operator.spawn("bob")
+        await operator.spawn_manager()
+        async with open_hive_client(config.agent_socket("hm1nd")) as manager:
+            carol = await manager.propose_spawn("carol", role="count")
+        with pytest.raises(DaemonUnavailableError):
+            await operator.approve(carol.id)
+        assert await doomed.wait() == -9
+    # Killed half-way: main has carol, merged by the operator, once.
+    assert "agents/carol.toml" in await bare(config, "ls-tree", "-r", "--name-only", "main")
+    merges = await bare(config, "log", "--merges", "--format=%an %s", "main")
+    assert merges.splitlines() == [f"operator approve proposal {carol.id}: spawn carol"]
+    return carol.id
+
+
+async def assert_finished(operator: HiveClient, config: HiveConfig, proposal: int) -> None:
+    agents = await operator.list_agents()
+    assert [(a.name, a.state, a.sync) for a in agents] == [(n, AgentState.RUNNING, SyncState.READY) for n in HIVE]
+    [settled] = await operator.approvals("all")
+    assert (settled.id, settled.state) == (proposal, ProposalState.APPLIED), settled.reason
+    async with open_hive_client(config.agent_socket("hm1nd")) as manager:
+        told = [m.body for m in (await manager.recv(timeout_s=10, max=10)).messages]
+        assert told == [f"proposal {proposal} (spawn carol): approved by operator and applied; carol is Ready."]
+        assert (await manager.recv(timeout_s=0)).messages == []
+
+
+async def test_a_daemon_killed_after_merging_an_approval_applies_it_at_its_next_start(short_tmpdir: Path) -> None:
+    config = hive_config(short_tmpdir)
+    with anyio.fail_after(120):
+        proposal = await crash_while_approving_carol(config, "approve-merged")
+        # The dead daemon's agents die with it (their sandboxes get SIGKILL).
+        for name in HIVE:
+            for pid in agent_processes(config, name):
+                await wait_gone(pid)
         async with daemon_process(config), open_hive_client(config.host_socket) as operator:
-            agents = await operator.list_agents()
-            assert [(a.name, a.state, a.sync) for a in agents] == [
-                (name, AgentState.RUNNING, SyncState.READY) for name in hive
-            ]
-            for name in hive:
+            await assert_finished(operator, config, proposal)
+            for name in HIVE:
                 assert len(agent_processes(config, name)) == 1, f"{name} does not run exactly once"
-            steps = [(h.step, h.state) for h in (await operator.status("carol")).history]
-            assert steps == [("create", "interrupted"), ("create", "done")]
-            [proposal] = await operator.approvals("all")
-            assert (proposal.id, proposal.state) == (carol.id, ProposalState.APPLIED)
-            async with open_hive_client(config.agent_socket("hm1nd")) as manager:
-                told = [m.body for m in (await manager.recv(timeout_s=10, max=10)).messages]
-                assert told == [f"proposal {carol.id} (spawn carol): approved by operator and applied; carol is Ready."]
-                assert (await manager.recv(timeout_s=0)).messages == []
-            # The approval's merge is on main once, as the operator's.
-            merges = await bare(config, "log", "--merges", "--format=%an %s", "main")
-            assert merges.splitlines() == [f"operator approve proposal {carol.id}: spawn carol"]
+            assert [(h.step, h.state) for h in (await operator.status("carol")).history] == [("create", "done")]

@@ -1,6 +1,8 @@
 """The reconciler on the nixos backend (a fake `nixos-container` that counts its builds): a restart
-with unchanged agents rebuilds none of them, a change rebuilds only its agent, and a container main
-does not know is reported, and removed only when the hive's settings say prune."""
+with unchanged agents rebuilds none of them, a change rebuilds only its agent, a container main
+does not know is reported, and removed only when the hive's settings say prune, and a daemon killed
+in the middle of a step (containers outlive it) finishes the step at its next start, starting none
+twice."""
 
 from pathlib import Path
 
@@ -11,8 +13,10 @@ from hyperhive_core.config import HiveConfig
 from hyperhive_core.daemon import running_daemon
 from hyperhive_core.states import AgentState, SyncState
 from tests.core.approvals._git import push_files
+from tests.core.approvals.test_crash_apply import HIVE as CRASHED_HIVE
+from tests.core.approvals.test_crash_apply import assert_finished, crash_while_approving_carol
 from tests.core.lifecycle.conftest import TEMPLATE, FakeNixos
-from tests.helpers import hive_config
+from tests.helpers import daemon_process, hive_config
 
 HIVE = ("alice", "bob", "carol")
 
@@ -51,8 +55,7 @@ async def test_a_restart_with_unchanged_agents_rebuilds_none_and_a_change_rebuil
             assert builds(fake_nixos) == once
         async with running_daemon(config), open_hive_client(config.host_socket) as operator:
             await push_files(config, short_tmpdir / "clone", {"agents/bob.toml": 'role = "review"\n'}, "bob reviews")
-            report = await operator.reconcile()
-            assert [(s.agent, s.action, s.ok) for s in report.steps] == [("bob", "rebuild", True)]
+            assert (await operator.reconcile()).ok
             assert (await operator.status("bob")).role == "review"
         assert builds(fake_nixos) == once | {"h-bob": (2, 2)}
 
@@ -72,8 +75,38 @@ async def test_a_container_main_does_not_know_is_reported_and_pruned_only_when_t
             assert (await operator.reconcile()).steps == []
             assert fake_nixos.container("h-zed")["state"] == "up"
             await push_files(config, short_tmpdir / "clone", {"hive.toml": "prune = true\n"}, "prune")
-            report = await operator.reconcile()
-            assert [(s.agent, s.action, s.ok) for s in report.steps] == [("zed", "prune", True)]
+            assert (await operator.reconcile()).ok
             assert "h-zed" not in fake_nixos.state()["containers"]
             assert [a.name for a in await operator.list_agents()] == ["alice"]
             assert (await operator.plan()).steps == []
+
+
+async def test_a_daemon_killed_in_the_middle_of_a_step_finishes_it_at_its_next_start(
+    short_tmpdir: Path, fake_nixos: FakeNixos
+) -> None:
+    config = hive_config(short_tmpdir)
+    nixos = {"backend": "nixos", "nixos_template": str(TEMPLATE), "nixos_conf_dir": str(fake_nixos.conf_dir)}
+    with anyio.fail_after(120):
+        # Killed after carol's container started, before the step was journaled done.
+        proposal = await crash_while_approving_carol(config, "apply:carol", nixos)
+        assert fake_nixos.container("h-carol")["state"] == "up"
+        async with daemon_process(config, overrides=nixos), open_hive_client(config.host_socket) as operator:
+            await assert_finished(operator, config, proposal)
+            steps = [(h.step, h.state) for h in (await operator.status("carol")).history]
+            assert steps == [("create", "interrupted"), ("create", "done")]
+        containers = fake_nixos.state()["containers"]
+        creates = [call[1] for call in fake_nixos.state()["calls"] if call[0] == "create"]
+        assert sorted(creates) == [("hm1nd" if n == "hm1nd" else f"h-{n}") for n in CRASHED_HIVE]
+        # Started once each; carol's unfinished step was redone as an update of her container, not a second one.
+        assert {name: len(c["starts"]) for name, c in containers.items()} == {
+            "h-alice": 1,
+            "h-bob": 1,
+            "h-carol": 1,
+            "hm1nd": 1,
+        }
+        assert {name: c["updates"] for name, c in containers.items()} == {
+            "h-alice": 0,
+            "h-bob": 0,
+            "h-carol": 1,
+            "hm1nd": 0,
+        }
