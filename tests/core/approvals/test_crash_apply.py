@@ -7,6 +7,7 @@ and the manager told once. The same in the middle of a reconcile step: test_reco
 """
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import anyio
@@ -52,7 +53,7 @@ async def wait_gone(pid: int) -> None:
 
 
 async def crash_while_approving_carol(
-    config: HiveConfig, failpoint: str, overrides: dict[str, object] | None = None
+    config: HiveConfig, failpoint: str, overrides: Mapping[str, object] | None = None
 ) -> int:
     """alice and bob run, the manager proposes carol, and the daemon dies at `failpoint` during the approval."""
     async with (
