@@ -9,6 +9,7 @@ state repo, migrates the agents an older release kept in SQLite (once), and reco
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 import anyio
 
@@ -31,8 +32,9 @@ from hyperhive_core.approvals.repo import MAIN, Snapshot, StateRepo
 from hyperhive_core.approvals.views import CommitReceipt, ProposalKind, ProposalView, ReconcileReport
 from hyperhive_core.errors import ApprovalError, BackendError, HiveError, NotPermittedError, StateRepoError
 from hyperhive_core.hive import Hive
-from hyperhive_core.mcp.models import AgentInfo, HistoryEntry
+from hyperhive_core.mcp.models import AgentInfo, HistoryEntry, HiveStatus
 from hyperhive_core.names import MANAGER, OPERATOR, validate_agent_name
+from hyperhive_core.states import ProposalState, SyncState
 
 logger = logging.getLogger(__name__)
 
@@ -262,11 +264,28 @@ class HiveControl:
         self.hive.settings_of(name)
         return await self.reconciler.reconcile(f"{by}: reconcile {name}", only={name}, retry={name})
 
+    async def describe_hive(self, status: HiveStatus) -> None:
+        """Add the desired hive to the hive's status: main, pending proposals, and what needs the eye."""
+        reconciler = self.reconciler
+        status.main = reconciler.main
+        status.state_repo = str(self.repo.path)
+        pending = await self.proposals.find(states=[ProposalState.PROPOSED])
+        status.pending_proposals = len(pending)
+        if reconciler.refusal is not None:
+            status.warnings.append(reconciler.refusal)
+        failing = [
+            name
+            for name in sorted(reconciler.tracked)
+            if (state := reconciler.state(name)) is not None and state.state == SyncState.FAILED
+        ]
+        if failing:
+            status.warnings.append(f"failing against main: {', '.join(failing)} (hivectl status NAME says why)")
+        if pending:
+            status.warnings.append(f"{len(pending)} proposals wait for a verdict (hivectl approvals)")
+
     async def history(self, name: str) -> list[HistoryEntry]:
         """Agent `name`'s latest reconcile steps, oldest first."""
         rows = await anyio.to_thread.run_sync(self.records.history, name, HISTORY_ROWS)
-        from datetime import UTC, datetime
-
         return [
             HistoryEntry(
                 at=datetime.fromtimestamp(r.started_at, UTC),

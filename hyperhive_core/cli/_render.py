@@ -182,6 +182,9 @@ def hive_panel(h: HiveStatus) -> Table:
         ("state dir", printable(h.state_dir)),
         ("run dir", printable(h.run_dir)),
     ]
+    if h.state_repo:
+        rows.append(("main", printable(f"{h.main[:12] if h.main else '-'} in {h.state_repo}")))
+        rows.append(("proposals", Text(f"{h.pending_proposals} waiting for a verdict")))
     rows.extend(("warning", printable(w, style="bold yellow")) for w in h.warnings)
     for key, value in rows:
         table.add_row(key, value)

@@ -198,6 +198,9 @@ class HiveStatus(BaseModel):
     disk_free_bytes: int
     min_free_bytes: int = Field(description="Below this much free disk, new messages are refused.")
     warnings: list[str] = Field(description="What needs attention: a nearly full disk or database, throttles.")
+    main: str | None = Field(default=None, description="The state repo's main: the desired hive.")
+    state_repo: str = Field(default="", description="Where the state repo is (a bare git repository).")
+    pending_proposals: int = Field(default=0, description="Proposals waiting for the operator's verdict.")
 
 
 class BackupReceipt(BaseModel):

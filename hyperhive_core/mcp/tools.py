@@ -445,9 +445,11 @@ def build_operator_server(hive: Hive, control: HiveControl, *, stop_requested: a
 
     @server.tool()
     async def hive_status() -> HiveStatus:
-        """The hive as a whole: daemon, database and disk, message counts, and warnings."""
+        """The hive as a whole: daemon, database and disk, message counts, main, and warnings."""
         with tool_errors():
-            return await hive_overview(hive)
+            status = await hive_overview(hive)
+            await control.describe_hive(status)
+            return status
 
     @server.tool()
     async def backup(

@@ -39,6 +39,10 @@ def push(hive: LiveHive, files: dict[str, str | None], message: str) -> None:
 
 def test_approvals_lists_shows_and_approves_a_proposal(hive: LiveHive) -> None:
     proposal = propose_spawn(hive, "worker", role="count words", reason="the operator asked")
+    status = hive.json("status")
+    assert (status["pending_proposals"], len(status["main"])) == (1, 40)
+    assert "1 proposals wait for a verdict (hivectl approvals)" in status["warnings"]
+    assert "1 waiting for a verdict" in hive.ok("status").stdout
     table = hive.ok("approvals").stdout
     row = next(line for line in table.splitlines() if "spawn worker" in line)
     assert str(proposal) in row
