@@ -161,6 +161,8 @@ class Daemon:
                     await stop_requested.wait()
                     logger.info("shutdown requested by the operator")
                 finally:
+                    # Nothing may start an agent while they are being stopped.
+                    control.reconciler.close()
                     # shielded and bounded: a cancelled daemon must still reap its agents.
                     with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_GRACE_S):
                         await backend.aclose()

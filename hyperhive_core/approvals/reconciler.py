@@ -104,6 +104,7 @@ class Reconciler:
         self._started_at: dict[str, float] = {}
         self._busy: dict[str, str] = {}
         self._ticker_due: float | None = None
+        self._closed = False
 
     @property
     def settings(self) -> HiveSettings:
@@ -137,6 +138,11 @@ class Reconciler:
         except HiveError:
             logger.warning("could not log %s of %s", subtype, name, exc_info=True)
 
+    def close(self) -> None:
+        """Start nothing from now on: the daemon is stopping its agents."""
+        self._closed = True
+        self._kick.set()
+
     def kick(self, cause: str) -> None:
         """Ask the loop for a pass soon."""
         self._causes.append(cause)
@@ -156,7 +162,7 @@ class Reconciler:
             tg.start_soon(self._watch_main, watch_interval_s)
             task_status.started()
             failed_at: float | None = None
-            while True:
+            while not self._closed:
                 now = time.time()
                 due = [now + health_interval_s, *(s.retry_at for s in self._states.values() if s.retry_at)]
                 if self._ticker_due is not None:
@@ -179,6 +185,7 @@ class Reconciler:
                         self._ticker_due = await self.ticker.tick(time.time())
                     except HiveError:
                         logger.exception("the proposals' bookkeeping failed")
+            tg.cancel_scope.cancel()
 
     async def _watch_main(self, interval_s: float) -> None:
         """Notice main moving under the daemon (a push, a merge, a revert): a stat of its ref files a tick."""
@@ -250,13 +257,15 @@ class Reconciler:
     async def _pass(
         self, cause: str, only: Collection[str] | None, rebuild: Collection[str] = (), retry: Collection[str] = ()
     ) -> ReconcileReport:
+        if self._closed:
+            return ReconcileReport(rev=self.main, cause=cause, steps=[], error="the daemon is shutting down")
         desired = await self.read_main()
         if desired is None:
             return ReconcileReport(rev=self.main, cause=cause, steps=[], error=self.refusal)
         self._register(desired)
         outcomes: list[StepOutcome] = []
         for name in sorted(await self._names(desired)):
-            if only is not None and name not in only:
+            if (only is not None and name not in only) or self._closed:
                 continue
             status = await self.hive.backend.status(name)
             step = plan_agent(
@@ -302,6 +311,9 @@ class Reconciler:
         for name, state in self._states.items():
             if name not in desired.agents:
                 self.hive.register(name, _applied_file(state))
+        # An agent main dropped before it was ever brought up has nothing to remove: it just goes.
+        for name in set(self.hive.agent_names) - set(desired.agents) - set(self._states):
+            self.hive.unregister(name)
 
     async def _settle(self, name: str) -> None:
         """An agent in sync: its socket listens and its state says Ready."""
