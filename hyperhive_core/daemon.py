@@ -127,6 +127,8 @@ class Daemon:
             logger.warning("%s", warning)
         stop_requested = anyio.Event()
         pid_file = config.run_dir / "daemon.pid"
+        # Before anything listens: a host without git (or a state repo git cannot use) fails the start.
+        await StateRepo(config.state_repo, git=config.git).ensure()
         try:
             async with anyio.create_task_group() as tg:
                 sockets = SocketHost(tg)
