@@ -12,6 +12,7 @@ become `StateRepoError`.
 import hashlib
 import logging
 import os
+import re
 import subprocess
 import time
 from collections import OrderedDict
@@ -30,6 +31,14 @@ PROPOSALS = "refs/heads/proposals/"
 SCRATCH = "refs/hyperhive/scratch"
 ZERO = "0" * 40
 KEEP_SNAPSHOTS = 32
+_SHA = re.compile(r"[0-9a-f]{40}")
+
+
+class _Unknown:
+    """The ref files could not say: ask git."""
+
+
+_UNKNOWN = _Unknown()
 KEEP_BLOBS = 4096
 # Bounds every git call: a hung git (a stuck lock, a full disk) fails the step, never the daemon.
 GIT_TIMEOUT_S = 60.0
@@ -137,10 +146,40 @@ class StateRepo:
 
     async def rev(self, ref: str = MAIN) -> str | None:
         """The commit `ref` points at, or None when it does not exist."""
+        if ref.startswith("refs/heads/"):
+            found = await anyio.to_thread.run_sync(self._read_ref, ref)
+            if not isinstance(found, _Unknown):
+                return found
         done = await self._git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
         if done.returncode != 0:
             return None
         return done.stdout.decode().strip() or None
+
+    def _read_ref(self, ref: str) -> "str | _Unknown | None":
+        """A branch read from the ref files as git keeps them (a loose file, else packed-refs): no git
+        process on the daemon's hottest read. Anything unusual (a symbolic ref, the reftable format)
+        is left to git. git replaces both files by rename, so a read never sees half of one."""
+        if (self.path / "reftable").exists():
+            return _UNKNOWN
+        try:
+            text = (self.path / ref).read_text().strip()
+        except FileNotFoundError:
+            text = None
+        except OSError:
+            return _UNKNOWN
+        if text is not None:
+            return text if _SHA.fullmatch(text) else _UNKNOWN
+        try:
+            packed = (self.path / "packed-refs").read_text()
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return _UNKNOWN
+        for line in packed.splitlines():
+            sha, _, name = line.partition(" ")
+            if name == ref:
+                return sha if _SHA.fullmatch(sha) else _UNKNOWN
+        return None
 
     async def resolve(self, rev: str) -> str:
         """The commit a revision (a sha, `main~2`, a tag...) names.
