@@ -335,7 +335,7 @@ class HiveStore:
                 mine = Counter[tuple[str, MessageState]]()
                 db.execute("SAVEPOINT one")
                 try:
-                    outcome: Appended | BrokerError = self._insert(db, request, mine)
+                    outcome: Appended | BrokerError = self._insert(db, request, mine, group=delta)
                 except BrokerError as exc:
                     outcome = exc
                 except sqlite3.Error as exc:
@@ -361,7 +361,12 @@ class HiveStore:
         )
 
     def _insert(
-        self, db: sqlite3.Connection, request: AppendRequest, delta: Counter[tuple[str, MessageState]]
+        self,
+        db: sqlite3.Connection,
+        request: AppendRequest,
+        delta: Counter[tuple[str, MessageState]],
+        *,
+        group: Counter[tuple[str, MessageState]] | None = None,
     ) -> Appended:
         sender, recipient, reply_to, now = request.sender, request.recipient, request.reply_to, request.now
         if request.key is not None:
@@ -373,7 +378,11 @@ class HiveStore:
                 if (earlier.recipient, earlier.body, earlier.reply_to) != (recipient, request.body, reply_to):
                     raise KeyReusedError(request.key, earlier.id or 0)
                 return Appended(earlier, duplicate=True)
-        if self._tally[(recipient, MessageState.QUEUED)] + delta[(recipient, MessageState.QUEUED)] >= request.max_depth:
+        # The messages stored before this one in the same group commit count too.
+        queued = self._tally[(recipient, MessageState.QUEUED)] + delta[(recipient, MessageState.QUEUED)]
+        if group is not None:
+            queued += group[(recipient, MessageState.QUEUED)]
+        if queued >= request.max_depth:
             raise InboxFullError(recipient, request.max_depth)
         if reply_to is not None:
             original = db.execute("SELECT sender, recipient, state FROM message WHERE id = ?", (reply_to,)).fetchone()
