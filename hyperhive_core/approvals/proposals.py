@@ -142,13 +142,19 @@ class Proposals:
                 change.agent, change.summary, change.files, "\n\n".join(p for p in (message, change.details) if p)
             )
             trailers = {"Proposal-Id": str(row.id), "Base": base, "Proposed-By": proposer}
-            commit = await self._repo.commit(
-                parent=base,
-                changes=change.files,
-                author=author_of(proposer),
-                message=body.message(trailers),
-                ref=proposal_ref(row.id),
-            )
+            try:
+                commit = await self._repo.commit(
+                    parent=base,
+                    changes=change.files,
+                    author=author_of(proposer),
+                    message=body.message(trailers),
+                    ref=proposal_ref(row.id),
+                )
+            except BaseException:
+                # No commit, no proposal (a daemon killed here has `recover` forget it at start).
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self._records.drop_proposal, row.id)
+                raise
             stored = await anyio.to_thread.run_sync(
                 lambda: self._records.transition(row.id or 0, [ProposalState.PROPOSED], commit=commit)
             )
@@ -386,22 +392,28 @@ class Proposals:
     async def tick(self, now: float) -> float | None:
         """Expire what is due, take in proposals main merged or made stale, finish what was applied;
         when the next proposal expires."""
-        pending = await anyio.to_thread.run_sync(
-            lambda: self._records.proposals(states=[ProposalState.PROPOSED, ProposalState.APPLYING])
-        )
+        open_states = [ProposalState.PROPOSED, ProposalState.APPROVED, ProposalState.APPLYING]
+        pending = await anyio.to_thread.run_sync(lambda: self._records.proposals(states=open_states))
         main = await self._repo.rev()
         if main is not None and main != self._checked_main:
             await self._follow_main(main, [r for r in pending if r.state == ProposalState.PROPOSED])
             self._checked_main = main
-            pending = await anyio.to_thread.run_sync(
-                lambda: self._records.proposals(states=[ProposalState.PROPOSED, ProposalState.APPLYING])
-            )
+            pending = await anyio.to_thread.run_sync(lambda: self._records.proposals(states=open_states))
         next_due: float | None = None
         applied_main = self._reconciler.applied_main
         for row in pending:
             if row.id in self._in_flight:
                 continue
-            if row.state == ProposalState.APPLYING:
+            if row.state == ProposalState.APPROVED:
+                # An approval whose merge failed (git, or main moving all along): merged again now.
+                try:
+                    await self._merge(row)
+                    self._reconciler.kick(f"proposal {row.id} merged")
+                except StaleProposalError:
+                    pass  # marked stale, and the proposer told, by the merge itself
+                except HiveError:
+                    logger.exception("proposal %d is approved but could not be merged yet", row.id)
+            elif row.state == ProposalState.APPLYING:
                 # Settled only once a pass applied a main that holds it (not one read before the merge).
                 if applied_main is not None and row.commit is not None:
                     if await self._repo.is_ancestor(row.commit, applied_main):
