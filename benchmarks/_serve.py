@@ -3,7 +3,9 @@
 `python -m benchmarks._serve raw SOCKET` answers JSON lines on the daemon's own socket and event
 loop stack, minus MCP; `... mcp SOCKET` serves an SDK `MCPServer` whose one tool does nothing,
 over the daemon's own transport; `... daemon RUN_DIR STATE_DIR` runs the real `Daemon` with
-`sleep infinity` as every agent's process, so nothing but the benchmark takes their messages.
+`sleep infinity` as every agent's process, so nothing but the benchmark takes their messages;
+`... claude RUN_DIR STATE_DIR CLAUDE_DIR [NAME=VALUE...]` runs it with real agents and claude's
+login in CLAUDE_DIR, for the claude turn rows.
 Each writes `ready` on stdout once it listens and runs until SIGTERM.
 """
 
@@ -94,6 +96,17 @@ def main(argv: list[str]) -> None:
         "sandbox": "none",
         "agent_command": IDLE_AGENT,
     }
+    if kind == "claude":
+        # `claude RUN STATE CLAUDE_DIR AGENT_ENV...`: real agents in the default sandbox, claude
+        # logged in by CLAUDE_DIR; AGENT_ENV (NAME=VALUE) is set for the turn loop through env(1)
+        agent_env = argv[4:]
+        command = ("env", *agent_env) if agent_env else ()
+        values = {
+            "run_dir": run_dir,
+            "state_dir": state_dir,
+            "claude_config_dir": Path(argv[3]),
+            "agent_command": (*command, sys.executable, "-m", "hyperhive_agent", "serve"),
+        }
     # The runaway guard would stop a benchmark's floods by design: lift its bounds (where this
     # version of the daemon has them) to measure the message path itself.
     values |= {key: UNBOUNDED for key in GUARD_BOUNDS if key in HiveConfig.model_fields}

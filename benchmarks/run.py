@@ -14,6 +14,7 @@ import platform
 import select
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks._claude import ModeResult, claude_installed, fake_api, measure_mode
 from benchmarks._rpc import LineClient, connect_socket, start_bridge
 
 READY_TIMEOUT_S = 60.0
@@ -47,6 +49,7 @@ class Sizes:
     history_calls: int
     proposals: int
     approvals: int
+    claude_turns: int
 
 
 FULL = Sizes(
@@ -60,6 +63,7 @@ FULL = Sizes(
     history_calls=300,
     proposals=100,
     approvals=20,
+    claude_turns=20,
 )
 QUICK = Sizes(
     calls=300,
@@ -72,6 +76,7 @@ QUICK = Sizes(
     history_calls=100,
     proposals=20,
     approvals=5,
+    claude_turns=8,
 )
 SMOKE = Sizes(
     calls=5,
@@ -84,6 +89,7 @@ SMOKE = Sizes(
     history_calls=3,
     proposals=2,
     approvals=1,
+    claude_turns=2,
 )
 
 
@@ -418,6 +424,54 @@ def measure_delivery(hive: Hive, floors: Floors, sizes: Sizes) -> Row:
     )
 
 
+def turn_events(usage: bool) -> list[dict[str, Any]]:
+    """The events of one claude turn as the turn loop reports them; the usage event, or one of its size."""
+    result = {"type": "result", "subtype": "success", "total_cost_usd": 0.0032, "duration_ms": 640, "num_turns": 2}
+    counted = {"input_tokens": 200, "output_tokens": 40, "cache_read_input_tokens": 0, "cost_usd": 0.0016}
+    return [
+        {"type": "hive", "subtype": "turn_start", "message": "turn 1: 1 message(s) from operator"},
+        {"type": "system", "subtype": "init", "session_id": "s", "tools": ["mcp__hive__send"] * 8},
+        {"type": "assistant", "message": {"content": [{"type": "tool_use", "name": "mcp__hive__send"}]}},
+        {"type": "user", "message": {"content": [{"type": "tool_result", "content": '{"id": 7}'}]}},
+        {"type": "assistant", "message": {"content": [{"type": "text", "text": "Replied to 1 message(s)."}]}},
+        result,
+        {"type": "hive", "subtype": "usage" if usage else "usage-like", "message": "240 tokens, $0.0016", **counted},
+        {"type": "hive", "subtype": "turn_end", "message": "turn 1 done", "duration_ms": 700},
+    ]
+
+
+def measure_report_events(hive: Hive, floors: Floors, sizes: Sizes) -> Row:
+    """A turn's `report_events` call with its usage event recorded, against the same call without one.
+
+    The calls alternate, so the two sides see the same noise; the difference is the usage row's commit
+    and the budget check.
+    """
+    with_usage, without = turn_events(True), turn_events(False)
+    counted: list[float] = []
+    plain: list[float] = []
+    with connect_socket(hive.agent_socket("a")) as client:
+        timed(20, lambda: client.call("report_events", {"events": without}))
+        for _ in range(sizes.deliveries):
+            counted += timed(1, lambda: client.call("report_events", {"events": with_usage}))
+            plain += timed(1, lambda: client.call("report_events", {"events": without}))
+    median, p99 = ms(counted)
+    plain_median, plain_p99 = ms(plain)
+    extra = median - plain_median
+    return Row(
+        "`report_events` of a turn, usage recorded",
+        f"8 events of one claude turn on an agent's socket, {sizes.deliveries:,} calls alternating with the same "
+        "batch whose usage event is not counted",
+        f"{median:.3f} ms vs {plain_median:.3f} ms without (+{extra:.3f} ms)",
+        "≤ one more commit than without (a claude turn takes ≥ 200 ms)",
+        extra <= 1.5 * floors.commit,
+        median,
+        p99,
+        "the same call, usage not counted",
+        median / plain_median,
+        {"without_usage_median_ms": plain_median, "without_usage_p99_ms": plain_p99, "extra_ms": extra},
+    )
+
+
 def measure_throughput(hive: Hive, floors: Floors, sizes: Sizes, pairs: int = 10, *, keyed: bool = False) -> Row:
     """`pairs` senders, each sending to its own receiver as fast as it can; receivers drain with `recv`.
 
@@ -740,6 +794,78 @@ def measure_approvals(hive: Hive, floors: Floors, sizes: Sizes, agents: int) -> 
     return rows
 
 
+# claude turns
+
+
+CLAUDE_MODES: tuple[tuple[str, str, list[str]], ...] = (
+    ("kept", "one claude per agent, kept across turns (now)", []),
+    ("per turn", "a fresh claude per turn (before)", ["HIVE_CLAUDE_KEEP_ALIVE=0"]),
+)
+
+
+def measure_claude(root: Path, sizes: Sizes) -> list[Row]:
+    """The real claude-code against the fake Messages API: turn overhead, requests per turn, memory."""
+    if not claude_installed():
+        raise RuntimeError("claude-code is not installed in .tools: run ./scripts/test once (ensure_claude)")
+    results: list[ModeResult] = []
+    with fake_api() as (api, portal):
+        for i, (mode, _, agent_env) in enumerate(CLAUDE_MODES):
+            results.append(measure_mode(root / f"c{i}", api, portal, sizes.claude_turns, mode, agent_env))
+    rows: list[Row] = []
+    for result, (_, how, _) in zip(results, CLAUDE_MODES, strict=True):
+        start_median, start_p99 = ms([t.to_first_request for t in result.turns])
+        rows.append(
+            Row(
+                f"claude turn start ({result.mode})",
+                f"message stored → claude's first API request; {how}; {len(result.turns)} turns, "
+                f"real claude-code in {_sandbox()}, fake API on 127.0.0.1",
+                f"{start_median:.0f} ms",
+                "-",
+                None,
+                start_median,
+                start_p99,
+            )
+        )
+    for result, (_, how, _) in zip(results, CLAUDE_MODES, strict=True):
+        end_median, end_p99 = ms([t.answer_to_stored for t in result.turns])
+        requests = sorted({t.model_requests for t in result.turns})
+        rows.append(
+            Row(
+                f"claude turn end ({result.mode})",
+                f"API answer with the send done → reply stored; {how}",
+                f"{end_median:.0f} ms; model requests: {result.first.model_requests} in a session's first turn, "
+                f"{', '.join(map(str, requests))} later",
+                "-",
+                None,
+                end_median,
+                end_p99,
+                extra={
+                    "model_requests_per_turn": [t.model_requests for t in result.turns],
+                    "first_turn_model_requests": result.first.model_requests,
+                    "first_turn_start_ms": result.first.to_first_request * 1e3,
+                },
+            )
+        )
+    kept = results[0]
+    per_gib = 1024 / kept.tree_rss_mb
+    rows.append(
+        Row(
+            "claude RSS per agent",
+            "resident memory between turns of one agent's process tree (turn loop, claude, its MCP bridge), "
+            "claude kept across turns",
+            f"{kept.tree_rss_mb:.0f} MB (claude {kept.claude_rss_mb:.0f} MB): {per_gib:.1f} agents per GiB",
+            "-",
+            None,
+            extra={
+                "tree_rss_mb": kept.tree_rss_mb,
+                "claude_rss_mb": kept.claude_rss_mb,
+                "agents_per_gib": per_gib,
+            },
+        )
+    )
+    return rows
+
+
 def _sandbox() -> str:
     return "bubblewrap" if shutil.which("bwrap") else "no sandbox: bwrap missing"
 
@@ -794,6 +920,54 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+FLOOD_LINE = b'{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}\n'
+
+
+def measure_fairness(hive: Hive, sizes: Sizes, flood: int = 200_000) -> Row:
+    """Agent b's `whoami` round trips while agent a floods `flood` notifications as fast as its socket takes them."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(str(hive.agent_socket("a")))
+    sock.sendall(
+        b'{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},'
+        b'"clientInfo":{"name":"flood","version":"0"}}}\n{"jsonrpc":"2.0","method":"notifications/initialized"}\n'
+    )
+    data = memoryview(FLOOD_LINE * flood)
+    sent = [0]
+
+    def pour() -> None:
+        try:
+            while sent[0] < len(data):
+                sent[0] += sock.send(data[sent[0] : sent[0] + 65536])
+        except OSError:
+            pass
+
+    with connect_socket(hive.agent_socket("b")) as b:
+        timed(20, lambda: b.call("whoami", {}))
+        quiet = timed(sizes.deliveries, lambda: b.call("whoami", {}))
+        pourer = threading.Thread(target=pour, daemon=True)
+        started = time.perf_counter()
+        pourer.start()
+        samples = timed(sizes.deliveries, lambda: b.call("whoami", {}))
+        elapsed = time.perf_counter() - started
+        taken = sent[0] // len(FLOOD_LINE)
+    sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+    pourer.join()
+    median, p99 = ms(samples)
+    return Row(
+        "fairness",
+        f"b's `whoami` round trips ({sizes.deliveries:,}) while a floods {flood:,} notifications",
+        f"p99 {p99:.1f} ms (quiet: {ms(quiet)[1]:.1f} ms); a's lines taken {taken / elapsed:,.0f}/s",
+        "p99 ≤ 50 ms",
+        p99 <= 50.0,
+        median,
+        p99,
+        "b's quiet p99",
+        p99 / ms(quiet)[1],
+        {"flood_lines_taken_per_s": round(taken / elapsed), "quiet_median_ms": ms(quiet)[0]},
+    )
+
+
 def run(sizes: Sizes, root: Path) -> list[Row]:
     """Every row, in the table's order."""
     floors = measure_floors(root / "f", sizes)
@@ -804,10 +978,13 @@ def run(sizes: Sizes, root: Path) -> list[Row]:
                 operator.call("spawn", {"name": name})
         rows.append(measure_send(hive, floors, sizes))
         rows.append(measure_delivery(hive, floors, sizes))
+        rows.append(measure_report_events(hive, floors, sizes))
         rows.append(measure_throughput(hive, floors, sizes))
         rows.append(measure_throughput(hive, floors, sizes, keyed=True))
+        rows.append(measure_fairness(hive, sizes))
     rows += measure_scale(root / "s", floors, sizes)
     rows += measure_history(root / "h", sizes)
+    rows += measure_claude(root / "c", sizes)
     return rows + floors.rows
 
 

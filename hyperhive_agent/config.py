@@ -1,7 +1,8 @@
 """What `hive-agent serve` learns from its environment, read once at the edge and passed down.
 
 The daemon sets `HIVE_*` for each agent; command-line flags override them. Secret values (an API
-key, an OAuth token) are kept only so they can be scrubbed from logs and events, never shown.
+key, an OAuth token, from the environment or claude's own files) are kept only so they can be
+scrubbed from logs and events, never shown.
 """
 
 import os
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from hyperhive_agent.errors import SettingsError
+from hyperhive_agent.login import GATEWAY_ENV, PROVIDER_ENV, SECRET_ENV, login_secrets
 
 AGENT_NAME_ENV = "HIVE_AGENT_NAME"
 ROLE_ENV = "HIVE_ROLE"
@@ -18,15 +20,16 @@ DRIVER_ENV = "HIVE_DRIVER"
 TURN_TIMEOUT_ENV = "HIVE_TURN_TIMEOUT_S"
 ECHO_GUARD_ENV = "HIVE_ECHO_GUARD"
 CLAUDE_CONFIG_ENV = "CLAUDE_CONFIG_DIR"
-# Ways claude can be logged in without a credentials file; their values are secrets.
-LOGIN_ENV = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN")
-SECRET_ENV = (*LOGIN_ENV, "ANTHROPIC_AUTH_TOKEN")
-# Shorter values would redact ordinary words; real keys and tokens are far longer.
-MIN_SECRET_CHARS = 8
+KEEP_ALIVE_ENV = "HIVE_CLAUDE_KEEP_ALIVE"
+# The environment variables that decide whether and how claude is logged in.
+LOGIN_ENV = (*SECRET_ENV, *PROVIDER_ENV, GATEWAY_ENV)
 
 DriverChoice = Literal["auto", "claude", "echo"]
 DRIVER_CHOICES: tuple[DriverChoice, ...] = ("auto", "claude", "echo")
 DEFAULT_AGENT_NAME = "agent"
+# An idle claude holds a few hundred MB: after this long without a turn it is ended (and the next
+# turn, resuming the session, pays claude's start once). HIVE_CLAUDE_KEEP_ALIVE=0: a claude per turn.
+KEEP_ALIVE_S = 600.0
 TURN_TIMEOUT_S = 600.0
 
 
@@ -42,8 +45,11 @@ class AgentConfig:
     turn_timeout_s: float = TURN_TIMEOUT_S
     claude_config_dir: Path | None = None
     echo_guard: bool = True
-    # The names of the login variables that are set, for saying why claude was chosen.
-    login_env: tuple[str, ...] = ()
+    # One claude process serves turn after turn until it has been idle this long (0: a fresh
+    # claude per turn).
+    claude_keep_alive_s: float = KEEP_ALIVE_S
+    # The login variables that are set (their values are secrets), for judging claude's login.
+    login_env: dict[str, str] = field(default_factory=dict[str, str], repr=False)
     secrets: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod
@@ -59,23 +65,42 @@ class AgentConfig:
         if driver not in DRIVER_CHOICES:
             raise SettingsError(f"{DRIVER_ENV}={driver!r}: choose one of {', '.join(DRIVER_CHOICES)}")
         claude_dir = env.get(CLAUDE_CONFIG_ENV)
+        home = Path(env.get("HOME") or work_dir)
+        login_env = {name: value for name in LOGIN_ENV if (value := env.get(name))}
+        config_dir = Path(claude_dir) if claude_dir else home / ".claude"
         return cls(
             name=env.get(AGENT_NAME_ENV) or DEFAULT_AGENT_NAME,
             work_dir=work_dir,
-            home=Path(env.get("HOME") or work_dir),
+            home=home,
             role=env.get(ROLE_ENV, "").strip(),
             driver=driver,
             turn_timeout_s=parse_timeout(env.get(TURN_TIMEOUT_ENV) or str(TURN_TIMEOUT_S), TURN_TIMEOUT_ENV),
             claude_config_dir=Path(claude_dir) if claude_dir else None,
             echo_guard=env.get(ECHO_GUARD_ENV, "1") != "0",
-            login_env=tuple(name for name in LOGIN_ENV if env.get(name)),
-            secrets=tuple(v for name in SECRET_ENV if len(v := env.get(name, "")) >= MIN_SECRET_CHARS),
+            claude_keep_alive_s=parse_seconds(env.get(KEEP_ALIVE_ENV) or str(KEEP_ALIVE_S), KEEP_ALIVE_ENV),
+            login_env=login_env,
+            secrets=login_secrets(config_dir, login_env),
         )
 
     @property
     def claude_dir(self) -> Path:
         """Where claude keeps its login and sessions: `$CLAUDE_CONFIG_DIR`, else `~/.claude`."""
         return self.claude_config_dir if self.claude_config_dir is not None else self.home / ".claude"
+
+
+def parse_seconds(text: str, what: str) -> float:
+    """A number of seconds, 0 or more.
+
+    Raises:
+        SettingsError: `text` is not a number of seconds.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise SettingsError(f"{what}={text!r} is not a number of seconds") from None
+    if not value >= 0:
+        raise SettingsError(f"{what}={text!r} must be 0 or more seconds")
+    return value
 
 
 def parse_timeout(text: str, what: str) -> float:

@@ -17,9 +17,11 @@ from hyperhive_agent.tools import MAX_EVENTS_PER_CALL, AgentTools
 
 logger = logging.getLogger(__name__)
 
-# The daemon keeps events up to 16 KiB and cuts larger ones itself; cutting here too keeps one
-# report_events call (100 events) far below the transport's 4 MiB line limit.
+# The daemon keeps events up to 16 KiB and cuts larger ones itself; cutting here too keeps events
+# small, and a batch stops at BATCH_BYTES of JSON, well under the daemon's 1 MiB line limit
+# (non-ASCII text grows up to 6 bytes a character once escaped on the wire).
 MAX_EVENT_BYTES = 16 * 1024
+BATCH_BYTES = 256 * 1024
 REDACTED = "[redacted]"
 
 JsonObject = dict[str, Any]
@@ -34,7 +36,14 @@ class Redactor:
     """Replaces known secret values (an API key, a token) with `[redacted]` in text."""
 
     def __init__(self, secrets: Sequence[str] = ()) -> None:
-        self._secrets = tuple(s for s in secrets if s)
+        self._secrets: tuple[str, ...] = ()
+        self.add(secrets)
+
+    def add(self, secrets: Sequence[str]) -> None:
+        """Scrub `secrets` too from now on (a key the operator put in place while the agent runs)."""
+        known = dict.fromkeys((*self._secrets, *(s for s in secrets if s)))
+        # longest first, so a secret that contains another is replaced whole
+        self._secrets = tuple(sorted(known, key=len, reverse=True))
 
     def text(self, text: str) -> str:
         """`text` with every secret replaced."""
@@ -64,6 +73,16 @@ def cap_event(event: JsonObject) -> JsonObject:
         "bytes": size,
         "head": encoded[: MAX_EVENT_BYTES // 2],
     }
+
+
+def _next_batch(pending: list[JsonObject]) -> list[JsonObject]:
+    """The oldest events that fit one report_events call: at most 100, and BATCH_BYTES (always one)."""
+    size = 0
+    for i, event in enumerate(pending[:MAX_EVENTS_PER_CALL]):
+        size += len(json.dumps(event))  # as the wire has it: ASCII, non-ASCII escaped
+        if i and size > BATCH_BYTES:
+            return pending[:i]
+    return pending[:MAX_EVENTS_PER_CALL]
 
 
 class EventLog:
@@ -97,8 +116,8 @@ class EventLog:
             del self._pending[:-MAX_EVENTS_PER_CALL]
             return
         while self._pending:
-            batch = self._pending[:MAX_EVENTS_PER_CALL]
-            del self._pending[:MAX_EVENTS_PER_CALL]
+            batch = _next_batch(self._pending)
+            del self._pending[: len(batch)]
             try:
                 tools.report_events(batch)
             except (AgentError, ValueError) as exc:

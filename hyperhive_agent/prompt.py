@@ -1,6 +1,7 @@
 """The prompt for one turn: who the agent is, its role (first turn of a session only), the new messages.
 
-The format is a contract (the fake claude in tests/fakes parses it). Plain text, in this order:
+The format is a contract (the scripted model of the fake Messages API in tests/fakes parses it).
+Plain text, in this order:
 
     You are <name>, an agent in a hyperhive: ...        (every turn)
     <blank line>

@@ -43,7 +43,8 @@ def serve_from_args(args: argparse.Namespace, *, system_role: str = "") -> None:
         turn_timeout_s=turn_timeout_s or config.turn_timeout_s,
     )
     socket_path: Path = args.socket
-    events = EventLog(Redactor(config.secrets))
-    chosen, announcement = create_driver(config, socket_path)
+    redactor = Redactor(config.secrets)
+    events = EventLog(redactor)
+    chosen, announcement = create_driver(config, socket_path, redactor)
     events.emit(announcement)
     run_serve(LoopConfig(socket_path=socket_path, recv_timeout_s=args.recv_timeout), chosen, events)

@@ -103,6 +103,7 @@ class TurnLoop:
             client.abort()
 
     def _serve(self, tools: HiveTools) -> None:
+        idle_since = time.monotonic()
         while not self._stopping.is_set():
             try:
                 # Named: after a reconnect (a daemon restart) what this loop held comes back to it, and
@@ -119,8 +120,10 @@ class TurnLoop:
                 self._stopping.wait(BACKOFF_CAP_S)
                 continue
             if not batch.messages:
+                self.driver.rest(time.monotonic() - idle_since)
                 continue
             self._turn(_with_sent_before(batch), tools)
+            idle_since = time.monotonic()
             # Finished, even if it failed (a turn that failed would fail again): the next recv
             # acknowledges it. A turn cut short by a lost connection never gets here, so the
             # daemon hands its messages out again.

@@ -28,8 +28,11 @@ from hyperhive_core.mcp.models import (
     AckReceipt,
     AgentInfo,
     AgentList,
+    BudgetList,
+    BudgetView,
     EventList,
     EventReceipt,
+    HiveStatus,
     Identity,
     InboxView,
     PeerList,
@@ -191,6 +194,21 @@ class HiveClient:
     async def status(self, name: str) -> AgentInfo:
         """One agent's state."""
         return await self.call("agent_status", {"name": name}, AgentInfo)
+
+    async def hive_status(self) -> HiveStatus:
+        """The hive as a whole."""
+        return await self.call("hive_status", {}, HiveStatus)
+
+    async def budgets(self) -> BudgetList:
+        """The hive's budget and every agent's, with what each used."""
+        return await self.call("budgets", {}, BudgetList)
+
+    async def set_budget(self, agent: str | None = None, *, clear: bool = False, **limits: float | int) -> BudgetView:
+        """Change an agent's budget (None: the hive's): `usd_per_day`, `tokens_per_day`, `usd_total`, `tokens_total`."""
+        arguments: dict[str, Any] = {**limits, "clear": clear}
+        if agent is not None:
+            arguments["agent"] = agent
+        return await self.call("set_budget", arguments, BudgetView)
 
     async def shutdown(self) -> None:
         """Ask the daemon to stop."""

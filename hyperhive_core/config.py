@@ -21,6 +21,11 @@ TURN_TIMEOUT_S = 600.0
 MAX_EXCHANGES = 20
 RATE_LIMIT = 120
 RATE_WINDOW_S = 60.0
+# Each agent's default limits (a spawn may set its own): claude-code with its node and MCP
+# children takes a few hundred MB and some dozens of threads, which count as processes.
+AGENT_MEMORY_MB = 2048
+AGENT_PIDS = 512
+AGENT_CPUS = 1.0
 MIN_FREE_MB = 64
 # How long a named reader's leases wait for it after its session ended or the daemon restarted: as
 # long as a bridge waits for a restarting daemon, and far longer than the turn loop's reconnect.
@@ -92,6 +97,11 @@ class HiveConfig(BaseModel):
     # The database: how long a write waits for a lock another process holds, and a size cap
     # (None: as large as the disk allows) so a runaway hive cannot fill the host's disk.
     db_busy_timeout_s: float = Field(default=5.0, gt=0)
+    # Every agent's limits unless its spawn set its own (None: unlimited); enforced where the
+    # backend has cgroups, and shown by `hivectl status`.
+    agent_memory_mb: int | None = Field(default=AGENT_MEMORY_MB, gt=0)
+    agent_pids: int | None = Field(default=AGENT_PIDS, gt=0)
+    agent_cpus: float | None = Field(default=AGENT_CPUS, gt=0)
     max_db_mb: int | None = Field(default=None, gt=0)
     # Sends are refused while the state dir's disk has less than this free, so what is queued can
     # still be handed out and acknowledged (the operator reads its agents' last words).
@@ -112,6 +122,9 @@ class HiveConfig(BaseModel):
     git: str = "git"
     watch_interval_s: float = Field(default=WATCH_INTERVAL_S, gt=0)
     health_interval_s: float = Field(default=HEALTH_INTERVAL_S, gt=0)
+    # The Nix search path nixos-container builds containers with (its `<nixpkgs/nixos>`); the
+    # NixOS module sets NIX_PATH=nixpkgs=<the flake's nixpkgs> for the service.
+    nixos_nix_path: str | None = Field(default_factory=lambda: os.environ.get("NIX_PATH") or None)
     # Crash tests only: named points where the daemon SIGKILLs itself (`send-committed`: a send is
     # committed and not yet answered; `apply` or `apply:<agent>`: a reconcile step acted and is not
     # yet journaled done; `approve-merged`: an approval is merged into main, not yet applied).

@@ -137,13 +137,19 @@ class Daemon:
                 control = _build_control(config, hive, engine, sockets, tg)
                 self._control = control
                 try:
+                    # First kills whatever an earlier daemon left running, so no agent runs twice.
+                    await tg.start(backend.serve)
                     await sockets.open(
                         config.host_socket,
                         build_operator_server(hive, control, stop_requested=stop_requested),
                         label="operator",
                         mode=0o600,
                     )
+                    # the budgets first: an agent brought up over its budget must not be handed a message
+                    await hive.budgets.open()
                     await control.bootstrap()
+                    await hive.budgets.settle()
+                    tg.start_soon(hive.budgets.serve)
                     await tg.start(
                         functools.partial(
                             control.reconciler.serve,

@@ -13,7 +13,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from hyperhive_core.approvals.agentfile import AgentFile
 from hyperhive_core.broker.broker import Broker
@@ -23,14 +23,52 @@ from hyperhive_core.broker.models import MessageRow
 from hyperhive_core.broker.readers import ReaderRegistry
 from hyperhive_core.broker.refusals import RefusalLog
 from hyperhive_core.broker.store import Appended
+from hyperhive_core.budget.keeper import BudgetKeeper
+from hyperhive_core.budget.store import BudgetStore
+from hyperhive_core.budget.views import limits_view, pause_reason, usage_view
 from hyperhive_core.config import HiveConfig
 from hyperhive_core.errors import HiveError, UnknownAgentError
 from hyperhive_core.lifecycle.base import AgentStatus, LifecycleBackend
-from hyperhive_core.mcp.models import AgentInfo, MessageView, PeerInfo
+from hyperhive_core.mcp.models import AgentInfo, AgentResources, MessageView, PeerInfo
 from hyperhive_core.names import OPERATOR
 from hyperhive_core.states import SyncState
 
 logger = logging.getLogger(__name__)
+
+# An agent's own words for its driver (with the reason for a fallback) are cut at this length.
+MAX_DRIVER_IN_USE_CHARS = 500
+
+
+def message_view(row: MessageRow) -> MessageView:
+    """The wire view of a stored message."""
+    assert row.id is not None, "a stored message has an id"
+    return MessageView(
+        id=row.id,
+        sender=row.sender,
+        recipient=row.recipient,
+        body=row.body,
+        created_at=datetime.fromtimestamp(row.created_at, UTC),
+        reply_to=row.reply_to,
+        state=row.state,
+        deliveries=row.deliveries,
+    )
+
+
+def _resources(status: AgentStatus) -> AgentResources | None:
+    limits, usage = status.limits, status.usage
+    if limits is None and usage is None:
+        return None
+    resources = AgentResources()
+    if limits is not None:
+        resources.memory_limit_bytes, resources.pids_limit, resources.cpus_limit = (
+            limits.memory_bytes,
+            limits.pids,
+            limits.cpus,
+        )
+    if usage is not None:
+        resources.memory_bytes, resources.memory_peak_bytes = usage.memory_bytes, usage.memory_peak_bytes
+        resources.pids, resources.cpu_s, resources.oom_kills = usage.pids, usage.cpu_s, usage.oom_kills
+    return resources
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,30 +90,10 @@ class SyncSource(Protocol):
         ...
 
 
-def message_view(row: MessageRow) -> MessageView:
-    """The wire view of a stored message."""
-    assert row.id is not None, "a stored message has an id"
-    return MessageView(
-        id=row.id,
-        sender=row.sender,
-        recipient=row.recipient,
-        body=row.body,
-        created_at=datetime.fromtimestamp(row.created_at, UTC),
-        reply_to=row.reply_to,
-        state=row.state,
-        deliveries=row.deliveries,
-    )
-
-
 class Hive:
-    """Agents, their sockets and processes, and the rules for messages between principals."""
+    """The agents of the hive, and the rules for messages between principals."""
 
-    def __init__(
-        self,
-        config: HiveConfig,
-        broker: Broker,
-        backend: LifecycleBackend,
-    ) -> None:
+    def __init__(self, config: HiveConfig, broker: Broker, backend: LifecycleBackend) -> None:
         self.config = config
         self.broker = broker
         self.backend = backend
@@ -85,11 +103,17 @@ class Hive:
         )
         self.refusals = RefusalLog()
         self.readers = ReaderRegistry()
+        # Usage and budgets: a paused agent's recv hands nothing out (the broker asks the keeper).
+        self.budgets = BudgetKeeper(BudgetStore(broker.store.engine), broker, self.events, lambda: self.agent_names)
+        broker.gate = self.budgets
         # Names this daemon's unnamed readers, so a lease can never outlive its daemon under the same name.
         self.boot_id = secrets.token_hex(4)
         self.started_at = time.time()
         self.sync: SyncSource | None = None
         self._agents: dict[str, AgentFile] = {}
+        # The driver each agent last said it answers with (its `driver` events); in memory, as an
+        # agent that starts again (also after a daemon restart) says it again at once.
+        self._drivers_in_use: dict[str, str] = {}
 
     # principals
 
@@ -152,8 +176,10 @@ class Hive:
     async def refused(self, sender: str, recipient: str, reason: str) -> None:
         """Remember a refused send: `list`/`status` count it, the recipient's inbox view shows it, and
         the sender's event log says why it went quiet (at most once a second, however hard it floods)."""
-        if self.refusals.record(sender, recipient, reason):
-            event = {"type": "hive", "subtype": "refused", "to": recipient, "message": reason}
+        # Only a real principal's inbox view lists refusals: a made-up name must not grow the log.
+        known = recipient if recipient == OPERATOR or recipient in self._agents else ""
+        if self.refusals.record(sender, known, reason):
+            event = {"type": "hive", "subtype": "refused", "to": recipient[:40], "message": reason}
             try:
                 await self.events.append(sender, [event])
             except HiveError:
@@ -177,6 +203,7 @@ class Hive:
     def unregister(self, name: str) -> None:
         """Forget an agent the reconciler removed; its messages stay as history."""
         self._agents.pop(name, None)
+        self._drivers_in_use.pop(name, None)
 
     def settings_of(self, name: str) -> AgentFile:
         """The settings agent `name` has on main (or runs with, while its removal is pending).
@@ -185,6 +212,17 @@ class Hive:
             UnknownAgentError: no agent has that name.
         """
         return self._require(name)
+
+    def starting(self, name: str) -> None:
+        """The reconciler (re)starts agent `name`: what it said about its driver is old news."""
+        self._drivers_in_use.pop(name, None)
+
+    def note_events(self, name: str, events: list[dict[str, Any]]) -> None:
+        """Learn from an agent's reported turn events which driver answers for it now."""
+        for event in events:
+            in_use = event.get("in_use")
+            if event.get("type") == "hive" and event.get("subtype") == "driver" and isinstance(in_use, str):
+                self._drivers_in_use[name] = in_use[:MAX_DRIVER_IN_USE_CHARS]
 
     # views
 
@@ -208,6 +246,7 @@ class Hive:
         status = await self.backend.status(name)
         now = time.time()
         refused, last = self.refusals.of_sender(name)
+        spend = self.budgets.spend(name)
         sync = self.sync.sync_of(name, status) if self.sync is not None else None
         return AgentInfo(
             name=name,
@@ -222,9 +261,16 @@ class Hive:
             detail=status.detail,
             role=row.role,
             driver=row.driver,
+            driver_in_use=self._drivers_in_use.get(name, ""),
             throttled="; ".join(t.reason for t in self.guard.throttles() if t.sender == name),
+            containment=status.containment,
+            resources=_resources(status),
             refused=refused,
             last_refusal=last.reason if last is not None else "",
+            usage_today=usage_view(spend.today),
+            usage_total=usage_view(spend.total),
+            budget=limits_view(spend.limits),
+            paused=pause_reason(spend.paused),
             sync=sync.sync if sync is not None else None,
             sync_reason=sync.reason if sync is not None else "",
             applied_rev=sync.applied_rev if sync is not None else None,

@@ -12,7 +12,9 @@ NAME_PATTERN = re.compile(r"[a-z][a-z0-9-]{0,8}")
 MAX_NAME_CHARS = 9
 OPERATOR = "operator"
 MANAGER = "hm1nd"
-RESERVED_NAMES = frozenset({OPERATOR, MANAGER})
+# The daemon itself: the sender of its notices (a spent budget), and the whole hive's budget scope.
+HIVE = "hive"
+RESERVED_NAMES = frozenset({OPERATOR, MANAGER, HIVE})
 
 
 def validate_agent_name(name: str) -> str:

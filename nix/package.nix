@@ -1,41 +1,62 @@
-# hyperhive as a Python application, built from pyproject.toml with nixpkgs' Python packages.
-{ lib, python3Packages }:
+# hyperhive as a Python application, built from pyproject.toml. Its dependencies come from
+# nixpkgs where their versions fit and from requirements.lock's wheels where they do not (mcp 2.x
+# and mcp-types, at least, against nixos-25.11): see python-deps.nix.
+{
+  lib,
+  python3,
+  fetchurl,
+}:
 
-python3Packages.buildPythonApplication {
-  pname = "hyperhive";
-  version = "0.1.0";
+let
+  project = (lib.importTOML ../pyproject.toml).project;
+  deps = import ./python-deps.nix { inherit lib python3 fetchurl; };
+in
+deps.python.pkgs.buildPythonApplication {
+  pname = project.name;
+  inherit (project) version;
   pyproject = true;
 
-  src = lib.fileset.toSource {
-    root = ../.;
-    fileset = lib.fileset.unions [
-      ../pyproject.toml
-      ../README.md
-      ../hyperhive_core
-      ../hyperhive_agent
-      ../hyperhive_mind
-    ];
+  # Only what the wheel is built from: editing tests or nix/ does not rebuild the package.
+  src = lib.cleanSourceWith {
+    name = "hyperhive-source";
+    src = ../.;
+    filter =
+      path: _:
+      let
+        relative = lib.removePrefix "${toString ../.}/" (toString path);
+      in
+      baseNameOf path != "__pycache__"
+      && (
+        lib.elem relative [
+          "pyproject.toml"
+          "README.md"
+        ]
+        || lib.elem (lib.head (lib.splitString "/" relative)) [
+          "hyperhive_core"
+          "hyperhive_agent"
+          "hyperhive_mind"
+        ]
+      );
   };
 
-  build-system = [ python3Packages.setuptools ];
+  build-system = [ deps.python.pkgs.setuptools ];
+  inherit (deps) dependencies;
 
-  # pyproject.toml asks for mcp >= 2.3 (mcp.server.mcpserver, the mcp_types package). If the
-  # pinned nixpkgs still has mcp 1.x, override it here, e.g.
-  #   (python3Packages.mcp.overridePythonAttrs (_: { version = "2.3.0"; src = fetchPypi { ... }; }))
-  # rather than relaxing the bound: the code does not run on 1.x.
-  dependencies = with python3Packages; [
-    anyio
-    mcp
-    pydantic
-    rich
-    sqlmodel
-    typer
+  pythonImportsCheck = [
+    "hyperhive_core"
+    "hyperhive_agent"
+    "hyperhive_mind"
   ];
 
-  pythonImportsCheck = [ "hyperhive_core" "hyperhive_agent" "hyperhive_mind" ];
+  passthru = {
+    # Which dependencies were built from the lock's wheels rather than taken from nixpkgs.
+    fromLock = deps.built;
+    # The Python they live in, for a dev shell: python.withPackages (ps: [ ... ]).
+    inherit (deps) python;
+  };
 
   meta = {
-    description = "A hive of Claude Code agents, each in its own sandbox, talking through MCP servers on unix sockets";
+    description = project.description;
     license = lib.licenses.mit;
     mainProgram = "hivectl";
     platforms = lib.platforms.linux;

@@ -1,8 +1,13 @@
-# Sourced by scripts/demo and scripts/test: make .venv with hyperhive and its dev tools, and
-# bubblewrap when it can be installed. Idempotent; re-installs when pyproject.toml changes.
+# Sourced by scripts/demo, scripts/test and scripts/lock: make .venv with exactly the versions in
+# requirements.lock (hashes checked), then hyperhive itself, and bubblewrap when it can be
+# installed. Idempotent; re-installs when pyproject.toml or the lock changes.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV="$ROOT/.venv"
+LOCK="$ROOT/requirements.lock"
+# The files pip downloaded from the lock: the install comes from here, and the tests check the
+# lock's and the Nix pins' hashes against these files without the network.
+WHEELHOUSE="$ROOT/.cache/wheels"
 PY=${PYTHON:-python3}
 
 say() { if [ -t 1 ]; then printf '\033[1;34m==>\033[0m %s\n' "$*"; else printf '==> %s\n' "$*"; fi; }
@@ -13,17 +18,25 @@ ensure_venv() {
         exit 1
     fi
     local stamp="$VENV/.hyperhive-installed"
-    if [ -f "$stamp" ] && [ "$stamp" -nt "$ROOT/pyproject.toml" ] && [ -x "$VENV/bin/hivectl" ]; then
+    if [ -f "$stamp" ] && [ "$stamp" -nt "$ROOT/pyproject.toml" ] && [ "$stamp" -nt "$LOCK" ] \
+        && [ -x "$VENV/bin/hivectl" ]; then
         return
     fi
-    say "installing hyperhive and its tools into .venv"
-    if [ ! -x "$VENV/bin/python" ]; then
-        "$PY" -m venv "$VENV" || {
-            echo "could not create a virtualenv; on Debian/Ubuntu: apt-get install python3-venv" >&2
-            exit 1
-        }
-    fi
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[dev]"
+    say "installing requirements.lock and hyperhive into a new .venv"
+    # A new venv each time: installing over an old one would keep packages the lock no longer has.
+    rm -rf "$VENV"
+    "$PY" -m venv "$VENV" || {
+        echo "could not create a virtualenv; on Debian/Ubuntu: apt-get install python3-venv" >&2
+        exit 1
+    }
+    local pip=("$VENV/bin/python" -m pip --quiet --disable-pip-version-check)
+    # Every file is checked against the lock's hashes, on download and again on install; the lock
+    # names every dependency, so nothing unpinned can come in.
+    "${pip[@]}" download --require-hashes --only-binary=:all: --dest "$WHEELHOUSE" -r "$LOCK"
+    "${pip[@]}" install --require-hashes --only-binary=:all: --no-index --find-links "$WHEELHOUSE" -r "$LOCK"
+    # The project itself adds nothing: its requirements are all in the lock, and it builds with
+    # the locked setuptools.
+    "${pip[@]}" install --no-deps --no-build-isolation --no-index -e "$ROOT"
     touch "$stamp"
 }
 
@@ -42,3 +55,29 @@ ensure_tool() {
 
 ensure_bwrap() { ensure_tool bwrap bubblewrap "the agents' sandbox; without it they run unsandboxed"; }
 ensure_nix() { ensure_tool nix-instantiate nix-bin "the tests parse and evaluate the .nix files with it"; }
+
+# The real claude-code the tests drive (against a fake Messages API they serve on 127.0.0.1).
+# Pinned exactly: its stream-json events, flags and settings are the contract the driver relies on.
+CLAUDE_CODE_VERSION=2.1.332
+TOOLS="$ROOT/.tools"
+CLAUDE="$TOOLS/node_modules/.bin/claude"
+
+# ensure_claude: install @anthropic-ai/claude-code@$CLAUDE_CODE_VERSION into .tools/ (a project-local
+# npm prefix, gitignored) unless that exact version is there; npm comes from Debian when missing.
+ensure_claude() {
+    if [ -x "$CLAUDE" ] && [ "$("$CLAUDE" --version 2>/dev/null)" = "$CLAUDE_CODE_VERSION (Claude Code)" ]; then
+        return
+    fi
+    ensure_tool npm npm "installs claude-code, which the claude tests run"
+    command -v npm >/dev/null || return 0
+    say "installing claude-code $CLAUDE_CODE_VERSION into .tools (about 400 MB)"
+    mkdir -p "$TOOLS"
+    # --prefix keeps it out of the machine's global node_modules; the native binary comes as an
+    # optional dependency from the registry and the postinstall puts it in place of the stub.
+    npm install --prefix "$TOOLS" --no-audit --no-fund --no-save --loglevel=error \
+        "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" >/dev/null
+    "$CLAUDE" --version >/dev/null || {
+        echo "claude-code $CLAUDE_CODE_VERSION did not install into $TOOLS" >&2
+        exit 1
+    }
+}

@@ -1,14 +1,15 @@
-"""A daemon for the tests that kill it with -9: `python -m tests.daemon_main RUN_DIR STATE_DIR [CONFIG_JSON]`.
+"""A daemon for the tests that kill it with -9: `python -m tests.daemon_main RUN_DIR STATE_DIR [JSON]`.
 
-CONFIG_JSON, when given, overrides fields of the config (another backend, for instance).
-
-Its agents (the manager too) are idle processes (the tests drive their sockets themselves) and its runaway guard is
-out of the way of a flood; it prints `ready` once every socket listens.
+JSON, when given, is the agents' command (a list), or fields of the config to override (an object:
+another backend, for instance). Its agents (the manager too) are idle processes unless a command
+is given (the tests drive their sockets themselves) and its runaway guard is out of the way of a
+flood; it prints `ready` once every socket listens.
 """
 
 import json
 import sys
 from pathlib import Path
+from typing import cast
 
 import anyio
 
@@ -19,7 +20,7 @@ from tests.helpers import IDLE_AGENT
 UNBOUNDED = 10**9
 
 
-def main(run_dir: str, state_dir: str, overrides: str = "{}") -> None:
+def main(run_dir: str, state_dir: str, extra: str = "{}") -> None:
     """Serve until SIGTERM (or SIGKILL, which is the point)."""
     values: dict[str, object] = {
         "run_dir": Path(run_dir),
@@ -29,7 +30,13 @@ def main(run_dir: str, state_dir: str, overrides: str = "{}") -> None:
         "max_exchanges": UNBOUNDED,
         "rate_limit": UNBOUNDED,
     }
-    config = HiveConfig.model_validate(values | json.loads(overrides))
+    given: object = json.loads(extra)
+    overrides: dict[str, object]
+    if isinstance(given, list):
+        overrides = {"agent_command": tuple(str(arg) for arg in cast(list[object], given))}
+    else:
+        overrides = cast(dict[str, object], given)
+    config = HiveConfig.model_validate(values | overrides)
 
     def ready() -> None:
         sys.stdout.write("ready\n")

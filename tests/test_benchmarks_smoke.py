@@ -5,12 +5,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.agent._claude import needs_claude
+
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = [
     "`send` tool call",
     "delivery",
+    "`report_events` of a turn, usage recorded",
     "throughput",
     "throughput, keyed sends and leased reads",
+    "fairness",
     "scale",
     "CLI",
     "CLI: `hivectl plan`",
@@ -18,6 +22,11 @@ ROWS = [
     "approve → answer",
     "history: `recv`",
     "history: `inbox`",
+    "claude turn start (kept)",
+    "claude turn start (per turn)",
+    "claude turn end (kept)",
+    "claude turn end (per turn)",
+    "claude RSS per agent",
     "floor: raw JSON line",
     "floor: MCP no-op",
     "floor: MCP no-op via bridge",
@@ -26,20 +35,28 @@ ROWS = [
     "floor: python start",
 ]
 
+# rows that measure something other than time
+UNTIMED = {"claude RSS per agent"}
 
+
+@needs_claude
 def test_a_smoke_run_of_the_benchmarks_reports_every_row() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--smoke", "--json", "-"],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=240,
         check=False,
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert [row["what"] for row in report["rows"]] == ROWS
     for row in report["rows"]:
+        if row["what"] in UNTIMED:
+            continue
         assert row["median_ms"] is not None
         assert row["p99_ms"] is not None
+    [memory] = [row for row in report["rows"] if row["what"] == "claude RSS per agent"]
+    assert memory["extra"]["claude_rss_mb"] > 0
     assert report["machine"]["cores"]

@@ -30,3 +30,7 @@ class Driver(Protocol):
     def cancel(self) -> None:
         """End a running turn as soon as possible; safe to call from a signal handler."""
         ...
+
+    def rest(self, idle_s: float) -> None:
+        """The agent has had no turn for `idle_s` seconds: a driver may let go of what it holds."""
+        ...

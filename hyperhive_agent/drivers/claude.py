@@ -1,32 +1,38 @@
-"""The claude driver: one `claude -p` run per turn, with the hive as claude's MCP server.
+"""The claude driver: claude-code runs each turn, with the hive as its MCP server.
 
 claude answers by calling `mcp__hive__send` itself, through `hive-agent mcp` (configured in
-`<work dir>/.hive-mcp.json`). Every stream-json line claude prints becomes a turn event. The
-session id is kept in `<work dir>/.hive-claude-session` and resumed next turn; a session claude
-cannot resume is dropped and the turn rerun once in a new session. A run past the turn timeout
-is killed with its whole process group (claude, its MCP bridges, their children).
+`<work dir>/.hive-mcp.json`, `alwaysLoad` so the hive tools are in the first request, with no
+ToolSearch round trip). One `claude -p --input-format stream-json` process serves turn after
+turn (each prompt is one stream-json user message; the turn ends at claude's `result` event), so
+a turn does not pay claude's start-up. Every stream-json line claude prints becomes a turn event,
+and each `result` is followed by a `usage` event with what the turn used (`hyperhive_agent.usage`).
+
+The session id is kept in `<work dir>/.hive-claude-session`: a claude started again (after a
+crash, a hang, an agent restart) resumes it; a session claude cannot resume is dropped and the
+turn rerun once in a new one. A turn past the timeout is killed with the whole process group
+(claude, its MCP bridge, their children). A claude that is not logged in, or whose credentials
+the API refuses (401), raises `ClaudeUnavailableError` at once instead of retrying for minutes.
 """
 
-import ctypes
 import json
 import logging
-import os
-import selectors
-import signal
-import subprocess
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import Any, cast
 
+from hyperhive_agent import wire
+from hyperhive_agent.config import KEEP_ALIVE_S
+from hyperhive_agent.drivers._process import ClaudeProcess, Ending
 from hyperhive_agent.errors import ClaudeUnavailableError, TurnFailedError
 from hyperhive_agent.events import EventLog, Redactor, hive_event
 from hyperhive_agent.prompt import Identity, build_prompt
 from hyperhive_agent.tools import AgentTools, Message
+from hyperhive_agent.usage import UsageMeter
 
 logger = logging.getLogger(__name__)
 
@@ -35,20 +41,19 @@ MCP_CONFIG_FILE = ".hive-mcp.json"
 SESSION_FILE = ".hive-claude-session"
 # claude -p may use the hive's tools without asking (nobody is there to ask) ...
 ALLOWED_TOOLS = ("mcp__hive",)
-# ... except these: the loop owns the agent's inbox and its event log.
-DISALLOWED_TOOLS = ("mcp__hive__report_events", "mcp__hive__recv")
-# Linux caps one argument at 128 KiB; a larger prompt goes to claude's stdin instead.
-MAX_PROMPT_ARG_BYTES = 100_000
-KILL_GRACE_S = 2.0
+# ... except these, which claude then does not offer the model at all: the loop owns the
+# agent's inbox (it takes the messages and acknowledges them once their turn is done) and its
+# event log.
+DISALLOWED_TOOLS = ("mcp__hive__report_events", "mcp__hive__recv", "mcp__hive__ack")
 # Events reach the daemon at least this often while claude runs, so `hivectl logs` stays live.
 FLUSH_EVERY_S = 0.5
-# After claude exits, output still in the pipes is read until they stay quiet this long.
-DRAIN_S = 0.2
+# A claude asked to end between turns (its stdin closed) gets this long to exit on its own.
+CLOSE_GRACE_S = 2.0
 TAIL_LINES = 20
-CHUNK_BYTES = 64 * 1024
 NOT_LOGGED_IN = "not logged in"
-NO_CONVERSATION = "no conversation found"
-PR_SET_PDEATHSIG = 1
+CANNOT_RESUME = ("no conversation found", "--resume requires a valid session")
+AUTH_FAILED_STATUS = 401
+AUTH_FAILED_ERROR = "authentication_failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,34 +66,44 @@ class ClaudeSettings:
     turn_timeout_s: float
     executable: str = CLAUDE_EXECUTABLE
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    # How long an idle claude is kept for the next turn; 0: a fresh claude per turn (resuming the
+    # session), as before keep-alive existed.
+    keep_alive_s: float = KEEP_ALIVE_S
 
 
 @dataclass(slots=True)
-class _Run:
-    """What one claude process did."""
+class _Turn:
+    """What claude did during one turn."""
 
-    exit_code: int | None = None
-    timed_out: bool = False
+    ending: Ending | None = None
     saw_init: bool = False
-    session_id: str | None = None
     result: dict[str, Any] | None = None
+    # Why the API refused claude's credentials, when it did (claude would retry that for minutes).
+    auth_error: str | None = None
+    exit_code: int | None = None
     stderr: deque[str] = field(default_factory=lambda: deque[str](maxlen=TAIL_LINES))
     text: deque[str] = field(default_factory=lambda: deque[str](maxlen=TAIL_LINES))
 
-    def said(self, needle: str) -> bool:
-        """Whether claude's plain output, stderr or result text contains `needle` (any case)."""
+    def said(self, *needles: str) -> bool:
+        """Whether claude's plain output, stderr or result text contains one of `needles` (any case)."""
         result_text = str(self.result.get("result", "")) if self.result else ""
-        return any(needle in line.lower() for line in (*self.stderr, *self.text, result_text))
+        lines = [line.lower() for line in (*self.stderr, *self.text, result_text)]
+        return any(needle in line for line in lines for needle in needles)
 
 
 class ClaudeDriver:
-    """Runs each turn as `claude -p PROMPT --mcp-config=FILE --strict-mcp-config --output-format stream-json`."""
+    """Runs turns through one long-lived `claude -p --input-format stream-json` (restarted when needed)."""
 
-    def __init__(self, settings: ClaudeSettings) -> None:
+    def __init__(self, settings: ClaudeSettings, *, redactor: Redactor | None = None) -> None:
         self.settings = settings
-        self._redactor = Redactor(settings.secrets)
+        self._redactor = redactor or Redactor(settings.secrets)
         self._cancelled = threading.Event()
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: ClaudeProcess | None = None
+        # Prompts the current process has taken; its first one opens the session when not resumed.
+        self._prompts = 0
+        self._resumed = False
+        self._session: str | None = None
+        self._meter = UsageMeter()
 
     @property
     def name(self) -> str:
@@ -105,185 +120,214 @@ class ClaudeDriver:
         """Where the session id to resume is kept, in the work dir."""
         return self.settings.work_dir / SESSION_FILE
 
+    @property
+    def pid(self) -> int | None:
+        """The running claude's pid, if one runs."""
+        process = self._process
+        return process.pid if process is not None and process.alive() else None
+
+    def command(self, session: str | None) -> list[str]:
+        """claude's command line, resuming `session` when given.
+
+        `--allowedTools`/`--disallowedTools` take every following argument, so they come last.
+        """
+        argv = [self.settings.executable, "-p", "--input-format", "stream-json"]
+        argv += ["--output-format", "stream-json", "--verbose"]
+        argv += [f"--mcp-config={self.mcp_config_path}", "--strict-mcp-config"]
+        if session is not None:
+            argv += ["--resume", session]
+        argv += ["--allowedTools", *ALLOWED_TOOLS, "--disallowedTools", *DISALLOWED_TOOLS]
+        return argv
+
     def run_turn(self, messages: Sequence[Message], tools: AgentTools, events: EventLog) -> None:
-        """Run claude once over `messages`; claude replies through the hive tools itself.
+        """Hand `messages` to claude as one prompt; claude replies through the hive tools itself.
 
         Raises:
-            ClaudeUnavailableError: claude is not installed or not logged in.
+            ClaudeUnavailableError: claude is not installed, not logged in, or its credentials were refused.
             TurnFailedError: claude hung past the turn timeout, crashed, or the turn was cancelled.
         """
         self._write_mcp_config()
-        session = self._load_session()
-        run = self._run(messages, events, session)
-        if session is not None and run.exit_code != 0 and not run.saw_init and run.said(NO_CONVERSATION):
-            reason = f"claude could not resume session {session} ({self._tail(run)}); starting a new session"
-            logger.warning("%s", reason)
-            events.emit(hive_event("session", reason, session_id=session))
-            self._save_session(None)
-            run = self._run(messages, events, None)
-        self._judge(run)
+        deadline = time.monotonic() + self.settings.turn_timeout_s
+        turn = _Turn()
+        for _ in range(2):
+            process = self._ensure_process()
+            reused = self._prompts > 0
+            new_session = not self._resumed and self._prompts == 0
+            prompt = build_prompt(self.settings.identity, messages, new_session=new_session)
+            process.send({"type": "user", "message": {"role": "user", "content": prompt}})
+            self._prompts += 1
+            turn = self._follow(process, events, deadline)
+            if turn.ending is Ending.RESULT and not turn.saw_init:
+                # an error before the session even started (it cannot be resumed, no login):
+                # claude exits next; its last words tell which
+                self._follow(process, events, min(deadline, time.monotonic() + CLOSE_GRACE_S), turn)
+            cannot_resume = self._resumed and not turn.saw_init and turn.said(*CANNOT_RESUME)
+            if turn.ending is Ending.RESULT and turn.auth_error is None and not cannot_resume:
+                if self.settings.keep_alive_s <= 0:
+                    self._discard(grace_s=CLOSE_GRACE_S)
+                break
+            turn.exit_code = self._discard(grace_s=0 if turn.ending is not Ending.EXITED else CLOSE_GRACE_S)
+            if reused and turn.ending is Ending.EXITED and not turn.saw_init:
+                # it died between turns, just before this prompt reached it: not this turn's fault
+                logger.warning("claude exited between turns (status %s); starting it again", turn.exit_code)
+                continue
+            if cannot_resume:
+                reason = f"claude could not resume session {self._session} ({self._tail(turn)}); starting a new session"
+                logger.warning("%s", reason)
+                events.emit(hive_event("session", reason, session_id=self._session))
+                self._save_session(None)
+                continue
+            break
+        try:
+            self._judge(turn)
+        except ClaudeUnavailableError:
+            # the next try must start a claude that reads its login afresh ...
+            self._discard(grace_s=0)
+            if not self._resumed:
+                # ... and not resume a session born in this failed turn: its only content is a
+                # prompt the fallback answered, which claude would answer a second time
+                self._save_session(None)
+                self._session = None
+            raise
+
+    def rest(self, idle_s: float) -> None:
+        """End an idle claude once the agent has had no turn for `keep_alive_s` seconds.
+
+        It holds a few hundred MB; the next turn starts another on the same session.
+        """
+        if idle_s >= self.settings.keep_alive_s and self._process is not None:
+            logger.info("no turn for %.0f s: ending claude until the next one", idle_s)
+            self._discard(grace_s=CLOSE_GRACE_S)
 
     def cancel(self) -> None:
         """Kill a running claude (its whole group); safe from a signal handler."""
         self._cancelled.set()
         process = self._process
         if process is not None:
-            _signal_group(process.pid, signal.SIGTERM)
+            process.terminate()
 
-    def command(self, prompt: str | None, session: str | None) -> list[str]:
-        """claude's command line; `prompt` None means claude reads it from stdin.
-
-        The prompt comes first, right after `-p`: `--allowedTools`/`--disallowedTools` take every
-        following argument, so they come last.
-        """
-        argv = [self.settings.executable, "-p"]
-        if prompt is not None:
-            argv.append(prompt)
-        argv += [f"--mcp-config={self.mcp_config_path}", "--strict-mcp-config"]
-        argv += ["--output-format", "stream-json", "--verbose"]
-        if session is not None:
-            argv += ["--resume", session]
-        argv += ["--allowedTools", *ALLOWED_TOOLS, "--disallowedTools", *DISALLOWED_TOOLS]
-        return argv
-
-    def _run(self, messages: Sequence[Message], events: EventLog, session: str | None) -> _Run:
-        prompt = build_prompt(self.settings.identity, messages, new_session=session is None)
-        on_stdin = len(prompt.encode()) > MAX_PROMPT_ARG_BYTES
-        argv = self.command(None if on_stdin else prompt, session)
+    def _ensure_process(self) -> ClaudeProcess:
+        process = self._process
+        if process is not None and process.alive():
+            return process
+        if process is not None:
+            # it ended between turns (crashed while idle): start another on the same session
+            code = self._discard(grace_s=0)
+            logger.warning("claude exited between turns (status %s); starting it again", code)
+        if self._cancelled.is_set():
+            raise TurnFailedError("cancelled: the agent is stopping")
+        session = self._load_session()
         try:
-            process = subprocess.Popen(
-                argv,
-                cwd=self.settings.work_dir,
-                stdin=subprocess.PIPE if on_stdin else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                # its own group, so a hung claude is killed with every child it started
-                start_new_session=True,
-                preexec_fn=_die_with_parent_hook(),
-            )
+            process = ClaudeProcess(self.command(session), cwd=self.settings.work_dir)
         except FileNotFoundError:
             raise ClaudeUnavailableError(f"claude is not installed: no {self.settings.executable!r} on PATH") from None
         except OSError as exc:
             raise TurnFailedError(f"cannot start claude: {exc.strerror or exc}") from exc
         self._process = process
-        try:
-            if on_stdin:
-                assert process.stdin is not None
-                _feed_in_background(process.stdin, prompt.encode())
-            return self._follow(process, events)
-        finally:
-            self._process = None
-            # claude is gone; anything it left behind in its group (a stuck MCP bridge) goes too
-            _signal_group(process.pid, signal.SIGKILL)
-            for stream in (process.stdout, process.stderr):
-                if stream is not None:
-                    stream.close()
+        self._prompts = 0
+        self._resumed = session is not None
+        self._session = session
+        return process
 
-    def _follow(self, process: subprocess.Popen[bytes], events: EventLog) -> _Run:
-        run = _Run()
-        assert process.stdout is not None
-        assert process.stderr is not None
-        buffers = {process.stdout.fileno(): bytearray(), process.stderr.fileno(): bytearray()}
-        stdout_fd = process.stdout.fileno()
-        deadline = time.monotonic() + self.settings.turn_timeout_s
-        last_flush = time.monotonic()
-        with selectors.DefaultSelector() as selector:
-            for fd in buffers:
-                selector.register(fd, selectors.EVENT_READ)
-            while selector.get_map():
-                if self._cancelled.is_set():
-                    self._kill(process)
-                    raise TurnFailedError("cancelled: the agent is stopping")
-                now = time.monotonic()
-                if now >= deadline:
-                    run.timed_out = True
-                    self._kill(process)
-                    break
-                exited = process.poll() is not None
-                wait_s = DRAIN_S if exited else min(deadline - now, FLUSH_EVERY_S)
-                ready = selector.select(wait_s)
-                if not ready and exited:
-                    break  # claude is gone and its pipes are quiet (a child may still hold them)
-                for key, _ in ready:
-                    fd = key.fd
-                    data = os.read(fd, CHUNK_BYTES)
-                    if not data:
-                        selector.unregister(fd)
-                        data = b"\n"  # EOF ends a last line that had no newline
-                    lines = _split_lines(buffers[fd], data)
-                    for line in lines:
-                        if fd == stdout_fd:
-                            self._on_stdout(line, run, events)
-                        elif line.strip():
-                            run.stderr.append(self._redactor.text(line))
-                if time.monotonic() - last_flush >= FLUSH_EVERY_S:
-                    events.flush()
-                    last_flush = time.monotonic()
-        if not run.timed_out:
-            try:
-                run.exit_code = process.wait(timeout=max(deadline - time.monotonic(), DRAIN_S))
-            except subprocess.TimeoutExpired:
-                run.timed_out = True
-                self._kill(process)
-        if run.timed_out:
-            run.exit_code = process.poll()
+    def _discard(self, *, grace_s: float) -> int | None:
+        """End the current claude process, if any; its exit status."""
+        process, self._process = self._process, None
+        if process is None:
+            return None
+        return process.close(grace_s=grace_s)
+
+    def _follow(self, process: ClaudeProcess, events: EventLog, deadline: float, turn: _Turn | None = None) -> _Turn:
+        """Follow claude's output until the turn ends; with `turn`, read what follows its result into it."""
+        draining = turn is not None
+        turn = turn or _Turn()
+
+        def on_stderr(line: str) -> None:
+            if line.strip():
+                turn.stderr.append(self._redactor.text(line))
+
+        ending = process.follow(
+            deadline=deadline,
+            cancelled=self._cancelled,
+            on_stdout=lambda line: self._on_stdout(line, turn, events),
+            on_stderr=on_stderr,
+            on_idle=events.flush,
+            idle_every_s=FLUSH_EVERY_S,
+        )
+        if not draining:
+            turn.ending = ending
         events.flush()
-        return run
+        return turn
 
-    def _on_stdout(self, line: str, run: _Run, events: EventLog) -> None:
+    def _on_stdout(self, line: str, turn: _Turn, events: EventLog) -> bool:
+        """Handle one line of claude's output; True when the turn is over."""
         if not line.strip():
-            return
+            return False
         try:
             decoded: object = json.loads(line)
         except ValueError:
             decoded = None
         if not isinstance(decoded, dict):
-            # not stream-json: claude's plain complaints ("Not logged in ...") land here
-            run.text.append(self._redactor.text(line))
+            # not stream-json: claude's plain complaints ("No conversation found ...") land here
+            turn.text.append(self._redactor.text(line))
             events.emit(hive_event("output", line))
-            return
+            return False
         event = cast(dict[str, Any], decoded)
         events.emit(event)
         kind, subtype = event.get("type"), event.get("subtype")
-        if kind == "system" and subtype == "init":
-            run.saw_init = True
-        if kind == "result":
-            run.result = event
         session = event.get("session_id")
-        if kind in ("system", "result") and isinstance(session, str) and session and session != run.session_id:
-            run.session_id = session
+        if kind in ("system", "result") and isinstance(session, str) and session and session != self._session:
+            self._session = session
             self._save_session(session)
+        if kind == "system" and subtype == "init":
+            turn.saw_init = True
+        elif kind == "system" and subtype == "api_retry" and _refused_credentials(event):
+            turn.auth_error = f"the API refused claude's credentials ({event.get('error_status')} {event.get('error')})"
+            return True
+        elif kind == "result":
+            turn.result = event
+            # what the turn used, right after claude's own account of it: the daemon's budgets count it
+            # (a result that used nothing, such as "Not logged in", reports nothing)
+            usage = self._meter.turn(event)
+            if usage["cost_usd"] or any(usage[key] for key in wire.USAGE_TOKEN_FIELDS):
+                events.emit(usage)
+            if event.get("api_error_status") == AUTH_FAILED_STATUS:
+                turn.auth_error = (
+                    f"the API refused claude's credentials ({self._redactor.text(str(event.get('result')))})"
+                )
+            return True
+        return False
 
-    def _judge(self, run: _Run) -> None:
-        timeout_s = self.settings.turn_timeout_s
-        if run.timed_out:
-            raise TurnFailedError(f"claude did not finish within {timeout_s:g} s; killed it")
-        if run.said(NOT_LOGGED_IN):
-            raise ClaudeUnavailableError(f"claude is not logged in (it said: {self._tail(run)})")
-        if run.exit_code != 0:
-            raise TurnFailedError(f"claude exited with status {run.exit_code}: {self._tail(run)}")
-        if run.result is not None and run.result.get("is_error"):
-            text = self._redactor.text(str(run.result.get("result") or run.result.get("subtype")))
+    def _judge(self, turn: _Turn) -> None:
+        if turn.ending is Ending.CANCELLED:
+            raise TurnFailedError("cancelled: the agent is stopping")
+        if turn.ending is Ending.TIMED_OUT:
+            raise TurnFailedError(f"claude did not finish within {self.settings.turn_timeout_s:g} s; killed it")
+        if turn.auth_error is not None:
+            raise ClaudeUnavailableError(f"claude is not logged in: {turn.auth_error}")
+        if turn.said(NOT_LOGGED_IN):
+            raise ClaudeUnavailableError(f"claude is not logged in (it said: {self._tail(turn)})")
+        if turn.ending is Ending.EXITED:
+            raise TurnFailedError(f"claude exited with status {turn.exit_code}: {self._tail(turn)}")
+        if turn.result is not None and turn.result.get("is_error"):
+            text = self._redactor.text(str(turn.result.get("result") or turn.result.get("subtype")))
             raise TurnFailedError(f"claude reported an error: {text}")
 
-    def _tail(self, run: _Run) -> str:
-        lines = [*run.text, *run.stderr] or ["no output"]
-        return " | ".join(line.strip() for line in lines[-5:])
-
-    def _kill(self, process: subprocess.Popen[bytes]) -> None:
-        _signal_group(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=KILL_GRACE_S)
-        except subprocess.TimeoutExpired:
-            _signal_group(process.pid, signal.SIGKILL)
-            process.wait()
+    def _tail(self, turn: _Turn) -> str:
+        lines = [*turn.text, *turn.stderr]
+        if turn.result is not None and turn.result.get("is_error"):
+            lines.append(self._redactor.text(str(turn.result.get("result") or turn.result.get("subtype"))))
+        return " | ".join(line.strip() for line in (lines or ["no output"])[-5:])
 
     def _write_mcp_config(self) -> None:
         # this interpreter, not the hive-agent script: it works in any install (venv, nix, checkout)
         server = {
             "command": sys.executable,
-            "args": ["-m", "hyperhive_agent", "mcp"],
+            # -I: claude starts it in the work dir, which must not be able to shadow the bridge.
+            "args": ["-I", "-m", "hyperhive_agent", "mcp"],
             "env": {"HIVE_SOCKET": str(self.settings.socket_path)},
+            # every hive tool in the first request: without it claude defers MCP tools behind
+            # ToolSearch, a model round trip before the first send of every session
+            "alwaysLoad": True,
         }
         text = json.dumps({"mcpServers": {"hive": server}}, indent=2) + "\n"
         if _read_text(self.mcp_config_path) != text:
@@ -299,44 +343,8 @@ class ClaudeDriver:
             self.session_path.write_text(session + "\n")
 
 
-def _split_lines(buffer: bytearray, data: bytes) -> list[str]:
-    buffer += data
-    *complete, rest = bytes(buffer).split(b"\n")
-    buffer[:] = rest
-    return [line.decode(errors="replace") for line in complete]
-
-
-def _feed_in_background(stdin: IO[bytes], data: bytes) -> None:
-    def feed() -> None:
-        try:
-            stdin.write(data)
-            stdin.close()
-        except OSError:
-            logger.debug("claude closed its stdin before reading the whole prompt")
-
-    # daemon: a claude that never reads its stdin must not keep the agent alive
-    threading.Thread(target=feed, name="prompt->claude", daemon=True).start()
-
-
-def _signal_group(pid: int, signum: signal.Signals) -> None:
-    try:
-        os.killpg(pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _die_with_parent_hook() -> Callable[[], None] | None:
-    """A preexec hook asking Linux to SIGKILL claude if the agent dies without cleaning up."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):
-        return None
-
-    def hook() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-    return hook
+def _refused_credentials(event: dict[str, Any]) -> bool:
+    return event.get("error_status") == AUTH_FAILED_STATUS or event.get("error") == AUTH_FAILED_ERROR
 
 
 def _read_text(path: Path) -> str | None:

@@ -57,3 +57,6 @@ class EchoDriver:
 
     def cancel(self) -> None:
         """Nothing to cancel: an echo turn is a few quick sends."""
+
+    def rest(self, idle_s: float) -> None:
+        """Nothing to let go of."""

@@ -67,7 +67,7 @@ class SandboxSettings(_Section):
 
 
 class Limits(_Section):
-    """[limits]: the agent's resources (applied by the backends once they support them, issue 10)."""
+    """[limits]: the agent's resources; unset: the daemon's --agent-* defaults (the local backend's cgroups)."""
 
     memory_mb: int | None = Field(default=None, gt=0)
     cpus: float | None = Field(default=None, gt=0)
@@ -75,7 +75,7 @@ class Limits(_Section):
 
 
 class Budget(_Section):
-    """[budget]: what the agent may spend before its turns pause (enforced by the daemon, issue 13)."""
+    """[budget]: what the agent may spend. Recorded, not applied: budgets are set with `hivectl budget`."""
 
     usd_per_day: float | None = Field(default=None, ge=0)
     usd_total: float | None = Field(default=None, ge=0)
@@ -84,7 +84,7 @@ class Budget(_Section):
 
 
 class NixosSettings(_Section):
-    """[nixos]: the agent's container, on the nixos backend (the template reads it, issue 14)."""
+    """[nixos]: the agent's container, on the nixos backend (the container template reads it)."""
 
     packages: list[str] = Field(
         default_factory=list[str], description="nixpkgs attribute names added to the container."
@@ -125,9 +125,14 @@ class HiveSettings(_Section):
         return self
 
 
-# Fields this daemon applies today; any other field set to a non-default value is reported as
-# not applied (in the plan and the agent's status), never silently ignored.
+# Fields this daemon applies today (some on one backend only); any other field set to a
+# non-default value is reported as not applied (in the plan and the agent's status), never
+# silently ignored.
 APPLIED_FIELDS = frozenset({"role", "driver", "backend", "generation", "sandbox.network"})
+APPLIED_BY_BACKEND = {
+    "local": frozenset({"limits.memory_mb", "limits.pids", "limits.cpus"}),
+    "nixos": frozenset({"nixos.packages"}),
+}
 
 
 def agent_path(name: str) -> str:
@@ -172,9 +177,10 @@ def settings_diff(file: AgentFile) -> dict[str, Any]:
     return found
 
 
-def not_applied(file: AgentFile) -> list[str]:
-    """Fields set in `file` that this daemon does not apply yet (shown, never silently dropped)."""
-    return sorted(key for key in settings_diff(file) if key not in APPLIED_FIELDS)
+def not_applied(file: AgentFile, backend: str) -> list[str]:
+    """Fields set in `file` that a daemon on `backend` does not apply (shown, never silently dropped)."""
+    applied = APPLIED_FIELDS | APPLIED_BY_BACKEND.get(backend, frozenset())
+    return sorted(key for key in settings_diff(file) if key not in applied)
 
 
 def config_hash(file: AgentFile) -> str:

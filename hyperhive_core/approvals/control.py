@@ -8,7 +8,7 @@ state repo, migrates the agents an older release kept in SQLite (once), and reco
 """
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
 import anyio
@@ -113,7 +113,13 @@ class HiveControl:
         }
         adopted: list[tuple[str, AgentFile]] = []
         for row in rows:
-            file = AgentFile(role=row.role, driver=row.driver)  # pyright: ignore[reportArgumentType]  # a driver the old release validated
+            file = AgentFile.model_validate(
+                {
+                    "role": row.role,
+                    "driver": row.driver,
+                    "limits": {"memory_mb": row.memory_mb, "pids": row.pids, "cpus": row.cpus},
+                }
+            )
             files[agent_path(row.name)] = render_agent(row.name, file).encode()
             adopted.append((row.name, file))
         if adopted:
@@ -180,8 +186,16 @@ class HiveControl:
                     f"reconciler retries it with backoff: fix the cause, or `hivectl kill {change.agent}`)"
                 )
 
-    async def spawn(self, name: str, *, role: str = "", driver: Driver = "auto", by: str = OPERATOR) -> AgentInfo:
-        """Add an agent to main and start it (`spawn_manager` for hm1nd).
+    async def spawn(
+        self,
+        name: str,
+        *,
+        role: str = "",
+        driver: Driver = "auto",
+        limits: Mapping[str, int | float | None] | None = None,
+        by: str = OPERATOR,
+    ) -> AgentInfo:
+        """Add an agent to main and start it (`spawn_manager` for hm1nd); `limits` left out are the daemon's.
 
         Raises:
             InvalidAgentNameError: the name breaks the naming rules (or is reserved).
@@ -189,7 +203,7 @@ class HiveControl:
             BackendError: it is on main but did not start (it is retried with backoff).
         """
         validate_agent_name(name)
-        return await self._spawn(name, role=role, driver=driver, by=by)
+        return await self._spawn(name, role=role, driver=driver, limits=limits, by=by)
 
     async def spawn_manager(self, *, role: str = "", driver: Driver = "auto", by: str = OPERATOR) -> AgentInfo:
         """Add the manager, hm1nd, to main and start it.
@@ -200,8 +214,11 @@ class HiveControl:
         """
         return await self._spawn(MANAGER, role=role, driver=driver, by=by)
 
-    async def _spawn(self, name: str, *, role: str, driver: Driver, by: str) -> AgentInfo:
-        file = AgentFile(role=role, driver=driver)
+    async def _spawn(
+        self, name: str, *, role: str, driver: Driver, by: str, limits: Mapping[str, int | float | None] | None = None
+    ) -> AgentInfo:
+        wanted = {k: v for k, v in (limits or {}).items() if v is not None}
+        file = changes.edited(name, AgentFile(), AgentEdit(role=role, driver=driver, limits=wanted or None))
         rev, change = await self._commit(lambda s: _built(changes.spawn(s, name, file)), by=by)
         self._check(await self._applied(rev, change, by=by), rev, change)
         return await self.hive.status(name)

@@ -51,10 +51,10 @@ def _changed(state: AgentStateRow | None, file: AgentFile) -> str:
     return f"changed on main: {', '.join(fields)}" if fields else "its settings changed on main"
 
 
-def _notes(file: AgentFile | None) -> tuple[str, ...]:
+def _notes(file: AgentFile | None, backend: str) -> tuple[str, ...]:
     if file is None:
         return ()
-    fields = not_applied(file)
+    fields = not_applied(file, backend)
     return (f"not applied by this daemon yet: {', '.join(fields)}",) if fields else ()
 
 
@@ -68,6 +68,7 @@ def plan_agent(
     prune: bool,
     rebuild: bool = False,
     retry: bool = False,
+    backend: str = "local",
 ) -> Step | None:
     """What reconcile does to agent `name`, or None when it runs as main wants.
 
@@ -75,7 +76,7 @@ def plan_agent(
     an agent in sync (the operator's rebuild); `retry` does not wait for a restart's backoff.
     """
     running = status.state == AgentState.RUNNING
-    notes = _notes(desired)
+    notes = _notes(desired, backend)
     if state is not None and state.suspended:
         in_sync = desired is not None and state.applied_hash == config_hash(desired)
         if in_sync:

@@ -28,7 +28,7 @@ from hyperhive_core.approvals.views import PlanStep, PlanView, ReconcileReport, 
 from hyperhive_core.broker.models import AgentStateRow
 from hyperhive_core.errors import BackendError, HiveError, UnknownAgentError
 from hyperhive_core.hive import AgentSync, Hive
-from hyperhive_core.lifecycle.base import AgentSpec, AgentStatus
+from hyperhive_core.lifecycle.base import AgentSpec, AgentStatus, Limits
 from hyperhive_core.lifecycle.nixos import NixosBackend, container_name
 from hyperhive_core.names import MANAGER
 from hyperhive_core.states import AgentState, SyncState
@@ -277,6 +277,7 @@ class Reconciler:
                 prune=desired.settings.prune,
                 rebuild=name in rebuild,
                 retry=name in retry or name in rebuild,
+                backend=self.hive.backend.info.name,
             )
             if step is None:
                 await self._settle(name)
@@ -443,13 +444,17 @@ class Reconciler:
 
     def _spec(self, name: str, file: AgentFile) -> AgentSpec:
         config = self.hive.config
+        # -I: the work dir (the agent's cwd, which it writes) is not on the import path, so a
+        # hyperhive_agent/ the agent leaves there cannot replace the turn loop at its next start.
         if name == MANAGER:
-            command = config.manager_command or (sys.executable, "-m", "hyperhive_mind", "serve")
+            command = config.manager_command or (sys.executable, "-I", "-u", "-m", "hyperhive_mind", "serve")
         else:
-            command = config.agent_command or (sys.executable, "-m", "hyperhive_agent", "serve")
+            command = config.agent_command or (sys.executable, "-I", "-u", "-m", "hyperhive_agent", "serve")
         env = {"HIVE_ROLE": file.role, "HIVE_DRIVER": file.driver, "HIVE_TURN_TIMEOUT_S": f"{config.turn_timeout_s:g}"}
         agent_dir = config.agent_state_dir(name)
         network = file.sandbox.network
+        limits = file.limits
+        memory_mb = limits.memory_mb if limits.memory_mb is not None else config.agent_memory_mb
         return AgentSpec(
             name=name,
             socket_dir=config.agent_socket_dir(name),
@@ -459,6 +464,12 @@ class Reconciler:
             env=tuple(env.items()),
             share_net=config.share_net if network is None else network,
             claude_config_dir=config.claude_config_dir,
+            packages=tuple(file.nixos.packages),
+            limits=Limits(
+                memory_bytes=None if memory_mb is None else memory_mb * 1024 * 1024,
+                pids=limits.pids if limits.pids is not None else config.agent_pids,
+                cpus=limits.cpus if limits.cpus is not None else config.agent_cpus,
+            ),
         )
 
     async def _bring_up(self, name: str, file: AgentFile, action: str, status: AgentStatus) -> None:
@@ -469,6 +480,7 @@ class Reconciler:
                 f"change backend in agents/{name}.toml, or run it on a daemon with that backend"
             )
         spec = self._spec(name, file)
+        self.hive.starting(name)
         if action == "rebuild":
             # shielded inside the backend: a cancelled rebuild never leaves a half-stopped agent.
             await backend.stop(name, grace_s=self.hive.config.stop_grace_s)
@@ -493,7 +505,7 @@ class Reconciler:
         """Agent `name` against main, from its state and what runs now (never from a stale record)."""
         state = self._states.get(name)
         file = self.desired.agents.get(name) if self.desired is not None else None
-        notes = not_applied(file) if file is not None else []
+        notes = not_applied(file, self.hive.backend.info.name) if file is not None else []
         if state is None:
             reason = "on main, not brought up yet" if file is not None else "not tracked"
             return AgentSync(SyncState.PROGRESSING, reason, not_applied=notes)
@@ -530,7 +542,13 @@ class Reconciler:
         for name in sorted(await self._names(desired)):
             status = await self.hive.backend.status(name)
             step = plan_agent(
-                name, desired.agents.get(name), self._states.get(name), status, now=now, prune=desired.settings.prune
+                name,
+                desired.agents.get(name),
+                self._states.get(name),
+                status,
+                now=now,
+                prune=desired.settings.prune,
+                backend=self.hive.backend.info.name,
             )
             if step is None:
                 in_sync += 1

@@ -5,7 +5,8 @@ missed or spurious wake-up costs one query, never a message. Writes go through a
 one writer thread, no lock contention inside SQLite. Sends that arrive while a commit is running
 are group-committed: the next commit takes every waiting message in one transaction and one fsync,
 so throughput grows with concurrency while each `send` still returns only after its own commit.
-Each message in a group is its own savepoint: one that fails fails alone.
+Each message in a group is its own savepoint: one that fails fails alone. A `RecvGate` may hold a
+recipient's messages back (its turns are paused): its `recv` then hands nothing out until woken.
 """
 
 import functools
@@ -14,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import anyio
 
@@ -80,6 +82,14 @@ class DiskGuard:
             )
 
 
+class RecvGate(Protocol):
+    """Decides whether a recipient's messages may be handed out now (the budget keeper pauses turns)."""
+
+    async def hold(self, recipient: str, queued: int) -> bool:
+        """True while `recipient`'s messages must stay queued; whoever opens the gate wakes it (`Broker.wake`)."""
+        ...
+
+
 class Broker:
     """Every message of the hive goes through here."""
 
@@ -99,6 +109,8 @@ class Broker:
         self._wakeups: dict[str, anyio.Event] = {}
         self._queue: list[_Pending] = []
         self._committing = False
+        # Set by the hive: who may not be handed messages now. None: everyone may.
+        self.gate: RecvGate | None = None
 
     @property
     def store(self) -> HiveStore:
@@ -165,10 +177,11 @@ class Broker:
         for pending, outcome in zip(batch, outcomes, strict=True):
             pending.outcome = outcome
             if isinstance(outcome, Appended) and not outcome.duplicate:
-                self._wake(outcome.row.recipient)
+                self.wake(outcome.row.recipient)
             pending.wake.set()
 
-    def _wake(self, recipient: str) -> None:
+    def wake(self, recipient: str) -> None:
+        """Make `recipient`'s waiting `recv` calls look again (a message came, or the gate opened)."""
         if (wakeup := self._wakeups.pop(recipient, None)) is not None:
             wakeup.set()
 
@@ -190,19 +203,16 @@ class Broker:
         acknowledged first, and what is handed out is leased to it: it comes back to the queue
         if the reader goes away (`release_reader`, `hold_reader`) before a later cursor covers it.
         `returning` says the reader just (re)attached: what it still holds beyond its cursor is
-        handed back to it first.
+        handed back to it first. While the gate holds the recipient, nothing is handed out (the
+        cursor still acknowledges): the call waits for a wake-up or its timeout.
 
         Raises:
             StorageError: the database refused the read.
         """
-        if reader is not None:
-            if after:
-                ack = functools.partial(self._store.ack_through, recipient, reader, after, now=time.time())
-                await anyio.to_thread.run_sync(ack, limiter=self._writer)
-            if returning:
-                reclaim = functools.partial(self._store.reclaim, recipient, reader, after=after or 0, now=time.time())
-                if rows := await anyio.to_thread.run_sync(reclaim, limiter=self._writer):
-                    return await self._received(recipient, rows)
+        if reader is not None and after:
+            ack = functools.partial(self._store.ack_through, recipient, reader, after, now=time.time())
+            await anyio.to_thread.run_sync(ack, limiter=self._writer)
+        reclaim_first = reader is not None and returning
         deadline = anyio.current_time() + timeout_s
         while True:
             # Take the event before looking, so a send that lands in between still wakes us.
@@ -211,17 +221,27 @@ class Broker:
             hold_due = self._store.hold_due(recipient)
             # The in-memory count is exact (it changes only after a commit), so an empty inbox
             # needs no trip to the writer thread.
-            if self._store.queued(recipient) or (hold_due is not None and hold_due <= now):
-                claim = functools.partial(self._store.claim, recipient, limit, now=now, reader=reader)
-                # The claim runs to completion even if the caller is cancelled meanwhile (anyio
-                # shields worker threads), and its rows are returned, never dropped.
-                if rows := await anyio.to_thread.run_sync(claim, limiter=self._writer):
-                    return await self._received(recipient, rows)
-                hold_due = self._store.hold_due(recipient)
+            queued = self._store.queued(recipient)
+            due = hold_due is not None and hold_due <= now
+            gate = self.gate
+            held = gate is not None and bool(queued or due or reclaim_first) and await gate.hold(recipient, queued)
+            if not held:
+                if reclaim_first and reader is not None:
+                    reclaim_first = False
+                    reclaim = functools.partial(self._store.reclaim, recipient, reader, after=after or 0, now=now)
+                    if rows := await anyio.to_thread.run_sync(reclaim, limiter=self._writer):
+                        return await self._received(recipient, rows)
+                if queued or due:
+                    claim = functools.partial(self._store.claim, recipient, limit, now=now, reader=reader)
+                    # The claim runs to completion even if the caller is cancelled meanwhile (anyio
+                    # shields worker threads), and its rows are returned, never dropped.
+                    if rows := await anyio.to_thread.run_sync(claim, limiter=self._writer):
+                        return await self._received(recipient, rows)
+                    hold_due = self._store.hold_due(recipient)
             remaining = deadline - anyio.current_time()
             if remaining <= 0:
                 return Received([])
-            if hold_due is not None:
+            if hold_due is not None and not held:
                 # A lease whose reader stayed away comes back to the queue then: look again.
                 remaining = min(remaining, max(hold_due - time.time(), 0.0) + 0.001)
             with anyio.move_on_after(remaining):
@@ -242,14 +262,14 @@ class Broker:
     async def release_reader(self, recipient: str, reader: str) -> None:
         """Return an unnamed reader's leases to `recipient`'s queue (its session ended)."""
         if await anyio.to_thread.run_sync(self._store.release_reader, recipient, reader, limiter=self._writer):
-            self._wake(recipient)
+            self.wake(recipient)
 
     async def hold_reader(self, recipient: str, reader: str) -> None:
         """Keep a named reader's leases for it a while (its session ended; it may come back)."""
         hold = functools.partial(self._store.hold_reader, recipient, reader, now=time.time())
         if await anyio.to_thread.run_sync(hold, limiter=self._writer):
             # A waiting recv must learn when the hold ends, to take the messages then.
-            self._wake(recipient)
+            self.wake(recipient)
 
     async def peek(self, recipient: str, limit: int) -> list[MessageRow]:
         """Return the oldest queued messages for `recipient`, consuming nothing."""

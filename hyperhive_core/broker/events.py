@@ -7,9 +7,11 @@ Events are opaque JSON objects to the daemon: stored as reported, one row each, 
 import functools
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
+from sqlmodel import SQLModel
 
 from hyperhive_core.broker.models import EventRow
 from hyperhive_core.broker.store import HiveStore
@@ -47,12 +49,14 @@ class EventLog:
         self._keep = keep
         self._wakeups: dict[str, anyio.Event] = {}
 
-    async def append(self, agent: str, events: list[dict[str, Any]]) -> int:
-        """Store `events` for `agent`; returns how many were stored."""
+    async def append(self, agent: str, events: list[dict[str, Any]], *, also: Sequence[SQLModel] = ()) -> int:
+        """Store `events` for `agent`, and `also` rows of other tables in the same commit; returns how many events."""
         if not events:
             return 0
         encoded = [_encode(e) for e in events]
-        append = functools.partial(self._store.append_events, agent, encoded, now=time.time(), keep=self._keep)
+        append = functools.partial(
+            self._store.append_events, agent, encoded, now=time.time(), keep=self._keep, also=also
+        )
         await anyio.to_thread.run_sync(append, limiter=self._writer)
         if (wakeup := self._wakeups.pop(agent, None)) is not None:
             wakeup.set()

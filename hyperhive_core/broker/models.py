@@ -56,6 +56,10 @@ class AgentRow(SQLModel, table=True):
     created_at: float
     role: str = ""
     driver: str = "auto"
+    # Its own limits, set at spawn (None: the daemon's defaults).
+    memory_mb: int | None = None
+    pids: int | None = None
+    cpus: float | None = None
 
 
 class EventRow(SQLModel, table=True):
@@ -143,3 +147,34 @@ class ProposalRow(SQLModel, table=True):
     merged_rev: str | None = None
     # The last state the proposer was told about (the outcome message is sent once per state).
     notified: str | None = None
+
+
+class UsageRow(SQLModel, table=True):
+    """What one model turn of an agent used, as its turn loop reported it (see hyperhive_core/budget)."""
+
+    __tablename__ = "usage"  # pyright: ignore[reportAssignmentType, reportIncompatibleVariableOverride]  # as above
+    __table_args__ = (Index("ix_usage_agent_day", "agent", "day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    agent: str
+    created_at: float
+    day: str  # the UTC date it was recorded on, YYYY-MM-DD: what per-day budgets count by
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_tokens: int = 0
+    cache_read_tokens: int = 0
+    cost_usd: float = 0.0
+    duration_ms: int = 0
+
+
+class BudgetRow(SQLModel, table=True):
+    """The operator's limits for one agent, or for the whole hive (scope `hive`); None: no limit."""
+
+    __tablename__ = "budget"  # pyright: ignore[reportAssignmentType, reportIncompatibleVariableOverride]  # as above
+
+    scope: str = Field(primary_key=True)
+    usd_per_day: float | None = None
+    tokens_per_day: int | None = None
+    usd_total: float | None = None
+    tokens_total: int | None = None
+    updated_at: float = 0.0

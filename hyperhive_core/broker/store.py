@@ -49,6 +49,16 @@ _MESSAGE_COLUMNS = (
 )
 # Leases of a reader that did not name itself: "~" cannot start a name a client gives.
 UNNAMED_READER_PREFIX = "~"
+# Bodies one recv or inbox hands out at most (and always one message): bounds the bytes of every
+# answer the daemon builds, so a client that never reads its answers cannot make it hold much.
+MAX_BATCH_BYTES = 1024 * 1024
+# The ids of the oldest queued messages of a recipient: at most LIMIT of them, and no more once the
+# bodies before one reach MAX_BATCH_BYTES. Parameters: recipient, state, limit, max bytes.
+_OLDEST_QUEUED = (
+    "SELECT id FROM (SELECT id, SUM(size) OVER (ORDER BY id) - size AS before FROM (SELECT id, "
+    "length(CAST(body AS BLOB)) AS size FROM message WHERE recipient = ? AND state = ? ORDER BY id LIMIT ?)) "
+    "WHERE before < ?"
+)
 # Pruning an agent's old events costs a DELETE; do it once every this many appends.
 PRUNE_EVERY = 100
 MESSAGE_TABLE = cast(Table, MessageRow.__table__)  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType]  # sqlmodel adds __table__ at runtime
@@ -267,6 +277,11 @@ class HiveStore:
         ):
             self._hold_due[recipient] = due
 
+    @property
+    def engine(self) -> Engine:
+        """The engine the store was opened on: the same database, for the tables other subsystems keep."""
+        return self._engine
+
     def _on_engine_disposed(self, _engine: Engine) -> None:
         self.close()
 
@@ -335,7 +350,7 @@ class HiveStore:
                 mine = Counter[tuple[str, MessageState]]()
                 db.execute("SAVEPOINT one")
                 try:
-                    outcome: Appended | BrokerError = self._insert(db, request, mine, group=delta)
+                    outcome: Appended | BrokerError = self._insert(db, request, mine, before=delta)
                 except BrokerError as exc:
                     outcome = exc
                 except sqlite3.Error as exc:
@@ -366,8 +381,9 @@ class HiveStore:
         request: AppendRequest,
         delta: Counter[tuple[str, MessageState]],
         *,
-        group: Counter[tuple[str, MessageState]] | None = None,
+        before: Counter[tuple[str, MessageState]],
     ) -> Appended:
+        """Insert one message; `delta` gets its changes to the counts, `before` holds its batch's so far."""
         sender, recipient, reply_to, now = request.sender, request.recipient, request.reply_to, request.now
         if request.key is not None:
             found = db.execute(
@@ -378,10 +394,7 @@ class HiveStore:
                 if (earlier.recipient, earlier.body, earlier.reply_to) != (recipient, request.body, reply_to):
                     raise KeyReusedError(request.key, earlier.id or 0)
                 return Appended(earlier, duplicate=True)
-        # The messages stored before this one in the same group commit count too.
-        queued = self._tally[(recipient, MessageState.QUEUED)] + delta[(recipient, MessageState.QUEUED)]
-        if group is not None:
-            queued += group[(recipient, MessageState.QUEUED)]
+        queued = self._tally[(recipient, MessageState.QUEUED)] + before[(recipient, MessageState.QUEUED)]
         if queued >= request.max_depth:
             raise InboxFullError(recipient, request.max_depth)
         if reply_to is not None:
@@ -451,10 +464,9 @@ class HiveStore:
         # One UPDATE … RETURNING: the select and the state change cannot interleave with another claim.
         statement = (
             "UPDATE message SET state = ?, delivered_at = coalesce(delivered_at, ?), deliveries = deliveries + 1, "
-            "leased = ?, reader = ?, held_until = NULL WHERE id IN (SELECT id FROM message "
-            f"WHERE recipient = ? AND state = ? ORDER BY id LIMIT ?) RETURNING {_MESSAGE_COLUMNS}"
+            f"leased = ?, reader = ?, held_until = NULL WHERE id IN ({_OLDEST_QUEUED}) RETURNING {_MESSAGE_COLUMNS}"
         )
-        params = (_DELIVERED, now, int(reader is not None), reader, recipient, _QUEUED, limit)
+        params = (_DELIVERED, now, int(reader is not None), reader, recipient, _QUEUED, limit, MAX_BATCH_BYTES)
         with self._write_lock, _sqlite_errors():
             db = self._writer
             # A claim commits without its own fsync (WAL + NORMAL: it survives kill -9 of the daemon,
@@ -560,9 +572,9 @@ class HiveStore:
 
     def peek(self, recipient: str, limit: int) -> list[MessageRow]:
         """Return the oldest queued messages for `recipient` without changing them."""
-        statement = f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE recipient = ? AND state = ? ORDER BY id LIMIT ?"
+        statement = f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE id IN ({_OLDEST_QUEUED}) ORDER BY id"
         with self._read_lock, _sqlite_errors():
-            return [_message(r) for r in self._reader.execute(statement, (recipient, _QUEUED, limit))]
+            return [_message(r) for r in self._reader.execute(statement, (recipient, _QUEUED, limit, MAX_BATCH_BYTES))]
 
     def queued(self, recipient: str) -> int:
         """How many messages wait for `recipient`; from memory, never blocks."""
@@ -594,11 +606,17 @@ class HiveStore:
 
     # turn events
 
-    def append_events(self, agent: str, events: Sequence[tuple[str, str]], *, now: float, keep: int) -> int:
-        """Store `(type, json)` events for `agent`, dropping its oldest beyond `keep`; returns the last id."""
+    def append_events(
+        self, agent: str, events: Sequence[tuple[str, str]], *, now: float, keep: int, also: Sequence[SQLModel] = ()
+    ) -> int:
+        """Store `(type, json)` events for `agent`, dropping its oldest beyond `keep`; returns the last id.
+
+        `also` are rows of other tables committed in the same transaction (the usage the events report).
+        """
         with self._session() as session:
             rows = [EventRow(agent=agent, created_at=now, type=kind, data=data) for kind, data in events]
             session.add_all(rows)
+            session.add_all(also)
             session.flush()
             last = rows[-1].id or 0
             if last % PRUNE_EVERY < len(rows):

@@ -6,7 +6,7 @@ for people or JSON with `--json`, and exits 1 with one line on stderr when somet
 
 import typer
 
-from hyperhive_core.cli import agents, approvals, daemon, database, messages
+from hyperhive_core.cli import agents, approvals, budget, daemon, database, messages
 from hyperhive_core.cli._common import RunDir, StateDir, make_dirs
 
 app = typer.Typer(
@@ -32,6 +32,7 @@ app.command()(agents.rebuild)
 app.command(name="list")(agents.list_agents)
 app.command()(agents.status)
 app.command()(agents.logs)
+app.command()(budget.budget)
 app.command()(messages.send)
 app.command()(messages.recv)
 app.command()(messages.ack)

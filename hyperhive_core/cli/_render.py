@@ -10,9 +10,21 @@ from rich.table import Table
 from rich.text import Text
 
 from hyperhive_core.cli._safe import printable
-from hyperhive_core.mcp.models import AgentInfo, EventView, HiveStatus, InboxView, MessageView
+from hyperhive_core.mcp.models import (
+    AgentInfo,
+    BudgetLimits,
+    BudgetList,
+    BudgetView,
+    EventView,
+    HiveStatus,
+    InboxView,
+    MessageView,
+    UsageView,
+)
 from hyperhive_core.states import AgentState, SyncState
 
+# The budget keeper's events in an agent's log: they say why its turns stopped.
+PAUSE_EVENTS = ("paused", "held")
 STATE_STYLE = {
     AgentState.RUNNING: "green",
     AgentState.STOPPED: "yellow",
@@ -43,18 +55,42 @@ def age(seconds: float | None) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
+def tokens(n: int) -> str:
+    """A token count in a few characters: 950, 12.3k, 4.5M."""
+    if n < 1000:
+        return str(n)
+    if n < 1_000_000:
+        return f"{n / 1000:.1f}k"
+    return f"{n / 1_000_000:.1f}M"
+
+
+def usd(amount: float) -> str:
+    """Dollars with cents, and more digits for the small amounts a few turns cost."""
+    return f"${amount:,.2f}" if amount >= 1 or amount == 0 else f"${amount:.4f}"
+
+
+def usage_text(u: UsageView) -> str:
+    """`12,345 tokens, $0.1234 in 7 turns (in 10,000, out 345, cache write 0, cache read 2,000)`."""
+    detail = f"in {u.input_tokens:,}, out {u.output_tokens:,}, cache write {u.cache_creation_tokens:,}, "
+    detail += f"cache read {u.cache_read_tokens:,}"
+    return f"{u.tokens:,} tokens, {usd(u.cost_usd)} in {u.turns} turn{'' if u.turns == 1 else 's'} ({detail})"
+
+
+def limits_text(b: BudgetLimits) -> str:
+    """`per day: $5.00, 1,000,000 tokens; in all: $50.00`, or `none`."""
+    parts: list[str] = []
+    for label, money, count in (("per day", b.usd_per_day, b.tokens_per_day), ("in all", b.usd_total, b.tokens_total)):
+        limits = [usd(money)] if money is not None else []
+        limits += [f"{count:,} tokens"] if count is not None else []
+        if limits:
+            parts.append(f"{label}: {', '.join(limits)}")
+    return "; ".join(parts) or "none"
+
+
 def agents_table(agents: list[AgentInfo]) -> Table:
     """The hive, one agent a row."""
     table = Table(
-        "NAME",
-        "STATE",
-        "SYNC",
-        "PID",
-        "UPTIME",
-        "UNREAD",
-        "REFUSED",
-        "BACKEND",
-        "SANDBOX",
+        *("NAME", "STATE", "SYNC", "PID", "UPTIME", "UNREAD", "REFUSED", "TOKENS", "COST", "BACKEND", "SANDBOX"),
         title="hive",
         title_justify="left",
     )
@@ -64,6 +100,8 @@ def agents_table(agents: list[AgentInfo]) -> Table:
             state.append_text(printable(f" ({a.detail})", style="dim"))
         if a.throttled:
             state.append(" throttled", style="bold yellow")
+        if a.paused:
+            state.append(" paused: budget", style="bold yellow")
         table.add_row(
             printable(a.name, style="bold"),
             state,
@@ -72,6 +110,8 @@ def agents_table(agents: list[AgentInfo]) -> Table:
             age(a.uptime_s),
             str(a.unread),
             Text(str(a.refused), style="yellow") if a.refused else Text("0"),
+            tokens(a.usage_total.tokens),
+            usd(a.usage_total.cost_usd),
             printable(a.backend),
             printable(a.sandbox or "-"),
         )
@@ -86,8 +126,11 @@ def agent_panel(a: AgentInfo) -> Table:
     table = Table(show_header=False, title=title, title_justify="left", box=None, padding=(0, 2))
     table.add_column(style="dim")
     table.add_column()
+    state = Text(a.state.value, style=STATE_STYLE.get(a.state, ""))
+    if a.paused:
+        state.append(" paused: budget", style="bold yellow")
     rows: list[tuple[str, Text]] = [
-        ("state", Text(a.state.value, style=STATE_STYLE.get(a.state, ""))),
+        ("state", state),
         ("pid", Text(str(a.pid) if a.pid else "-")),
         ("started", Text(a.started_at.isoformat(timespec="seconds") if a.started_at else "-")),
         ("uptime", Text(age(a.uptime_s))),
@@ -95,8 +138,13 @@ def agent_panel(a: AgentInfo) -> Table:
         ("backend", printable(a.backend)),
         ("sandbox", printable(a.sandbox or "-")),
         ("socket", printable(a.socket)),
-        ("driver", printable(a.driver)),
+        ("driver", printable(f"{a.driver_in_use} (asked: {a.driver})" if a.driver_in_use else a.driver)),
     ]
+    rows.append(("used today", Text(usage_text(a.usage_today))))
+    rows.append(("used in all", Text(usage_text(a.usage_total))))
+    rows.append(("budget", Text(limits_text(a.budget))))
+    if a.paused:
+        rows.append(("paused", printable(a.paused, style="bold yellow")))
     if a.role:
         rows.append(("role", printable(a.role)))
     if a.throttled:
@@ -105,6 +153,24 @@ def agent_panel(a: AgentInfo) -> Table:
         rows.append(("refused", printable(f"{a.refused} sends; the latest: {a.last_refusal}", style="yellow")))
     if a.detail:
         rows.append(("detail", printable(a.detail)))
+    if a.containment:
+        rows.append(("contained by", printable(a.containment)))
+    if (r := a.resources) is not None:
+        rows.append(
+            (
+                "memory",
+                Text(
+                    f"{_mib_or_dash(r.memory_bytes)} (peak {_mib_or_dash(r.memory_peak_bytes)}) "
+                    f"of {_mib_or_dash(r.memory_limit_bytes)}"
+                ),
+            )
+        )
+        rows.append(("processes", Text(f"{_count(r.pids)} of {_count(r.pids_limit)}")))
+        cpu_limit = "unlimited" if r.cpus_limit is None else f"{r.cpus_limit:g} CPU"
+        cpu_used = "-" if r.cpu_s is None else f"{r.cpu_s:.1f} s used"
+        rows.append(("cpu", Text(f"{cpu_used}; {cpu_limit}")))
+        if r.oom_kills:
+            rows.append(("out of memory", Text(f"{r.oom_kills} process(es) killed", style="bold red")))
     if a.sync is not None:
         sync = Text(a.sync.value, style=SYNC_STYLE.get(a.sync, ""))
         if a.sync_reason:
@@ -124,6 +190,14 @@ def agent_panel(a: AgentInfo) -> Table:
     for key, value in rows:
         table.add_row(key, value)
     return table
+
+
+def _mib_or_dash(n: int | None) -> str:
+    return "-" if n is None else f"{n / 2**20:.0f} MiB"
+
+
+def _count(n: int | None) -> str:
+    return "-" if n is None else str(n)
 
 
 def _when(t: datetime) -> str:
@@ -179,6 +253,9 @@ def hive_panel(h: HiveStatus) -> Table:
         ("messages", Text(counts)),
         ("database", Text(f"{_mib(h.database_bytes)}{limit}")),
         ("disk free", Text(f"{_mib(h.disk_free_bytes)} (new messages refused below {_mib(h.min_free_bytes)})")),
+        ("used today", Text(usage_text(h.usage_today))),
+        ("used in all", Text(usage_text(h.usage_total))),
+        ("budget", Text(limits_text(h.budget))),
         ("state dir", printable(h.state_dir)),
         ("run dir", printable(h.run_dir)),
     ]
@@ -188,6 +265,39 @@ def hive_panel(h: HiveStatus) -> Table:
     rows.extend(("warning", printable(w, style="bold yellow")) for w in h.warnings)
     for key, value in rows:
         table.add_row(key, value)
+    return table
+
+
+def budgets_table(budgets: BudgetList) -> Table:
+    """The hive's budget first, then each agent's: what it used against its limits."""
+    table = Table(
+        *("BUDGET", "TODAY", "IN ALL", "LIMITS", "STATE"),
+        title=f"budgets (UTC day {budgets.hive.day})",
+        title_justify="left",
+    )
+    for view in (budgets.hive, *budgets.agents):
+        state = printable(view.paused, style="bold yellow") if view.paused else Text("ok", style="green")
+        table.add_row(
+            printable(view.scope, style="bold"),
+            Text(f"{tokens(view.today.tokens)} tokens, {usd(view.today.cost_usd)}"),
+            Text(f"{tokens(view.total.tokens)} tokens, {usd(view.total.cost_usd)}"),
+            Text(limits_text(view.limits)),
+            state,
+        )
+    table.caption = "hivectl budget [NAME] --usd-per-day X --tokens-per-day N --usd-total X --tokens-total N"
+    return table
+
+
+def budget_panel(view: BudgetView) -> Table:
+    """One budget, one field a row."""
+    title = "budget of the hive" if view.scope == "hive" else f"budget of {view.scope}"
+    table = Table(show_header=False, title=printable(title), title_justify="left", box=None, padding=(0, 2))
+    table.add_column(style="dim")
+    table.add_column()
+    table.add_row("limits", Text(limits_text(view.limits)))
+    table.add_row(f"used today ({view.day} UTC)", Text(usage_text(view.today)))
+    table.add_row("used in all", Text(usage_text(view.total)))
+    table.add_row("paused", printable(view.paused, style="bold yellow") if view.paused else Text("no"))
     return table
 
 
@@ -214,6 +324,11 @@ def _describe(data: dict[str, Any]) -> tuple[str, str]:
         servers = ", ".join(f"{s.get('name')} {s.get('status')}" for s in _dicts(data.get("mcp_servers")))
         model = data.get("model", "?")
         return "dim", f"session {data.get('session_id', '?')} started (model {model}; mcp: {servers or 'none'})"
+    if kind == "system" and subtype == "api_retry":
+        status = data.get("error_status") or "no answer"
+        delay_s = (data.get("retry_delay_ms") or 0) / 1000
+        attempt = f"{data.get('attempt', '?')}/{data.get('max_retries', '?')}"
+        return "yellow", f"API error {status} ({data.get('error', '?')}); retry {attempt} in {delay_s:.1f} s"
     if kind == "assistant":
         parts: list[str] = []
         for block in _blocks(data):
@@ -239,7 +354,10 @@ def _describe(data: dict[str, Any]) -> tuple[str, str]:
             summary += f", ${cost:.4f}"
         return ("bold red" if data.get("is_error") else "bold"), summary
     if kind == "hive":
-        style = "bold red" if subtype in ("turn_error", "reconcile_error", "died") else "magenta"
+        if subtype in ("turn_error", "reconcile_error", "died"):
+            style = "bold red"
+        else:
+            style = "bold yellow" if subtype in PAUSE_EVENTS else "magenta"
         return style, f"[{subtype}] {_short(data.get('message', ''), 400)}"
     return "dim", f"{kind}: {_short(data)}"
 

@@ -115,6 +115,9 @@ def spawn(
     role: Annotated[str, typer.Option(help="What the agents are for; it opens each agent's prompt.")] = "",
     driver: Annotated[Driver, typer.Option(help="auto: claude when logged in, else echo.")] = Driver.AUTO,
     manager: Annotated[bool, typer.Option("--manager", help="Start the manager agent hm1nd (no NAME).")] = False,
+    memory_mb: Annotated[int | None, typer.Option(min=16, help="Memory limit in MiB (default: the daemon's).")] = None,
+    pids: Annotated[int | None, typer.Option(min=8, help="Most processes and threads at once.")] = None,
+    cpus: Annotated[float | None, typer.Option(min=0.01, help="CPUs it may use, e.g. 0.5.")] = None,
     json: Json = False,
     run_dir: RunDir = None,
     state_dir: StateDir = None,
@@ -132,10 +135,14 @@ def spawn(
             return [Outcome(name=info.name, ok=True, agent=info)]
         wanted = names or []
         _check_names(client, wanted, "spawned", must_exist=False, validate=True)
+        limits = {k: v for k, v in (("memory_mb", memory_mb), ("pids", pids), ("cpus", cpus)) if v is not None}
         return _apply(
             wanted,
             lambda name: client.call(
-                "spawn", {"name": name, "role": role, "driver": driver.value}, AgentInfo, wait_s=LIFECYCLE_WAIT_S
+                "spawn",
+                {"name": name, "role": role, "driver": driver.value, **limits},
+                AgentInfo,
+                wait_s=LIFECYCLE_WAIT_S,
             ),
         )
 

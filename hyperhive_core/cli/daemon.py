@@ -18,7 +18,16 @@ import typer
 
 from hyperhive_core.cli._client import OperatorClient, connect_raw, wait_until_closed
 from hyperhive_core.cli._common import RunDir, StateDir, console, err_console, fail, use_dirs
-from hyperhive_core.config import MAX_EXCHANGES, MIN_FREE_MB, RATE_LIMIT, TURN_TIMEOUT_S, HiveConfig
+from hyperhive_core.config import (
+    AGENT_CPUS,
+    AGENT_MEMORY_MB,
+    AGENT_PIDS,
+    MAX_EXCHANGES,
+    MIN_FREE_MB,
+    RATE_LIMIT,
+    TURN_TIMEOUT_S,
+    HiveConfig,
+)
 from hyperhive_core.errors import DaemonUnavailableError, HiveError
 from hyperhive_core.mcp.models import ShutdownReceipt
 
@@ -189,6 +198,11 @@ def serve(
         Path | None,
         typer.Option(help="A dir with claude's login, shared by every agent.", envvar="HYPERHIVE_CLAUDE_CONFIG_DIR"),
     ] = None,
+    agent_memory_mb: Annotated[
+        int, typer.Option(min=0, help="Each agent's memory limit in MiB unless its spawn sets one; 0: none.")
+    ] = AGENT_MEMORY_MB,
+    agent_pids: Annotated[int, typer.Option(min=0, help="Each agent's process limit; 0: none.")] = AGENT_PIDS,
+    agent_cpus: Annotated[float, typer.Option(min=0, help="Each agent's CPU limit; 0: none.")] = AGENT_CPUS,
     restore: Annotated[
         Path | None,
         typer.Option(
@@ -224,6 +238,9 @@ def serve(
         max_db_mb=max_db_mb,
         min_free_mb=min_free_mb,
         start_manager=manager,
+        agent_memory_mb=agent_memory_mb or None,
+        agent_pids=agent_pids or None,
+        agent_cpus=agent_cpus or None,
     )
     start = StartFrom(restore=restore.resolve() if restore else None, salvage=salvage)
     if detach:

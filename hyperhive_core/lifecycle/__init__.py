@@ -11,7 +11,7 @@ from hyperhive_core.states import AgentState
 
 
 def _local(config: HiveConfig) -> LifecycleBackend:
-    return LocalBackend(sandbox=config.sandbox, hidden=(config.state_dir, config.run_dir))
+    return LocalBackend(sandbox=config.sandbox, hidden=(config.state_dir, config.run_dir), state_dir=config.state_dir)
 
 
 def _nixos(config: HiveConfig) -> LifecycleBackend:
@@ -19,6 +19,7 @@ def _nixos(config: HiveConfig) -> LifecycleBackend:
         template=config.nixos_template,
         conf_dir=config.nixos_conf_dir,
         executable=config.nixos_container,
+        nix_path=config.nixos_nix_path,
     )
 
 

@@ -5,11 +5,35 @@ create (idempotent) + start. A backend owns only the agent's process or containe
 and messages belong to the hive.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import anyio
+from anyio.abc import TaskStatus
+
 from hyperhive_core.states import AgentState
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one agent may use; None: unlimited."""
+
+    memory_bytes: int | None = None
+    pids: int | None = None
+    cpus: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What an agent uses now, as its cgroups count it; None where no hierarchy counts it."""
+
+    memory_bytes: int | None = None
+    memory_peak_bytes: int | None = None
+    pids: int | None = None
+    cpu_s: float | None = None
+    oom_kills: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +48,12 @@ class AgentSpec:
     env: tuple[tuple[str, str], ...] = ()
     share_net: bool = True
     claude_config_dir: Path | None = None  # the operator's claude login, shared by every agent
+    # The agent's own system, where the backend has one (nixos: its container's NixOS config):
+    # nixpkgs attribute paths on its PATH ("git", "python3Packages.numpy"), and claude-code
+    # settings for it alone.
+    packages: tuple[str, ...] = ()
+    claude_settings: Mapping[str, object] = field(default_factory=dict[str, object])
+    limits: Limits = field(default_factory=Limits)  # memory, process count, CPU; None in one: unlimited
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +65,11 @@ class AgentStatus:
     started_at: float | None = None
     sandbox: str = ""
     detail: str = ""
+    # What keeps the agent contained and limited here (e.g. "pid namespace, seccomp, cgroup"), and
+    # its limits and usage where the backend counts them.
+    containment: str = ""
+    limits: Limits | None = None
+    usage: Usage | None = None
 
 
 @dataclass(slots=True)
@@ -71,6 +106,13 @@ class LifecycleBackend(Protocol):
 
     async def status(self, name: str) -> AgentStatus:
         """Report the agent's state."""
+        ...
+
+    async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run what the backend watches while the daemon runs; first, kill what an earlier daemon left.
+
+        Reports started once the leftovers are gone, so restored agents never run twice.
+        """
         ...
 
     async def aclose(self) -> None:

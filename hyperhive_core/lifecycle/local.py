@@ -5,13 +5,22 @@ make another; it sees only its own processes. The root filesystem is read-only; 
 private; the hive's state and run dirs and the host's homes are empty and read-only; the host's
 password hashes and ssh host keys cannot be read; its socket dir is bound at /run/hive and its
 work dir is the only other writable place. Without `bwrap` on PATH (and sandbox="auto") agents run
-as plain subprocesses, and the backend says so in a warning. Children never outlive the daemon:
-bwrap's --die-with-parent, or the agent's own parent-death signal (HIVE_PARENT_PID) when unsandboxed.
+as plain subprocesses, and the backend says so in a warning.
+
+Containment is the kernel's, not the agent's to undo: a seccomp filter denies ptrace and every
+other way to reach into the sandbox's init (pid 1 of its pid namespace) or out of the sandbox, and
+init's /proc/1/mem is covered. Stopping an agent kills that init, which takes every process of the
+namespace with it, and kills the agent's cgroup, which holds every process it started however it
+detached; `stop` returns only once they are gone. Init dies with bwrap, and bwrap with the daemon
+(parent-death signals nothing in the sandbox can clear), and a daemon that starts kills whatever an
+earlier one left (`serve`). Per-agent limits (memory, processes, CPU) are the cgroups'.
 """
 
 import contextlib
+import functools
 import glob
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -20,15 +29,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO
 
 import anyio
-from anyio.abc import Process
+from anyio.abc import Process, TaskGroup, TaskStatus
 
 from hyperhive_core.config import SandboxMode
 from hyperhive_core.errors import BackendError, BackendUnavailableError
+from hyperhive_core.lifecycle._agent_log import AgentLog
+from hyperhive_core.lifecycle._cgroup import AgentCgroup, CgroupHost, group_of_dirs
+from hyperhive_core.lifecycle._procs import ProcessRef, SandboxRecord, alive, kill_and_wait, start_time
+from hyperhive_core.lifecycle._seccomp import filter_fd, native_arch
 from hyperhive_core.lifecycle.base import AgentSpec, AgentStatus, BackendInfo
 from hyperhive_core.states import AgentState
 
@@ -37,6 +49,9 @@ logger = logging.getLogger(__name__)
 SANDBOX_SOCKET_DIR = Path("/run/hive")
 SANDBOX_CLAUDE_DIR = Path("/run/claude")
 KILL_WAIT_S = 5.0
+# How long bwrap may take to say which process is its sandbox's init.
+INFO_WAIT_S = 10.0
+RECORD_NAME = "agent.sandbox"
 # Passed through from the daemon's environment; everything else (tokens, keys) stays outside.
 PASSTHROUGH_ENV = ("PATH", "LANG", "LC_ALL", "TERM", "TZ")
 # The host's homes hold the operator's keys and logins (ssh, claude, npm, git, clouds): agents see
@@ -47,24 +62,46 @@ SECRET_FILE_GLOBS = ("/etc/shadow*", "/etc/gshadow*", "/etc/ssh/ssh_host_*_key")
 # Executables an agent runs besides its command; when they live under a masked dir (a claude
 # from the native installer in ~/.local/bin, a node from nvm) they are bound back read-only.
 AGENT_TOOLS = ("claude", "node")
+# Joins the cgroups named before "--" (writing its own pid), then execs the rest: the agent's
+# first process is in its cgroups before it can fork anything.
+JOIN_CGROUPS = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
+# Init's memory is the one door to it the seccomp filter cannot shut (open+write, no ptrace call):
+# these nodev binds of /dev/null make opening it fail.
+INIT_MEM = ("/proc/1/mem", "/proc/1/task/1/mem")
 
 
 @dataclass(slots=True)
 class _Child:
     process: Process
     started_at: float
-    log: IO[bytes]
+    log: AgentLog
+    cgroup: AgentCgroup | None = None
+    init: ProcessRef | None = None  # the sandbox's pid namespace init (bwrap's child)
+    state_dir: Path = Path()  # the agent's state dir, where its sandbox record is kept
+    init_known: anyio.Event = field(default_factory=anyio.Event)  # set once `init` is known (or never will be)
     stopping: bool = False
+    failure: str = ""
 
 
 def _under(path: Path, roots: Sequence[Path]) -> bool:
     return any(path == root or root in path.parents for root in roots)
 
 
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.0f} MiB"
+
+
 class LocalBackend:
     """Agents as child processes of the daemon, sandboxed with bubblewrap when it is installed."""
 
-    def __init__(self, *, sandbox: SandboxMode = "auto", hidden: Sequence[Path] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        sandbox: SandboxMode = "auto",
+        hidden: Sequence[Path] = (),
+        state_dir: Path | None = None,
+        cgroups: bool = True,
+    ) -> None:
         self._bwrap = shutil.which("bwrap") if sandbox != "none" else None
         self._setpriv = shutil.which("setpriv")
         if sandbox == "bwrap" and self._bwrap is None:
@@ -73,13 +110,33 @@ class LocalBackend:
                 "(apt-get install bubblewrap) or choose --sandbox auto"
             )
         self._hidden = tuple(p.resolve() for p in hidden)
+        self._state_dir = state_dir
         self._children: dict[str, _Child] = {}
+        self._tg: TaskGroup | None = None
+        self._arch = native_arch()
+        self._cgroups = CgroupHost.detect(state_dir or Path.cwd()) if cgroups else None
         warnings: list[str] = []
         if self._bwrap is None and sandbox == "auto":
             warnings.append(
                 "bwrap is not on PATH: agents run as plain subprocesses WITHOUT a sandbox; "
                 "install bubblewrap (apt-get install bubblewrap) to isolate them"
             )
+        if self._bwrap is not None and self._arch is None:
+            warnings.append(
+                f"no seccomp filter for this architecture ({os.uname().machine}): agents can ptrace "
+                "their sandbox's init and outlive kill; run on x86_64 or aarch64"
+            )
+        if self._cgroups is None or not self._cgroups.tracks:
+            problems = "; ".join(self._cgroups.problems) if self._cgroups is not None else "turned off"
+            fallback = "their pid namespace" if self._bwrap else "their process group, which an agent can leave"
+            warnings.append(
+                f"no writable cgroups ({problems}): agents are stopped through {fallback}, and no memory, "
+                "process or CPU limit is enforced; run the daemon as root or in a delegated cgroup"
+            )
+        else:
+            missing = [c for c in ("memory", "pids", "cpu") if c not in self._cgroups.enforced]
+            if missing:
+                warnings.append(f"cgroup limits not enforced here: {', '.join(missing)}")
         self._info = BackendInfo(name="local", warnings=warnings)
 
     @property
@@ -91,6 +148,30 @@ class LocalBackend:
     def sandboxed(self) -> bool:
         """Whether agents run inside bubblewrap."""
         return self._bwrap is not None
+
+    @property
+    def containment(self) -> str:
+        """What stops and limits an agent on this host, in words for `status`."""
+        parts: list[str] = []
+        if self._bwrap:
+            parts.append("pid namespace")
+            if self._arch is not None:
+                parts.append("seccomp")
+        if self._cgroups is not None and self._cgroups.tracks:
+            limits = ", ".join(self._cgroups.enforced) or "no limits"
+            parts.append(f"cgroup ({self._cgroups.kill_method}; {limits})")
+        return ", ".join(parts) or "process group only"
+
+    async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Kill every sandbox an earlier daemon of this state dir left, then watch agents until cancelled."""
+        await self._reap_leftovers()
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                task_status.started()
+                await anyio.sleep_forever()
+        finally:
+            self._tg = None
 
     async def create(self, spec: AgentSpec) -> None:
         """Make the agent's work and socket dirs; idempotent."""
@@ -106,46 +187,175 @@ class LocalBackend:
         child = self._children.get(spec.name)
         if child is not None and child.process.returncode is None:
             return
-        if child is not None:
+        if child is not None and not child.log.pumping:
             child.log.close()
         await self.create(spec)
-        await _reap_leftover(spec)
-        argv, env = self._command(spec)
-        log = spec.log_path.open("ab")
+        # Checked here: behind the cgroup shell and bwrap, a missing command would only show as an exit code.
+        if shutil.which(spec.command[0], path=os.environ.get("PATH")) is None:
+            raise BackendError(f"cannot start agent {spec.name!r} ({spec.command[0]}): not found or not executable")
+        await self._reap_record(_record_path(spec.log_path.parent), spec.name)
+        cgroup = self._make_cgroup(spec)
+        passed: list[int] = []
+        info_read: int | None = None
+        options: list[str] = []
+        if self._bwrap is not None:
+            # bwrap writes its sandbox's init's pid there; the filter it loads from the other fd.
+            info_read, info_write = os.pipe()
+            passed.append(info_write)
+            options += ["--info-fd", str(info_write)]
+            if self._arch is not None:
+                seccomp = filter_fd(self._arch)
+                passed.append(seccomp)
+                options += ["--seccomp", str(seccomp)]
+        argv, env = self._command(spec, options)
+        if cgroup is not None:
+            argv = ["/bin/sh", "-c", JOIN_CGROUPS, "hyperhive-join", *map(str, cgroup.procs_files), "--", *argv]
+        log = AgentLog(spec.log_path)
         try:
             process = await anyio.open_process(
                 argv,
                 stdin=subprocess.DEVNULL,
-                stdout=log,
+                # Through the daemon, not straight into the file: the agent's output is bounded in
+                # bytes and in rate (an agent with a shell could otherwise fill the disk).
+                stdout=subprocess.PIPE if self._tg is not None else log.file,
                 stderr=subprocess.STDOUT,
                 cwd=spec.work_dir,
                 env=env,
                 # Own process group: stop signals reach the sandbox and the agent, not the daemon.
                 start_new_session=True,
+                pass_fds=passed,
             )
         except OSError as exc:
             log.close()
+            if info_read is not None:
+                os.close(info_read)
+            if cgroup is not None:
+                cgroup.remove()
             raise BackendError(f"cannot start agent {spec.name!r} ({argv[0]}): {exc}") from exc
-        self._children[spec.name] = _Child(process=process, started_at=time.time(), log=log)
-        await anyio.Path(_pid_file(spec)).write_text(f"{process.pid}\n")
+        finally:
+            for fd in passed:
+                os.close(fd)
+        child = _Child(process=process, started_at=time.time(), log=log, cgroup=cgroup, state_dir=spec.log_path.parent)
+        self._children[spec.name] = child
+        if self._tg is not None and process.stdout is not None:
+            self._tg.start_soon(functools.partial(log.pump, process.stdout, process=process))
+        await self._save_record(child)
+        if info_read is None:
+            child.init_known.set()
+        elif self._tg is not None:
+            # bwrap says which process is its init once the sandbox is set up: learnt meanwhile.
+            self._tg.start_soon(self._learn_init, child, info_read)
+        else:
+            await self._learn_init(child, info_read)
+        if self._tg is not None:
+            self._tg.start_soon(self._watch, spec.name, child)
         logger.info("started agent %s (pid %d, %s)", spec.name, process.pid, self._sandbox_label)
 
+    async def _learn_init(self, child: _Child, info_read: int) -> None:
+        try:
+            child.init = await _read_init(info_read, child.process)
+            await self._save_record(child)
+        finally:
+            child.init_known.set()
+
+    async def _save_record(self, child: _Child) -> None:
+        refs = [r for r in (ProcessRef.of(child.process.pid), child.init) if r is not None]
+        record = SandboxRecord(tuple(refs), tuple(child.cgroup.dirs) if child.cgroup is not None else ())
+        await anyio.to_thread.run_sync(record.save, _record_path(child.state_dir))
+
+    def _make_cgroup(self, spec: AgentSpec) -> AgentCgroup | None:
+        if self._cgroups is None or not self._cgroups.tracks:
+            return None
+        try:
+            return self._cgroups.create(spec.name, spec.limits)
+        except OSError as exc:
+            # Still started: contained by its pid namespace, but unlimited; status says so.
+            logger.warning("agent %s runs without its cgroup (%s): no limits, no cgroup kill", spec.name, exc)
+            return None
+
+    async def _watch(self, name: str, child: _Child) -> None:
+        """Until the agent exits: when the kernel's OOM killer fires in its cgroup, stop the whole agent."""
+        oom_fd = child.cgroup.oom_eventfd() if child.cgroup is not None else None
+        try:
+            async with anyio.create_task_group() as tg:
+
+                async def on_exit() -> None:
+                    await child.process.wait()
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(on_exit)
+                if oom_fd is not None:
+                    # Readable on an OOM kill, and when the cgroup is removed (a stop).
+                    await anyio.wait_readable(oom_fd)
+                    tg.cancel_scope.cancel()
+        finally:
+            if oom_fd is not None:
+                os.close(oom_fd)
+        # Without an eventfd (cgroup v2) the counter is read once the agent exited.
+        if not _note_oom(child):
+            return
+        logger.warning("agent %s %s", name, child.failure)
+        try:
+            await self.stop(name, grace_s=0)
+        except BackendError:
+            logger.exception("could not stop agent %s after it ran out of memory", name)
+
     async def stop(self, name: str, *, grace_s: float) -> None:
-        """SIGTERM the agent's process group, wait up to `grace_s`, then SIGKILL it."""
+        """Ask the agent to stop (SIGTERM), wait up to `grace_s`, then kill its whole sandbox.
+
+        Raises:
+            BackendError: processes of the agent were still alive after SIGKILL.
+        """
         child = self._children.get(name)
-        if child is None or child.process.returncode is not None:
+        if child is None:
+            return
+        if child.process.returncode is not None and child.cgroup is None:
             return
         child.stopping = True
+        survivors: list[int] = []
         # shielded: a cancelled caller must still not leave a half-stopped agent behind.
         with anyio.CancelScope(shield=True):
-            self._signal_group(child.process, signal.SIGTERM)
-            with anyio.move_on_after(grace_s):
-                await child.process.wait()
             if child.process.returncode is None:
-                logger.warning("agent %s ignored SIGTERM for %.1f s; killing it", name, grace_s)
-                self._signal_group(child.process, signal.SIGKILL)
-                with anyio.move_on_after(KILL_WAIT_S):
+                self._ask_to_stop(child)
+                with anyio.move_on_after(grace_s):
                     await child.process.wait()
+            survivors = await self._kill(child)
+            if not survivors:
+                if child.cgroup is not None:
+                    child.cgroup.remove()
+                # Nothing left for a later daemon to kill.
+                await anyio.Path(_record_path(child.state_dir)).unlink(missing_ok=True)
+        if survivors:
+            raise BackendError(
+                f"agent {name!r} did not stop: {len(survivors)} of its processes (pids "
+                f"{', '.join(map(str, sorted(survivors)))}) are still alive after SIGKILL; "
+                "see the daemon's log and kill them by hand"
+            )
+
+    def _ask_to_stop(self, child: _Child) -> None:
+        if child.cgroup is not None:
+            # The agent's own processes, not bwrap: bwrap's death would kill them before they could clean up.
+            outer = {child.process.pid, *(() if child.init is None else (child.init.pid,))}
+            for pid in child.cgroup.pids() - outer:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGTERM)
+            if self._bwrap is not None:
+                return
+        self._signal_group(child.process, signal.SIGTERM)
+
+    async def _kill(self, child: _Child) -> list[int]:
+        """SIGKILL the sandbox's init, its cgroup and its process group; the pids that survived."""
+        with anyio.move_on_after(INFO_WAIT_S):
+            await child.init_known.wait()
+        if child.process.returncode is None:
+            self._signal_group(child.process, signal.SIGKILL)
+        refs = [r for r in (child.init,) if r is not None]
+        survivors = await kill_and_wait(refs, child.cgroup, within_s=KILL_WAIT_S)
+        with anyio.move_on_after(KILL_WAIT_S):
+            await child.process.wait()
+        if child.process.returncode is None:
+            survivors.append(child.process.pid)
+        return survivors
 
     async def wait_exit(self, name: str) -> int | None:
         """Wait until the agent's process exits by itself or is stopped; its exit code, None if never started."""
@@ -157,35 +367,96 @@ class LocalBackend:
     async def destroy(self, name: str) -> None:
         """Forget the agent; its work dir and log stay for the operator to read."""
         child = self._children.pop(name, None)
-        if child is not None:
+        if child is not None and not child.log.pumping:
             child.log.close()
 
     async def status(self, name: str) -> AgentStatus:
-        """Report running, stopped (on purpose) or failed (exited by itself)."""
+        """Report running, stopped (on purpose) or failed (exited by itself), with limits and usage."""
         child = self._children.get(name)
         if child is None:
-            return AgentStatus(state=AgentState.STOPPED, sandbox=self._sandbox_label)
+            return AgentStatus(state=AgentState.STOPPED, sandbox=self._sandbox_label, containment=self.containment)
         code = child.process.returncode
+        containment = self.containment if child.cgroup is not None or self._cgroups is None else self._no_cgroup()
+        limits = child.cgroup.limits if child.cgroup is not None else None
+        base = AgentStatus(state=AgentState.FAILED, sandbox=self._sandbox_label, containment=containment, limits=limits)
         if code is None:
-            return AgentStatus(
-                state=AgentState.RUNNING,
-                pid=child.process.pid,
-                started_at=child.started_at,
-                sandbox=self._sandbox_label,
+            usage = child.cgroup.usage() if child.cgroup is not None else None
+            return replace(
+                base, state=AgentState.RUNNING, pid=child.process.pid, started_at=child.started_at, usage=usage
             )
+        _note_oom(child)  # exited: the watcher may not have looked yet
+        if child.failure:
+            return replace(base, detail=child.failure)
         if child.stopping:
-            return AgentStatus(state=AgentState.STOPPED, sandbox=self._sandbox_label)
-        return AgentStatus(
-            state=AgentState.FAILED, sandbox=self._sandbox_label, detail=f"exited with code {code}; see its log"
-        )
+            return replace(base, state=AgentState.STOPPED)
+        return replace(base, detail=f"exited with code {code}; see its log")
+
+    def _no_cgroup(self) -> str:
+        return ", ".join(p for p in self.containment.split(", ") if not p.startswith("cgroup")) or "process group only"
 
     async def aclose(self) -> None:
         """Stop every child; agents never outlive the daemon that started them."""
         async with anyio.create_task_group() as tg:
             for name in list(self._children):
-                tg.start_soon(lambda n=name: self.stop(n, grace_s=KILL_WAIT_S))
+
+                async def stop(n: str = name) -> None:
+                    try:
+                        await self.stop(n, grace_s=KILL_WAIT_S)
+                    except BackendError:
+                        logger.exception("could not stop agent %s", n)
+
+                tg.start_soon(stop)
         for name in list(self._children):
             await self.destroy(name)
+        if self._cgroups is not None:
+            self._cgroups.close()
+
+    async def _reap_leftovers(self) -> None:
+        """Kill every sandbox an earlier daemon of this state dir left running, whatever its session."""
+        records: list[tuple[Path, str]] = []
+        if self._state_dir is not None:
+            agents = self._state_dir / "agents"
+            records = [(d / RECORD_NAME, d.name) for d in sorted(agents.glob("*")) if (d / RECORD_NAME).exists()]
+        for path, name in records:
+            try:
+                await self._reap_record(path, name)
+            except BackendError:
+                # That agent's start fails the same way, saying so; the rest of the hive starts.
+                logger.exception("could not kill what an earlier daemon left of agent %s", name)
+        if self._cgroups is not None:
+            for directory in self._cgroups.leftover_dirs():
+                group = group_of_dirs([directory])
+                if group.pids():
+                    logger.warning("killing the processes left in %s by an earlier daemon", directory)
+                    await kill_and_wait([], group, within_s=KILL_WAIT_S)
+                group.remove()
+
+    async def _reap_record(self, path: Path, name: str) -> None:
+        """Kill what `path` records of an earlier start of agent `name`, unless this daemon runs it."""
+        child = self._children.get(name)
+        if child is not None and child.process.returncode is None:
+            return
+        record = await anyio.to_thread.run_sync(SandboxRecord.load, path)
+        if record is None:
+            return
+        # Only a hive's own cgroups: the record is the daemon's, but a path is checked before it is killed.
+        group = group_of_dirs([p for p in record.cgroups if any(part.startswith("hyperhive-") for part in p.parts)])
+        # A zombie (an orphan its new parent has not reaped yet) is dead already.
+        live = [r for r in record.processes if alive(r.pid) and r.started == start_time(r.pid)]
+        if live or group.pids():
+            logger.warning(
+                "agent %s: its sandbox from an earlier daemon is still running (pids %s); killing it",
+                name,
+                ", ".join(str(p) for p in sorted({r.pid for r in live} | group.pids())),
+            )
+            survivors = await kill_and_wait(live, group, within_s=KILL_WAIT_S)
+            if survivors:
+                raise BackendError(
+                    f"agent {name!r}: processes {survivors} left by an earlier daemon survive SIGKILL; "
+                    "kill them by hand before starting it again"
+                )
+        group.remove()
+        await anyio.Path(path).unlink(missing_ok=True)
 
     @property
     def _sandbox_label(self) -> str:
@@ -197,7 +468,7 @@ class LocalBackend:
         except ProcessLookupError:
             pass
 
-    def _command(self, spec: AgentSpec) -> tuple[list[str], dict[str, str]]:
+    def _command(self, spec: AgentSpec, options: Sequence[str] = ()) -> tuple[list[str], dict[str, str]]:
         env = {k: v for k in PASSTHROUGH_ENV if (v := os.environ.get(k)) is not None}
         env |= {"HOME": str(spec.work_dir), "HIVE_AGENT_NAME": spec.name, "PYTHONUNBUFFERED": "1"}
         env |= dict(spec.env)
@@ -219,6 +490,8 @@ class LocalBackend:
         if spec.share_net:
             argv.append("--share-net")
         argv += ["--die-with-parent", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
+        for mem in INIT_MEM:
+            argv += ["--ro-bind", "/dev/null", mem]
         argv += ["--tmpfs", "/tmp", "--tmpfs", "/run"]
         masked = self._masked()
         # (destination, arguments): applied parents first, so a mount on a deeper path always lands
@@ -246,7 +519,7 @@ class LocalBackend:
         # Last, once the binds above made their mount points: nothing new appears in a masked dir.
         for path in masked:
             argv += ["--remount-ro", str(path)]
-        argv += ["--clearenv"]
+        argv += [*options, "--clearenv"]
         for key, value in sorted(env.items()):
             argv += ["--setenv", key, value]
         return [*argv, "--", *spec.command], env
@@ -257,6 +530,61 @@ class LocalBackend:
         existing = [p for p in dict.fromkeys(candidates) if p.is_dir() and p != Path("/")]
         # A dir inside another masked one is hidden with it.
         return [p for p in existing if not any(o != p and o in p.parents for o in existing)]
+
+
+def _note_oom(child: _Child) -> bool:
+    """Whether the kernel's OOM killer fired in the agent's cgroup; if so, say so as its failure."""
+    if child.failure:
+        return True
+    if child.stopping or child.cgroup is None or not child.cgroup.usage().oom_kills:
+        return False
+    limit = child.cgroup.limits.memory_bytes
+    child.failure = (
+        f"stopped: it went over its memory limit ({_mib(limit) if limit else 'none set'}) and the kernel "
+        "killed a process of it; spawn it again with a higher --memory-mb if it needs more"
+    )
+    return True
+
+
+def _record_path(agent_state_dir: Path) -> Path:
+    # Beside the log, in the agent's state dir: outside the sandbox's reach (only work/ is bound in).
+    return agent_state_dir / RECORD_NAME
+
+
+async def _read_init(fd: int, process: Process) -> ProcessRef | None:
+    """The sandbox's init, from bwrap's --info-fd JSON; None if bwrap failed before it made one."""
+    os.set_blocking(fd, False)
+    data = b""
+    try:
+        with anyio.move_on_after(INFO_WAIT_S):
+            while True:
+                await anyio.wait_readable(fd)
+                try:
+                    chunk = os.read(fd, 4096)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    break
+                data += chunk
+    finally:
+        os.close(fd)
+    try:
+        pid = int(json.loads(data)["child-pid"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    ref = ProcessRef.of(pid)
+    # bwrap (our child) made it: it is ours only while its parent is our child.
+    if ref is None or _parent_of(pid) != process.pid:
+        return None
+    return ref
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
 
 
 def _secret_files() -> list[Path]:
@@ -274,48 +602,6 @@ def _tool_paths(names: Sequence[str], path: str | None) -> list[Path]:
             if dir_ not in paths:
                 paths.append(dir_)
     return paths
-
-
-def _pid_file(spec: AgentSpec) -> Path:
-    # Beside the log, in the agent's state dir: outside the sandbox's reach (only work/ is bound in),
-    # so an agent cannot point the daemon at a process of its choosing.
-    return spec.log_path.parent / "agent.pid"
-
-
-def _is_our_agent(pid: int, spec: AgentSpec) -> bool:
-    # Every agent process (bwrap or plain) is started in its own work dir, which names the agent.
-    try:
-        return Path(os.readlink(f"/proc/{pid}/cwd")) == spec.work_dir.resolve()
-    except OSError:
-        return False
-
-
-async def _reap_leftover(spec: AgentSpec) -> None:
-    """Kill an agent process an earlier daemon left behind, so two never serve one socket.
-
-    The parent-death signal normally takes agents down with their daemon; a daemon killed in the
-    instant between starting an agent and arming that signal leaves one running.
-    """
-    try:
-        pid = int((await anyio.Path(_pid_file(spec)).read_text()).strip())
-    except (OSError, ValueError):
-        return
-    if pid <= 1 or not _is_our_agent(pid, spec):
-        return
-    logger.warning(
-        "agent %s: a process left by an earlier daemon (pid %d) is still running; killing it", spec.name, pid
-    )
-    try:
-        pidfd = os.pidfd_open(pid)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-        with anyio.move_on_after(KILL_WAIT_S):
-            await anyio.wait_readable(pidfd)
-    finally:
-        os.close(pidfd)
 
 
 def _interpreter_paths() -> list[Path]:

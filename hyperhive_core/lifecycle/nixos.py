@@ -1,24 +1,34 @@
 """The nixos backend: each agent is a NixOS container `h-<name>` (the manager `hm1nd`), via nixos-container.
 
-`nixos-container` has no --bind flag and ignores /run/systemd/nspawn/*.nspawn, so the agent's
-socket dir (and the shared claude credentials dir) is bound by rewriting EXTRA_NSPAWN_FLAGS in
-`<conf dir>/<C>.conf`; nspawn reads it only when the container starts, which is why the hive's
-rebuild (stop, create = rewrite + update, start) is the reconcile verb. Containers are systemd
-units of their own: they outlive the daemon, and `aclose` leaves them running.
+A container's NixOS config is `--config`: the template plus the agent's own settings (packages,
+claude settings, network). `nixos-container` has no --bind flag and ignores
+/run/systemd/nspawn/*.nspawn, so the agent's socket dir (and the shared claude credentials dir)
+is bound by rewriting EXTRA_NSPAWN_FLAGS in `<conf dir>/<C>.conf`; nspawn reads it only when the
+container starts, which is why the hive's rebuild (stop, create = rewrite + update, start) is the
+reconcile verb. Building a container is slow (a NixOS evaluation at least), so the conf also
+keeps a hash of everything the container was built from, and `create` runs `update` only when
+that changed. Containers are systemd units of their own: they outlive the daemon, and `aclose`
+leaves them running.
 """
 
+import hashlib
+import json
 import logging
 import os
+import re
 import shlex
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 import anyio
+from anyio.abc import TaskStatus
 
 from hyperhive_core.errors import BackendError, BackendUnavailableError, ConfigError
-from hyperhive_core.lifecycle._nspawn_conf import Bind, set_binds, set_value
+from hyperhive_core.lifecycle._nspawn_conf import Bind, read_value, set_binds, set_value
 from hyperhive_core.lifecycle.base import AgentSpec, AgentStatus, BackendInfo
+from hyperhive_core.lifecycle.desired import desired_hash
 from hyperhive_core.names import MANAGER
 from hyperhive_core.states import AgentState
 
@@ -30,7 +40,11 @@ SANDBOX_CLAUDE_DIR = "/root/.claude"
 ENV_FILE = "agent.env"
 # Enough for `terminate` (machinectl terminate) once a clean stop has run out of grace.
 TERMINATE_WAIT_S = 30.0
+# In the container's conf: the desired_hash of what it was last built from (written after the build).
+HASH_KEY = "HYPERHIVE_CONFIG_HASH"
 _STATES = {"up": AgentState.RUNNING, "down": AgentState.STOPPED}
+# A nixpkgs attribute path: git, python3Packages.numpy.
+_ATTRIBUTE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_'-]*(\.[A-Za-z_][A-Za-z0-9_'-]*)*")
 
 
 def container_name(agent: str) -> str:
@@ -47,6 +61,7 @@ class NixosBackend:
         template: Path | None,
         conf_dir: Path = Path("/etc/nixos-containers"),
         executable: str = "nixos-container",
+        nix_path: str | None = None,
     ) -> None:
         """Check the host can run containers.
 
@@ -68,31 +83,49 @@ class NixosBackend:
         self._name = executable
         self._template = template.resolve()
         self._conf_dir = conf_dir
+        self._nix_path = nix_path
         self._info = BackendInfo(name="nixos")
+        if not any(entry.startswith("nixpkgs=") for entry in (nix_path or "").split(":")):
+            self._info.warnings.append(
+                f"NIX_PATH ({nix_path or 'unset'}) names no nixpkgs: nixos-container builds containers "
+                "from the host's channel, or fails without one; the NixOS module sets NIX_PATH=nixpkgs=… "
+                "to the flake's pinned nixpkgs"
+            )
 
     @property
     def info(self) -> BackendInfo:
-        """The backend's name; nixos has nothing to warn about once it exists."""
+        """The backend's name, and a warning when NIX_PATH names no nixpkgs to build containers from."""
         return self._info
 
     async def create(self, spec: AgentSpec) -> None:
-        """Create the container, or update an existing one; either way its conf gets our binds.
+        """Create the container, or update one whose desired config changed; either way its conf gets our binds.
 
         Raises:
+            ConfigError: the agent's packages or claude settings cannot be put into a NixOS config.
             BackendError: nixos-container failed, or the conf file cannot be rewritten.
         """
         container = container_name(spec.name)
+        config = container_config(self._template, spec)
         await anyio.Path(spec.socket_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
         if spec.claude_config_dir is not None:
             # nspawn refuses a bind whose source is missing; an empty dir waits for the login.
             await anyio.Path(spec.claude_config_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
         await anyio.to_thread.run_sync(self._write_env, spec)
-        exists = container in await self.containers()
-        if not exists:
-            await self._run("create", container, "--config-file", str(self._template))
-        await anyio.to_thread.run_sync(self._rewrite_conf, container, spec)
-        if exists:
-            await self._run("update", container, "--config-file", str(self._template))
+        desired = await anyio.to_thread.run_sync(self._desired_hash, spec, config)
+        # What `nixos-container list` reads, without a process per agent on a daemon's restore.
+        conf = anyio.Path(self._conf_dir / f"{container}.conf")
+        if not (await conf.exists() or await conf.is_symlink()):
+            await self._run("create", container, "--config", config)
+            await anyio.to_thread.run_sync(self._rewrite_conf, container, spec, desired)
+            return
+        # The binds first (cheap, and only read at the next start); the hash only once built.
+        built = await anyio.to_thread.run_sync(self._rewrite_conf, container, spec, None)
+        if built == desired:
+            logger.debug("container %s: desired config unchanged (%s); not rebuilding it", container, desired)
+            return
+        logger.info("container %s: desired config changed; nixos-container update", container)
+        await self._run("update", container, "--config", config)
+        await anyio.to_thread.run_sync(self._rewrite_conf, container, spec, desired)
 
     async def start(self, spec: AgentSpec) -> None:
         """Start the container; a running one is left running (and keeps the binds it started with).
@@ -152,6 +185,10 @@ class NixosBackend:
         result = await self._call(["list"], check=True)
         return set(result.stdout.decode(errors="replace").split())
 
+    async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Nothing to watch: containers are systemd units, which nixos-container stops whole."""
+        task_status.started()
+
     async def aclose(self) -> None:
         """Leave every container running: they outlive the daemon, and a restart plus rebuild reconciles them."""
 
@@ -160,12 +197,16 @@ class NixosBackend:
 
     async def _call(self, argv: list[str], *, check: bool) -> subprocess.CompletedProcess[bytes]:
         """Run the tool; the one place its failures become hyperhive errors."""
+        # The tool's nix-env finds `<nixpkgs/nixos>` through NIX_PATH: the configured one, always.
+        env = None if self._nix_path is None else {**os.environ, "NIX_PATH": self._nix_path}
         try:
-            return await anyio.run_process([self._executable, *argv], check=check)
+            return await anyio.run_process([self._executable, *argv], check=check, env=env)
         except subprocess.CalledProcessError as exc:
             verb, *rest = argv
             target = f" {rest[0]!r}" if rest else ""
-            options = f" {shlex.join(rest[1:])}" if rest[1:] else ""
+            # --config is a whole NixOS module; the error names the template instead.
+            shown = ["--config", f"<{self._template.name} + agent settings>"] if rest[1:2] == ["--config"] else rest[1:]
+            options = f" {shlex.join(shown)}" if shown else ""
             stderr = _stderr(exc.stderr) or f"exit status {exc.returncode}"
             raise BackendError(f"{self._name} {verb}{target}{options} failed: {stderr}") from exc
         except OSError as exc:
@@ -193,7 +234,29 @@ class NixosBackend:
             binds.append(Bind(spec.claude_config_dir.resolve(), SANDBOX_CLAUDE_DIR))
         return binds
 
-    def _rewrite_conf(self, container: str, spec: AgentSpec) -> None:
+    def _desired_hash(self, spec: AgentSpec, config: str) -> str:
+        """Everything the container is built and started from: a change in any of it means update."""
+        try:
+            template = hashlib.sha256(self._template.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise BackendError(f"cannot read the container template {self._template}: {exc}") from exc
+        return desired_hash(
+            {
+                # --config names the template by path; its bytes change when anything it is built
+                # from does (the NixOS module's template names every package by store path).
+                "config": config,
+                "template_sha256": template,
+                "nix_path": self._nix_path,
+                "binds": [bind.flag for bind in self._binds(spec)],
+                "private_network": not spec.share_net,
+            }
+        )
+
+    def _rewrite_conf(self, container: str, spec: AgentSpec, built: str | None) -> str | None:
+        """Write our binds and network into the conf (and `built`, the hash, when given).
+
+        Returns the hash the conf held before.
+        """
         path = self._conf_dir / f"{container}.conf"
         if path.is_symlink():
             raise BackendError(
@@ -209,13 +272,16 @@ class NixosBackend:
         except OSError as exc:
             raise BackendError(f"cannot read {path}: {exc}") from exc
         try:
+            previous = read_value(text, HASH_KEY)
             updated = set_binds(text, self._binds(spec))
             # Sharing the host's network is how agents reach claude's API; a private network has no route out.
             updated = set_value(updated, "PRIVATE_NETWORK", "0" if spec.share_net else "1")
+            if built is not None:
+                updated = set_value(updated, HASH_KEY, built)
         except ValueError as exc:
             raise BackendError(f"cannot rewrite {path}: {exc}") from exc
         if updated == text:
-            return
+            return previous
         temporary = path.with_name(f".{path.name}.hyperhive")
         try:
             temporary.write_text(updated)
@@ -226,6 +292,39 @@ class NixosBackend:
             temporary.unlink(missing_ok=True)
             raise BackendError(f"cannot rewrite {path}: {exc}") from exc
         logger.info("rewrote %s: %s", path, " ".join(b.flag for b in self._binds(spec)))
+        return previous
+
+
+def container_config(template: Path, spec: AgentSpec) -> str:
+    """The `--config` of the agent's container: the template, and the agent's own settings.
+
+    nixos-container puts it into the container's configuration.nix; the template declares the
+    options (hyperhive.agent.extraPackages, claudeSettings, network) and type-checks them.
+
+    Raises:
+        ConfigError: a package is not a nixpkgs attribute path, or the claude settings are not JSON.
+    """
+    for package in spec.packages:
+        if not _ATTRIBUTE_PATH.fullmatch(package):
+            raise ConfigError(
+                f"package {package!r} of agent {spec.name!r} is not a nixpkgs attribute path "
+                "(like git or python3Packages.numpy)"
+            )
+    settings: Mapping[str, object] = {
+        "extraPackages": list(spec.packages),
+        "claudeSettings": dict(spec.claude_settings),
+        "network": "host" if spec.share_net else "private",
+    }
+    try:
+        encoded = json.dumps(settings, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"claude settings of agent {spec.name!r} are not JSON: {exc}") from exc
+    return f"imports = [ {_nix_string(str(template))} ]; hyperhive.agent = builtins.fromJSON {_nix_string(encoded)};"
+
+
+def _nix_string(text: str) -> str:
+    # A Nix double-quoted string: backslash, quote and the start of an interpolation escaped.
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${") + '"'
 
 
 def _unavailable(executable: str) -> str:

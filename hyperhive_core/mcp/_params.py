@@ -16,6 +16,11 @@ DriverName = Annotated[
     Literal["auto", "claude", "echo"],
     Field(description="auto: claude when installed and logged in, else echo; claude; echo (replies 'echo: <body>')."),
 ]
+MemoryMb = Annotated[
+    int | None, Field(ge=16, le=1024 * 1024, description="Its memory limit in MiB; leave out for the hive's default.")
+]
+Pids = Annotated[int | None, Field(ge=8, le=1_000_000, description="Most processes and threads it may have at once.")]
+Cpus = Annotated[float | None, Field(gt=0, le=1024, description="CPUs it may use, e.g. 0.5 or 2.")]
 
 
 @contextmanager

@@ -1,23 +1,25 @@
 """The MCP connection a tool call arrived on, for state that must end with that connection.
 
-`serve_connection` opens one `Connection` per accepted socket and sets it in a context variable;
-the SDK runs every request of the session in tasks started inside it, so a tool reads it with
-`current_connection()`. Callbacks registered with `on_close` run, shielded, when it ends.
+The SDK enters a server's lifespan once per connection it serves (`Server.run`), and hands what it
+yields to every request of that connection as `ctx.request_context.lifespan_context`. So the
+lifespan of our servers is the connection: `connection_lifespan` makes a `Connection` for it, a
+tool reads it with `connection_of(ctx)`, and callbacks registered with `on_close` run, shielded and
+bounded, when it ends.
 """
 
 import itertools
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
+from typing import Any
 
 import anyio
+from mcp.server.mcpserver import Context
 
 logger = logging.getLogger(__name__)
 
 CLOSE_GRACE_S = 10.0
 _ids = itertools.count(1)
-_current: ContextVar["Connection | None"] = ContextVar("hyperhive_connection", default=None)
 
 
 class Connection:
@@ -43,18 +45,16 @@ class Connection:
                     logger.exception("cleanup of connection %d failed", self.id)
 
 
-def current_connection() -> Connection | None:
-    """The connection the running tool call came in on; None outside a served connection."""
-    return _current.get()
-
-
 @asynccontextmanager
-async def open_connection() -> AsyncGenerator[Connection]:
-    """A connection for the duration of the block; its close callbacks run on exit."""
+async def connection_lifespan(_server: object) -> AsyncGenerator[Connection]:
+    """A server's lifespan, entered once per connection: that connection's state, closed with it."""
     connection = Connection()
-    token = _current.set(connection)
     try:
         yield connection
     finally:
-        _current.reset(token)
         await connection.aclose()
+
+
+def connection_of(ctx: Context[Connection, Any]) -> Connection:
+    """The connection the running tool call came in on."""
+    return ctx.request_context.lifespan_context

@@ -24,7 +24,7 @@ from hyperhive_core.approvals.views import (
     Verdict,
 )
 from hyperhive_core.errors import NotPermittedError
-from hyperhive_core.mcp._params import AgentName, DriverName, Role, tool_errors
+from hyperhive_core.mcp._params import AgentName, Cpus, DriverName, MemoryMb, Pids, Role, tool_errors
 from hyperhive_core.mcp.models import AgentInfo, AgentList, StopReceipt
 from hyperhive_core.names import MANAGER, OPERATOR
 from hyperhive_core.states import ProposalState
@@ -115,10 +115,18 @@ def register_operator_lifecycle(server: MCPServer[Any], control: HiveControl) ->
     """The operator's lifecycle tools: changes commit to main and reconcile at once."""
 
     @server.tool()
-    async def spawn(name: AgentName, role: Role = "", driver: DriverName = "auto") -> AgentInfo:
-        """Add an agent: commit it to main as the operator, and start it."""
+    async def spawn(
+        name: AgentName,
+        role: Role = "",
+        driver: DriverName = "auto",
+        memory_mb: MemoryMb = None,
+        pids: Pids = None,
+        cpus: Cpus = None,
+    ) -> AgentInfo:
+        """Add an agent: commit it to main as the operator (its limits too), and start it."""
         with tool_errors():
-            return await control.spawn(name, role=role, driver=driver)
+            limits = {"memory_mb": memory_mb, "pids": pids, "cpus": cpus}
+            return await control.spawn(name, role=role, driver=driver, limits=limits)
 
     @server.tool()
     async def spawn_manager(role: Role = "", driver: DriverName = "auto") -> AgentInfo:

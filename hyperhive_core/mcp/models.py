@@ -20,7 +20,7 @@ class MessageView(BaseModel):
     """One message as a principal sees it."""
 
     id: int = Field(description="Message id; pass it as reply_to to answer this message.")
-    sender: str = Field(description="Who sent it: an agent name, 'operator' or 'hm1nd'.")
+    sender: str = Field(description="Who sent it: an agent name, 'operator', 'hm1nd', or 'hive' (the daemon).")
     recipient: str
     body: str
     created_at: datetime
@@ -110,6 +110,58 @@ class HistoryEntry(BaseModel):
     rev: str
 
 
+class UsageView(BaseModel):
+    """What model turns used: tokens by kind and their cost, as claude reported them."""
+
+    tokens: int = Field(default=0, description="Every token: input, output, cache writes and cache reads.")
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_tokens: int = 0
+    cache_read_tokens: int = 0
+    cost_usd: float = Field(default=0.0, description="In US dollars, at claude's list prices.")
+    turns: int = Field(default=0, description="Model turns counted.")
+
+
+class BudgetLimits(BaseModel):
+    """Limits on what turns may use; null is no limit. Per day counts the current UTC day."""
+
+    usd_per_day: float | None = None
+    tokens_per_day: int | None = None
+    usd_total: float | None = None
+    tokens_total: int | None = None
+
+
+class BudgetView(BaseModel):
+    """One budget: an agent's, or the whole hive's (scope 'hive'), with what was used against it."""
+
+    scope: str = Field(description="An agent's name, or 'hive' for the whole hive.")
+    limits: BudgetLimits
+    day: str = Field(description="The UTC day `today` counts, YYYY-MM-DD.")
+    today: UsageView
+    total: UsageView
+    paused: str = Field(default="", description="Which spent limit pauses its turns, if one does.")
+
+
+class BudgetList(BaseModel):
+    """The hive's budget, and every agent's that has a budget or has used anything."""
+
+    hive: BudgetView
+    agents: list[BudgetView]
+
+
+class AgentResources(BaseModel):
+    """An agent's limits and what it uses now, as its cgroups count them (None: not limited or not counted)."""
+
+    memory_limit_bytes: int | None = None
+    memory_bytes: int | None = None
+    memory_peak_bytes: int | None = None
+    pids_limit: int | None = None
+    pids: int | None = None
+    cpus_limit: float | None = None
+    cpu_s: float | None = Field(default=None, description="CPU time used since it started, in seconds.")
+    oom_kills: int = Field(default=0, description="Processes of it the kernel killed for going over its memory limit.")
+
+
 class AgentInfo(BaseModel):
     """One agent of the hive, as the operator sees it."""
 
@@ -124,10 +176,25 @@ class AgentInfo(BaseModel):
     socket: str = ""
     detail: str = Field(default="", description="Why the agent is in its state, when there is something to say.")
     role: str = ""
-    driver: str = "auto"
+    driver: str = Field(default="auto", description="The driver asked for at spawn: auto, claude or echo.")
+    driver_in_use: str = Field(
+        default="",
+        description="The driver answering now, as the agent last reported it: 'claude', 'echo', or "
+        "'echo (fallback: why)' while claude cannot run; empty until the agent reports.",
+    )
     throttled: str = Field(default="", description="Which runaway-guard limit refuses its messages now, if any.")
+    containment: str = Field(default="", description="What the host enforces on it: pid namespace, seccomp, cgroup.")
+    resources: AgentResources | None = None
     refused: int = Field(default=0, description="Sends of this agent the daemon refused since it started.")
     last_refusal: str = Field(default="", description="Why its latest refused send was refused.")
+    usage_today: UsageView = Field(default_factory=UsageView, description="What its turns used on the UTC day.")
+    usage_total: UsageView = Field(
+        default_factory=UsageView, description="What its turns used in all, also under this name before a kill."
+    )
+    budget: BudgetLimits = Field(default_factory=BudgetLimits, description="Its own limits (the hive's apply too).")
+    paused: str = Field(
+        default="", description="Why its turns are paused (a spent budget), if they are: its messages stay queued."
+    )
     sync: SyncState | None = Field(default=None, description="Against main: Ready, Progressing, Failed or Suspended.")
     sync_reason: str = Field(default="", description="Why it is in that sync state.")
     applied_rev: str | None = Field(default=None, description="The main it runs (last applied).")
@@ -197,7 +264,13 @@ class HiveStatus(BaseModel):
     database_limit_bytes: int | None = Field(description="hivectl serve --max-db-mb, if set.")
     disk_free_bytes: int
     min_free_bytes: int = Field(description="Below this much free disk, new messages are refused.")
-    warnings: list[str] = Field(description="What needs attention: a nearly full disk or database, throttles.")
+    warnings: list[str] = Field(
+        description="What needs attention: a nearly full disk or database, throttles, paused agents."
+    )
+    usage_today: UsageView = Field(default_factory=UsageView, description="What the hive's turns used on the UTC day.")
+    usage_total: UsageView = Field(default_factory=UsageView, description="What the hive's turns used in all.")
+    budget: BudgetLimits = Field(default_factory=BudgetLimits, description="The hive's own limits.")
+    paused: list[str] = Field(default_factory=list[str], description="Agents whose turns are paused by a budget.")
     main: str | None = Field(default=None, description="The state repo's main: the desired hive.")
     state_repo: str = Field(default="", description="Where the state repo is (a bare git repository).")
     pending_proposals: int = Field(default=0, description="Proposals waiting for the operator's verdict.")

@@ -17,7 +17,8 @@ from anyio.abc import ByteStream, TaskGroup, TaskStatus
 from mcp.server.mcpserver import MCPServer
 
 from hyperhive_core.errors import HiveError
-from hyperhive_core.mcp.connection import open_connection
+from hyperhive_core.mcp._budget import PrincipalBudget
+from hyperhive_core.mcp._memory import configure_allocator
 from hyperhive_core.mcp.transport import open_message_streams
 from hyperhive_core.mcp.unix import UnixStream, bind_unix, serve_unix
 
@@ -26,9 +27,6 @@ logger = logging.getLogger(__name__)
 # Connections one principal may hold open on its socket; more wait in the listen backlog. Bounds
 # the descriptors and sessions one agent can cost the daemon.
 MAX_CONNECTIONS_PER_SOCKET = 32
-# Requests one principal may have unanswered over all its connections; past that its connections
-# stop being read. Bounds the memory its answers can hold while a reader of its stalls.
-MAX_IN_FLIGHT_PER_SOCKET = 32
 
 
 @dataclass(slots=True)
@@ -38,14 +36,14 @@ class _Listening:
 
 
 async def serve_connection(
-    server: MCPServer[Any], stream: ByteStream, *, principal_in_flight: anyio.Semaphore | None = None
+    server: MCPServer[Any], stream: ByteStream, *, principal: PrincipalBudget | None = None
 ) -> None:
     """Run one MCP session of `server` over a connected stream until either side closes."""
     # The SDK has no public way to serve an MCPServer over custom streams; its own in-memory
     # client reaches for the wrapped low-level server the same way.
     lowlevel = server._lowlevel_server  # pyright: ignore[reportPrivateUsage]
-    messages = open_message_streams(stream, principal_in_flight=principal_in_flight)
-    async with open_connection(), stream, messages as (read, write):
+    messages = open_message_streams(stream, principal=principal)
+    async with stream, messages as (read, write):
         await lowlevel.run(read, write, lowlevel.create_initialization_options())
 
 
@@ -53,6 +51,7 @@ class SocketHost:
     """Owns every MCP socket of the daemon, inside the daemon's task group."""
 
     def __init__(self, task_group: TaskGroup) -> None:
+        configure_allocator()
         self._tg = task_group
         self._listening: dict[Path, _Listening] = {}
 
@@ -106,11 +105,12 @@ class SocketHost:
         *,
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        in_flight = anyio.Semaphore(MAX_IN_FLIGHT_PER_SOCKET)
+        # Shared by every connection of this principal: what one agent holds and does, in all.
+        budget = PrincipalBudget()
 
         async def handle(stream: UnixStream) -> None:
             try:
-                await serve_connection(server, stream, principal_in_flight=in_flight)
+                await serve_connection(server, stream, principal=budget)
             except Exception:
                 logger.exception("MCP session for %s crashed", label)
 

@@ -26,16 +26,20 @@ from hyperhive_core.broker.database import backup_database
 from hyperhive_core.broker.events import MAX_EVENTS_PER_CALL
 from hyperhive_core.broker.models import EventRow
 from hyperhive_core.broker.readers import ReaderKey, unnamed_reader
+from hyperhive_core.budget.limits import HIVE_SCOPE
+from hyperhive_core.budget.views import limits_view, pause_reason, scope_view, usage_view
 from hyperhive_core.errors import ConfigError, NotPermittedError
 from hyperhive_core.hive import Hive, message_view
 from hyperhive_core.mcp._params import AgentName, tool_errors
-from hyperhive_core.mcp.connection import current_connection
+from hyperhive_core.mcp.connection import Connection, connection_lifespan, connection_of
 from hyperhive_core.mcp.lifecycle_tools import register_manager_lifecycle, register_operator_lifecycle
 from hyperhive_core.mcp.models import (
     MAX_RECV_BATCH,
     MAX_RECV_TIMEOUT_S,
     AckReceipt,
     BackupReceipt,
+    BudgetList,
+    BudgetView,
     EventList,
     EventReceipt,
     EventView,
@@ -53,19 +57,22 @@ from hyperhive_core.states import MessageState
 
 logger = logging.getLogger(__name__)
 
+# What reaches the model (claude puts a server's instructions in its system prompt): they name only
+# tools the model is given. The turn loop's own tools (it fetches messages and reports events for
+# the model) are hidden from claude, so they must not be named here.
 AGENT_INSTRUCTIONS = """\
 You are {name}, an agent in a hyperhive: a group of Claude Code agents that talk by messages.
-Call recv to wait for messages addressed to you, send to message another agent or the operator
-(the human running the hive), peers to see who is there, inbox to peek without consuming.
-Reply to a message by passing its id as reply_to."""
+Messages addressed to you arrive in your prompt, each with its id and sender. Use send to answer
+one (pass its id as reply_to) or to message another agent or the operator (the human running the
+hive), peers to see who is there, and inbox to peek at what waits for you."""
 
 MANAGER_INSTRUCTIONS = """\
 You are hm1nd, the manager of a hyperhive: a group of Claude Code agents that talk by messages.
-Besides the agent tools (recv, send, inbox, whoami, peers) you can propose to grow and shrink the
-hive: spawn, kill, rebuild and propose (new settings) each return a proposal id at once, and the
-change happens only when the operator approves it; the operator's message tells you the outcome,
-and proposals lists yours. See the hive with list_agents and agent_status. Split work among
-agents, keep their conversations bounded, and report to the operator."""
+Besides the agent tools (send, inbox, whoami, peers) you can propose to grow and shrink the hive:
+spawn, kill, rebuild and propose (new settings) each return a proposal id at once, and the change
+happens only when the operator approves it; the operator's message tells you the outcome, and
+proposals lists yours. See the hive with list_agents and agent_status. Split work among agents,
+keep their conversations bounded, and report to the operator."""
 
 OPERATOR_INSTRUCTIONS = """\
 The operator's console of a hyperhive: spawn, kill, rebuild and inspect agents (each change is a
@@ -121,12 +128,20 @@ Events = Annotated[
     list[dict[str, Any]],
     Field(max_length=MAX_EVENTS_PER_CALL, description="Turn events (claude stream-json objects), oldest first."),
 ]
+UsdLimit = Annotated[
+    float | None, Field(ge=0, le=1_000_000, description="US dollars; 0 pauses at once; leave out to keep it.")
+]
+TokenLimit = Annotated[
+    int | None, Field(ge=0, le=10**15, description="Tokens (all kinds); 0 pauses at once; leave out to keep it.")
+]
 # The tools only a supervisor has: an agent asking for one is told who can, not just "unknown tool".
 PRIVILEGED_TOOLS = frozenset(
     {"spawn", "spawn_manager", "kill", "rebuild", "list_agents", "agent_status", "agent_logs", "shutdown"}
     | {"propose", "proposals", "approvals", "approval", "approve", "deny", "plan", "reconcile", "suspend", "resume"}
     | {"rollback"}
 )
+# The operator's alone: an agent (the manager too) must not raise its own budget.
+OPERATOR_TOOLS = frozenset({"budgets", "set_budget"})
 
 
 class HiveServer(MCPServer[Any]):
@@ -138,7 +153,8 @@ class HiveServer(MCPServer[Any]):
     """
 
     def __init__(self, principal: str, hive: Hive, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        # One lifespan per connection the SDK serves: the state that ends with that connection.
+        super().__init__(lifespan=connection_lifespan, **kwargs)
         self.principal = principal
         self.hive = hive
 
@@ -195,6 +211,8 @@ class AgentServer(HiveServer):
 
     def refuse(self, name: str) -> str | None:
         """The supervisors' tools are not an agent's: say who can."""
+        if name in OPERATOR_TOOLS:
+            return str(NotPermittedError(self.principal, f"call {name}", "only the operator sees and sets budgets"))
         if name not in PRIVILEGED_TOOLS:
             return None
         refusal = NotPermittedError(
@@ -230,21 +248,23 @@ class _Readers(set[ReaderKey]):
     """The readers a connection has read as."""
 
 
-def _reader(hive: Hive, principal: str, name: str | None) -> tuple[str, bool]:
+def _reader(hive: Hive, connection: Connection, principal: str, name: str | None) -> tuple[str, bool]:
     """The reader a cursor recv reads as, and whether it just (re)attached on this connection.
 
     Per-connection state lives with the connection the call came in on: when it ends, an unnamed
     reader's leases go back to the queue, and a named reader's are held for it if this was its
     last connection.
     """
-    connection = current_connection()
-    if connection is None:  # an in-process call (tests): no session whose end could release them
-        return name or unnamed_reader(hive.boot_id, 0), False
     key = ReaderKey(principal, name or unnamed_reader(hive.boot_id, connection.id))
     readers = connection.state.setdefault("readers", _Readers())
     assert isinstance(readers, _Readers)
     if key in readers:
         return key.reader, False
+    if len(readers) >= wire.MAX_READERS_PER_CONNECTION:
+        raise ToolError(
+            f"this connection already reads as {wire.MAX_READERS_PER_CONNECTION} readers; a connection may not "
+            "read as more: reuse a reader name, or open another connection"
+        )
     readers.add(key)
     if key.named:
         hive.readers.attach(key)
@@ -271,14 +291,18 @@ def _register_messaging(server: MCPServer[Any], hive: Hive, principal: str) -> N
 
     @server.tool()
     async def recv(
-        timeout_s: TimeoutS = 30.0, max: MaxBatch = 10, after: After = None, reader: Reader = None
+        ctx: Context[Connection, Any],
+        timeout_s: TimeoutS = 30.0,
+        max: MaxBatch = 10,
+        after: After = None,
+        reader: Reader = None,
     ) -> RecvResult:
         """Wait up to timeout_s for messages to you and take them (each message is handed out once)."""
         with tool_errors():
             if after is None and reader is None:
                 got = await hive.broker.recv(principal, timeout_s=timeout_s, limit=max)
             else:
-                name, returning = _reader(hive, principal, reader)
+                name, returning = _reader(hive, connection_of(ctx), principal, reader)
                 got = await hive.broker.recv(
                     principal, timeout_s=timeout_s, limit=max, after=after, reader=name, returning=returning
                 )
@@ -335,8 +359,14 @@ def _register_agent_extras(server: MCPServer[Any], hive: Hive, name: str) -> Non
     @server.tool()
     async def report_events(events: Events) -> EventReceipt:
         """For the agent's turn loop, not for models: store this turn's events for the operator's logs."""
+        # noted first: whoever reads the stored events must find `status` already saying the same
+        hive.note_events(name, events)
         with tool_errors():
-            return EventReceipt(stored=await hive.events.append(name, events))
+            # the usage the events report is committed with them (no second fsync), then counted
+            usage = hive.budgets.usage_rows(name, events)
+            stored = await hive.events.append(name, events, also=usage)
+            await hive.budgets.counted(name, usage)
+        return EventReceipt(stored=stored)
 
 
 def build_agent_server(name: str, hive: Hive, control: HiveControl) -> MCPServer[Any]:
@@ -394,6 +424,13 @@ async def hive_overview(hive: Hive) -> HiveStatus:
             f"the database is at {database_bytes * 100 // limit}% of its limit (--max-db-mb {config.max_db_mb})"
         )
     warnings.extend(f"{t.sender}: {t.reason}" for t in hive.guard.throttles())
+    budgets = hive.budgets
+    spend = budgets.spend(HIVE_SCOPE)
+    paused = [name for name in hive.agent_names if budgets.paused(name) is not None]
+    if spend.paused is not None:
+        warnings.append(f"every agent's turns are paused: {pause_reason(spend.paused)}")
+    else:
+        warnings.extend(f"{name}: turns paused: {pause_reason(budgets.paused(name))}" for name in paused)
     now = datetime.now(UTC)
     started = datetime.fromtimestamp(hive.started_at, UTC)
     return HiveStatus(
@@ -410,6 +447,10 @@ async def hive_overview(hive: Hive) -> HiveStatus:
         disk_free_bytes=free,
         min_free_bytes=disk.min_free_bytes,
         warnings=warnings,
+        usage_today=usage_view(spend.today),
+        usage_total=usage_view(spend.total),
+        budget=limits_view(spend.limits),
+        paused=paused,
     )
 
 
@@ -450,6 +491,47 @@ def build_operator_server(hive: Hive, control: HiveControl, *, stop_requested: a
             status = await hive_overview(hive)
             await control.describe_hive(status)
             return status
+
+    @server.tool()
+    async def budgets() -> BudgetList:
+        """The hive's budget and every agent's (with what each used today and in all), and who is paused."""
+        keeper = hive.budgets
+        scopes = sorted({*hive.agent_names, *keeper.used(), *keeper.scopes()} - {HIVE_SCOPE})
+        return BudgetList(hive=scope_view(keeper, HIVE_SCOPE), agents=[scope_view(keeper, s) for s in scopes])
+
+    @server.tool()
+    async def set_budget(
+        agent: Annotated[
+            str | None, Field(description="The agent whose budget to change; leave out (or 'hive') for the hive's.")
+        ] = None,
+        usd_per_day: UsdLimit = None,
+        tokens_per_day: TokenLimit = None,
+        usd_total: UsdLimit = None,
+        tokens_total: TokenLimit = None,
+        clear: Annotated[bool, Field(description="Remove every limit of this budget first.")] = False,
+    ) -> BudgetView:
+        """Change a budget; a paused agent whose budgets are no longer spent resumes its turns."""
+        changes = {
+            k: v
+            for k, v in (
+                ("usd_per_day", usd_per_day),
+                ("tokens_per_day", tokens_per_day),
+                ("usd_total", usd_total),
+                ("tokens_total", tokens_total),
+            )
+            if v is not None
+        }
+        if not changes and not clear:
+            raise ToolError(
+                "set_budget: give a limit to set (usd_per_day, tokens_per_day, usd_total, tokens_total) or clear; "
+                "the budgets tool shows them"
+            )
+        scope = HIVE_SCOPE if agent in (None, HIVE_SCOPE) else agent
+        with tool_errors():
+            if scope != HIVE_SCOPE:
+                await hive.status(scope)  # an unknown name is refused with the known ones
+            await hive.budgets.set_limits(scope, clear=clear, **changes)
+        return scope_view(hive.budgets, scope)
 
     @server.tool()
     async def backup(

@@ -5,14 +5,18 @@
 # The run dir survives restarts of the service (RuntimeDirectoryPreserve): running containers
 # keep their bind sources, the daemon re-creates the sockets in them, and `hivectl rebuild NAME`
 # reconciles a container whose binds changed.
+#
+# The module sets nothing under nixpkgs.* (no overlays): it works on hosts that hand NixOS a
+# ready `nixpkgs.pkgs`. Its packages are options; the flake's nixosModules.default gives them the
+# flake's own packages as defaults, and this file alone builds hyperhive from the host's pkgs.
 { config, lib, pkgs, ... }:
 
 let
   inherit (lib) mkEnableOption mkIf mkOption types;
   cfg = config.services.hyperhive;
 
-  # The container is built with the host's <nixpkgs/nixos>, without hyperhive's overlay: hand it
-  # this host's packages by store path, and the template by its own store copy.
+  # The container is built from `nixpkgs` (NIX_PATH below), which has no hyperhive: hand it this
+  # host's packages by store path, and the template by its own store copy.
   agentTemplate = pkgs.writeText "hyperhive-agent.nix" ''
     { ... }:
     {
@@ -43,16 +47,35 @@ in
 
     package = mkOption {
       type = types.package;
-      default = pkgs.hyperhive;
-      defaultText = lib.literalExpression "pkgs.hyperhive";
-      description = "The hyperhive package; hyperhive's overlay provides pkgs.hyperhive.";
+      default = pkgs.callPackage ../package.nix { };
+      defaultText = lib.literalMD ''
+        the flake's `packages.<system>.hyperhive` (built with the flake's pinned nixpkgs); with this
+        file imported alone, `pkgs.callPackage ./nix/package.nix { }` (the host's nixpkgs)
+      '';
+      description = "The hyperhive package: hivectl for the daemon, hive-agent and hive-mind for the containers.";
     };
 
     claudePackage = mkOption {
       type = types.package;
       default = pkgs.claude-code;
-      defaultText = lib.literalExpression "pkgs.claude-code";
-      description = "claude-code for the containers; hyperhive's claude-code overlay takes it from nixpkgs-unstable.";
+      defaultText = lib.literalMD ''
+        the flake's `packages.<system>.claude-code` (nixpkgs-unstable's, allowed as unfree by
+        itself); with this file imported alone, `pkgs.claude-code` (the host must allow it)
+      '';
+      description = "claude-code for the containers.";
+    };
+
+    nixpkgs = mkOption {
+      type = types.path;
+      default = pkgs.path;
+      defaultText = lib.literalMD ''
+        the flake's pinned `nixpkgs` input; with this file imported alone, `pkgs.path` (the host's)
+      '';
+      description = ''
+        The nixpkgs every agent container is built from: the service runs with
+        NIX_PATH=nixpkgs=<this>, which nixos-container's `<nixpkgs/nixos>` resolves. Without it a
+        container would be built from the host's channel, or not at all on a host without one.
+      '';
     };
 
     backend = mkOption {
@@ -135,6 +158,10 @@ in
         # HYPERHIVE_MANAGER is `hivectl serve --manager`; the dashboard address waits for the dashboard.
         HYPERHIVE_DASHBOARD = cfg.dashboard.address;
         HYPERHIVE_MANAGER = if cfg.manager.enable then "1" else "0";
+      }
+      // lib.optionalAttrs (cfg.backend == "nixos") {
+        # nixos-container builds each container from <nixpkgs/nixos>: pin it, as the flake pins ours.
+        NIX_PATH = "nixpkgs=${cfg.nixpkgs}";
       };
       serviceConfig = {
         ExecStart = lib.escapeShellArgs args;

@@ -1,4 +1,8 @@
-"""A rig for running agents against the fake `claude` in tests/fakes: dirs, environment, its run log."""
+"""A rig for running agents against the real claude-code and the fake Messages API (tests/fakes).
+
+claude is the pinned claude-code that `scripts/test` installs into `.tools/` (ensure_claude); its
+`settings.json` in the rig's config dir points it at a `MessagesApi` the test serves on 127.0.0.1.
+"""
 
 import json
 import os
@@ -7,23 +11,46 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
+
 from tests.agent._process import REPO_ROOT
 from tests.agent._server import FakeHive
+from tests.fakes.messages_api import DUMMY_KEY, MessagesApi
 
-FAKES_DIR = REPO_ROOT / "tests" / "fakes"
-# The fake's `#!/usr/bin/env python3` must find the venv's python, which has the mcp SDK.
+CLAUDE_BIN_DIR = REPO_ROOT / ".tools" / "node_modules" / ".bin"
+CLAUDE = CLAUDE_BIN_DIR / "claude"
 VENV_BIN = Path(sys.executable).parent
-# A claude run starts python, the SDK and a bridge: bounds are generous, never a fixed sleep.
-TURN_BOUND_S = 30.0
-# Nothing from the machine running the tests may decide whether "claude" is logged in.
-MACHINE_ONLY = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN", "CLAUDE_CONFIG_DIR")
+# A real claude starts in 1-3 s (more on a loaded machine): bounds are generous, never a fixed sleep.
+TURN_BOUND_S = 60.0
+# Nothing from the machine running the tests may decide whether claude is logged in.
+MACHINE_ONLY = (
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_BASE_URL",
+    "CLAUDE_CODE_OAUTH_TOKEN",
+    "CLAUDE_CONFIG_DIR",
+    "CLAUDE_CODE_USE_BEDROCK",
+    "CLAUDE_CODE_USE_VERTEX",
+    "CLAUDE_CODE_USE_FOUNDRY",
+)
+
+# CI installs claude-code (scripts/test runs ensure_claude), so there a missing claude fails loudly.
+needs_claude = pytest.mark.skipif(
+    not CLAUDE.exists() and not os.environ.get("CI"),
+    reason=f"claude-code is not installed at {CLAUDE}: ./scripts/test installs it (ensure_claude)",
+)
 
 Event = dict[str, Any]
 
 
+def claude_path(path: str | None = None) -> str:
+    """A PATH with the pinned claude and this venv's python first."""
+    return f"{CLAUDE_BIN_DIR}:{VENV_BIN}:{path if path is not None else os.environ.get('PATH', '')}"
+
+
 @dataclass(frozen=True, slots=True)
 class ClaudeRig:
-    """One agent's dirs under a short temp dir: its work dir, its claude config dir, the fake's log."""
+    """One agent's dirs under a short temp dir: its socket, its work dir, its claude config dir."""
 
     root: Path
 
@@ -39,34 +66,30 @@ class ClaudeRig:
     def claude_dir(self) -> Path:
         return self.root / "claude"
 
-    @property
-    def log(self) -> Path:
-        return self.root / "claude.log"
+    def use_api(self, api: MessagesApi, *, key: str = DUMMY_KEY, **env: str) -> None:
+        """Log claude in to `api` with `key` (its settings.json), as an operator would with a gateway."""
+        api.write_settings(self.claude_dir, key=key, **env)
 
-    def log_in(self) -> None:
-        """Give the agent's claude a (dummy) login."""
-        (self.claude_dir / ".credentials.json").write_text('{"claudeAiOauth": {"accessToken": "dummy"}}')
-
-    def env(self, *, mode: str = "reply", path: str | None = None, **extra: str) -> dict[str, str]:
-        """The agent's whole environment, as the daemon would set it, with the fake claude on PATH."""
+    def env(self, *, path: str | None = None, **extra: str) -> dict[str, str]:
+        """The agent's whole environment, as the daemon would set it, with the real claude on PATH."""
         env = {k: v for k, v in os.environ.items() if k not in MACHINE_ONLY and not k.startswith("HIVE_")}
         env |= {
-            "PATH": path if path is not None else f"{FAKES_DIR}:{VENV_BIN}:{os.environ.get('PATH', '')}",
+            "PATH": path if path is not None else claude_path(),
             "HOME": str(self.work_dir),
             "HIVE_SOCKET": str(self.socket),
             "HIVE_AGENT_NAME": "alice",
             "CLAUDE_CONFIG_DIR": str(self.claude_dir),
-            "FAKE_CLAUDE_MODE": mode,
-            "FAKE_CLAUDE_LOG": str(self.log),
             "PYTHONUNBUFFERED": "1",
         }
         return env | extra
 
-    def runs(self) -> list[dict[str, Any]]:
-        """Every run of the fake claude so far: its argv, prompt and cwd."""
-        if not self.log.exists():
-            return []
-        return [cast(dict[str, Any], json.loads(line)) for line in self.log.read_text().splitlines()]
+    def session(self) -> str | None:
+        """The session id the agent keeps for --resume."""
+        path = self.work_dir / ".hive-claude-session"
+        return path.read_text().strip() if path.exists() else None
+
+    def mcp_config(self) -> dict[str, Any]:
+        return cast(dict[str, Any], json.loads((self.work_dir / ".hive-mcp.json").read_text()))
 
 
 def make_rig(root: Path) -> ClaudeRig:
@@ -98,3 +121,12 @@ def kinds(events: list[Event]) -> list[str]:
                 detail = cast(dict[str, Any], cast(list[object], content)[0]).get("type")
         named.append(f"{kind}/{detail}")
     return named
+
+
+def children(pid: int) -> list[int]:
+    """The pids of a process's children (from /proc, so no polling of our own)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found += [int(child) for child in text]
+    return found

@@ -64,3 +64,24 @@ def test_an_oversized_event_is_cut_to_its_type_and_head() -> None:
     assert capped["type"] == "user"
     assert capped["truncated"] is True
     assert len(str(capped)) < MAX_EVENT_BYTES
+
+
+async def test_a_batch_of_large_events_is_split_to_fit_the_daemons_line_limit(short_tmpdir: Path) -> None:
+    sock = short_tmpdir / "mcp.sock"
+    # 10 KB of UTF-8 each (under the event cap), 30 KB once escaped on the wire: 60 make 1.8 MB.
+    text = "é" * 5000
+    async with FakeHive() as hive, serve_unix(hive.server, sock):
+        with anyio.fail_after(10), await anyio.to_thread.run_sync(connect, sock) as client:
+            log = EventLog()
+            log.bind(HiveTools(client))
+
+            def emit_all() -> None:
+                for n in range(60):
+                    log.emit(hive_event("output", f"{n} {text}"))
+                log.flush()
+
+            await anyio.to_thread.run_sync(emit_all)
+            got = [await hive.events.receive() for _ in range(60)]
+    assert [e["message"] for e in got] == [f"{n} {text}" for n in range(60)]
+    assert sum(hive.report_sizes) == 60
+    assert max(hive.report_sizes) < 10

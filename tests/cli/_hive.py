@@ -18,7 +18,7 @@ from hyperhive_core.daemon import running_daemon
 from hyperhive_core.mcp.models import SendReceipt
 
 VERBS = (
-    *("serve", "shutdown", "spawn", "kill", "rebuild", "list", "status", "logs", "send", "recv", "inbox"),
+    *("serve", "shutdown", "spawn", "kill", "rebuild", "list", "status", "logs", "budget", "send", "recv", "inbox"),
     *("approvals", "approve", "deny", "plan", "reconcile", "suspend", "resume", "rollback"),
 )
 DAEMON_DOWN = "no hyperhive daemon at"

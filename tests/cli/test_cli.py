@@ -417,6 +417,8 @@ def test_logs_shows_an_agents_turn_readably(hive: LiveHive) -> None:
     hive.ok("spawn", "alice")
     events: list[dict[str, Any]] = [
         {"type": "system", "subtype": "init", "session_id": "s-42", "model": "m", "mcp_servers": []},
+        {"type": "system", "subtype": "api_retry", "attempt": 1, "max_retries": 10, "retry_delay_ms": 610,
+         "error_status": 529, "error": "overloaded"},
         {
             "type": "assistant",
             "message": {
@@ -434,6 +436,7 @@ def test_logs_shows_an_agents_turn_readably(hive: LiveHive) -> None:
     hive.portal.call(report_as_agent, hive.config.agent_socket("alice"), events)
     out = hive.ok("logs", "alice").stdout
     assert "session s-42 started" in out
+    assert "API error 529 (overloaded); retry 1/10 in 0.6 s" in out
     assert "answering [bold]the operator[/] | → mcp__hive__send" in out
     assert "← ok" in out
     assert "turn done in 2.5 s, 2 turns, $0.0123" in out

@@ -6,7 +6,7 @@ import anyio
 import pytest
 
 from hyperhive_core.broker.broker import Broker
-from hyperhive_core.broker.store import AppendRequest, DbLimits, HiveStore, open_engine
+from hyperhive_core.broker.store import DbLimits, HiveStore, open_engine
 from hyperhive_core.errors import (
     BodyTooLargeError,
     BrokerError,
@@ -241,9 +241,19 @@ async def test_at_the_size_limit_sends_stop_but_reading_and_acknowledging_go_on(
     assert got == stored
 
 
-def test_messages_committed_in_one_group_count_toward_the_inbox_depth_together(short_tmpdir: Path) -> None:
-    store = HiveStore(open_engine(short_tmpdir / "broker.sqlite"))
-    requests = [AppendRequest("operator", "alice", f"m{i}", None, 0.0, 3) for i in range(5)]
-    outcomes = store.append_many(requests)
-    assert [type(o).__name__ for o in outcomes] == ["Appended"] * 3 + ["InboxFullError"] * 2
-    assert store.queued("alice") == 3
+async def test_the_inbox_depth_holds_within_one_group_commit(short_tmpdir: Path) -> None:
+    broker = open_broker(short_tmpdir / "broker.sqlite", max_inbox_depth=5)
+    outcomes: list[bool] = []
+
+    async def send(i: int) -> None:
+        try:
+            await broker.send("bob", "alice", f"m{i}")
+            outcomes.append(True)
+        except InboxFullError:
+            outcomes.append(False)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(50):
+            tg.start_soon(send, i)
+    assert outcomes.count(True) == 5
+    assert await broker.counts("alice") == {MessageState.QUEUED: 5}

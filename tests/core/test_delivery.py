@@ -245,3 +245,16 @@ async def test_refused_sends_are_counted_per_agent_and_shown_in_the_recipients_i
         [refusal] = (await operator.inbox()).refused
         assert (refusal.sender, refusal.recipient) == ("alice", "operator")
         assert "over the limit" in refusal.reason
+
+
+async def test_a_connection_may_read_as_a_bounded_number_of_readers(short_tmpdir: Path) -> None:
+    config = hive_config(short_tmpdir, agent_command=IDLE_AGENT)
+    async with running_daemon(config), open_hive_client(config.host_socket) as operator:
+        await operator.spawn("alice")
+        async with open_hive_client(config.agent_socket("alice")) as alice:
+            for i in range(wire.MAX_READERS_PER_CONNECTION):
+                await alice.recv(after=0, reader=f"r{i}")
+            with pytest.raises(ToolCallError) as caught:
+                await alice.recv(after=0, reader="one-too-many")
+            assert "reuse a reader name" in caught.value.reason
+            await alice.recv(after=0, reader="r0")  # a name it has is fine

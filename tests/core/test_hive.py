@@ -9,7 +9,8 @@ import pytest
 from hyperhive_core.client import ToolCallError, open_hive_client
 from hyperhive_core.config import HiveConfig
 from hyperhive_core.daemon import running_daemon
-from hyperhive_core.lifecycle.local import LocalBackend
+from hyperhive_core.lifecycle._procs import ProcessRef, SandboxRecord
+from hyperhive_core.lifecycle.local import RECORD_NAME, LocalBackend
 from hyperhive_core.states import AgentState, SyncState
 from tests.core.approvals._git import hive_events, hive_subtypes, push_files
 from tests.helpers import (
@@ -209,7 +210,9 @@ async def test_an_agent_process_an_earlier_daemon_left_behind_is_killed_before_a
     # As if a daemon had died in the instant before it could tie alice to itself: alice lives on.
     work_dir = config.agent_state_dir("alice") / "work"
     leftover = await anyio.open_process(["sleep", "infinity"], cwd=work_dir, start_new_session=True)
-    (config.agent_state_dir("alice") / "agent.pid").write_text(f"{leftover.pid}\n")
+    ref = ProcessRef.of(leftover.pid)
+    assert ref is not None
+    SandboxRecord((ref,), ()).save(config.agent_state_dir("alice") / RECORD_NAME)
     with anyio.fail_after(10):
         async with running_daemon(config), open_hive_client(config.host_socket) as operator:
             assert await leftover.wait() == -9

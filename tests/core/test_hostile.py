@@ -93,14 +93,16 @@ HOSTILE_LINES = [
     pytest.param(b'{"jsonrpc":"2.0","id":5,"method":"tools/ca\n', PARSE_ERROR, None, id="truncated-json"),
     pytest.param(b'{"jsonrpc":"2.0","id":5,"method":"ping\xff\xfe"}\n', PARSE_ERROR, None, id="invalid-utf8"),
     pytest.param(b"\x00\x01\xc3\x28" * 256 + b"\n", PARSE_ERROR, None, id="binary"),
-    pytest.param(b"[" * DEEP + b"]" * DEEP + b"\n", PARSE_ERROR, None, id="nested-100000-deep"),
+    pytest.param(b"[" * 2000 + b"]" * 2000 + b"\n", PARSE_ERROR, None, id="nested-2000-deep"),
+    # Refused before parsing: no request holds 100,000 JSON values.
+    pytest.param(b"[" * DEEP + b"]" * DEEP + b"\n", INVALID_REQUEST, None, id="nested-100000-deep"),
     pytest.param(
         b'{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"send","arguments":{"to":"bob","body":'
         + b'{"a":' * DEEP
         + b"1"
         + b"}" * DEEP
         + b"}}}\n",
-        PARSE_ERROR,
+        INVALID_REQUEST,
         None,
         id="nested-arguments",
     ),

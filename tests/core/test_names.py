@@ -34,6 +34,7 @@ def test_a_valid_name_is_returned_unchanged(name: str) -> None:
         "é",
         "operator",
         "hm1nd",
+        "hive",
     ],
     ids=[
         "empty",
@@ -52,6 +53,7 @@ def test_a_valid_name_is_returned_unchanged(name: str) -> None:
         "non-ascii",
         "operator-reserved",
         "manager-reserved",
+        "daemon-reserved",
     ],
 )
 def test_an_invalid_name_raises_invalid_agent_name_error_with_a_reason(name: str) -> None:

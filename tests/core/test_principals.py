@@ -18,7 +18,7 @@ import pytest
 from hyperhive_core.client import HiveClient, open_hive_client, open_session
 from hyperhive_core.config import HiveConfig
 from hyperhive_core.daemon import Daemon, running_daemon
-from hyperhive_core.mcp.tools import PRIVILEGED_TOOLS
+from hyperhive_core.mcp.tools import OPERATOR_TOOLS, PRIVILEGED_TOOLS
 from hyperhive_core.states import AgentState
 from tests.core._rawrpc import INITIALIZE, JsonObject, RawConnection, open_raw, tool_error_text
 from tests.helpers import IDLE_AGENT, agent_exit_code, hive_config, kill_hard, needs_bwrap, start_daemon_process
@@ -109,7 +109,7 @@ async def test_alice_cannot_call_any_manager_or_operator_tool(short_tmpdir: Path
     arguments: JsonObject = {"name": "bob", "role": "x", "driver": "echo"}
     with anyio.fail_after(30):
         async with hive_of_alice_and_bob(short_tmpdir) as hive, alice_raw(hive) as raw:
-            for tool in sorted(PRIVILEGED_TOOLS | {"approve", "deny", "inbox_of", "send_as"}):
+            for tool in sorted(PRIVILEGED_TOOLS | OPERATOR_TOOLS | {"approve", "deny", "inbox_of", "send_as"}):
                 for args in (arguments, {"name": "alice"}, {"name": "hm1nd"}, {}):
                     reply = await raw.call_tool(tool, args)
                     assert "alice may not" in tool_error_text(reply) or "Unknown tool" in tool_error_text(reply), reply
@@ -196,7 +196,7 @@ async def test_other_json_rpc_methods_leak_nothing_and_change_nothing(short_tmpd
                 assert "Traceback" not in str(reply)
                 if method == "tools/list" and "result" in reply:
                     names = {t["name"] for t in reply["result"]["tools"]}
-                    assert names.isdisjoint(PRIVILEGED_TOOLS)
+                    assert names.isdisjoint(PRIVILEGED_TOOLS | OPERATOR_TOOLS)
             assert structured(await raw.call_tool("whoami", {})) == {"name": "alice", "role": "agent"}
             await assert_bob_untouched_and_hive_unchanged(hive)
     assert (logging.getLogger("hyperhive_core").level, logging.getLogger().level) == (hyperhive_level, root_level)

@@ -1,4 +1,4 @@
-"""`hive-mind serve`: the manager's turn loop, as a real process, with the fake claude answering."""
+"""`hive-mind serve`: the manager's turn loop, as a real process, with the real claude and the fake API answering."""
 
 import signal
 from pathlib import Path
@@ -6,9 +6,10 @@ from pathlib import Path
 import anyio
 
 from hyperhive_mind.prompt import MANAGER_PROMPT
-from tests.agent._claude import TURN_BOUND_S, events_until, make_rig
+from tests.agent._claude import TURN_BOUND_S, events_until, make_rig, needs_claude
 from tests.agent._process import LineReader, running_agent
 from tests.agent._server import FakeHive, Sent, serve_unix
+from tests.fakes.messages_api import serve_messages_api
 
 
 def test_the_manager_prompt_names_its_tools_and_its_duties() -> None:
@@ -18,15 +19,17 @@ def test_the_manager_prompt_names_its_tools_and_its_duties() -> None:
         assert duty in MANAGER_PROMPT
 
 
+@needs_claude
 async def test_hive_mind_serve_answers_with_the_manager_prompt_and_exits_0_on_sigterm(short_tmpdir: Path) -> None:
     rig = make_rig(short_tmpdir)
-    rig.log_in()
     env = rig.env(HIVE_AGENT_NAME="hm1nd", HIVE_ROLE="Keep the hive small.")
     async with (
+        serve_messages_api() as api,
         FakeHive("hm1nd") as hive,
         serve_unix(hive.server, rig.socket),
         running_agent("serve", env=env, cwd=rig.work_dir, inherit_env=False, module="hyperhive_mind") as mind,
     ):
+        rig.use_api(api)
         message_id = hive.put("operator", "build me a web scraper")
         with anyio.fail_after(TURN_BOUND_S):
             assert await hive.sent.receive() == Sent("operator", "claude: build me a web scraper", message_id)
@@ -34,10 +37,10 @@ async def test_hive_mind_serve_answers_with_the_manager_prompt_and_exits_0_on_si
             mind.send_signal(signal.SIGTERM)
             stderr = await LineReader(mind.stderr).rest()
             assert await mind.wait() == 0
-    [run] = rig.runs()
-    assert run["prompt"].startswith("You are hm1nd")
-    assert "spawn(name)" in run["prompt"]
-    assert "Keep the hive small." in run["prompt"]
+    prompt = api.model_requests()[0].prompt()
+    assert prompt.startswith("You are hm1nd")
+    assert "spawn(name)" in prompt
+    assert "Keep the hive small." in prompt
     assert "hive-mind serve[hm1nd]: INFO driver auto: using claude" in stderr
 
 

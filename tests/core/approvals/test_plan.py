@@ -31,8 +31,16 @@ def applied(file: AgentFile, **changes: object) -> AgentStateRow:
     return row
 
 
-def step(desired: AgentFile | None, state: AgentStateRow | None, status: AgentStatus, **flags: bool) -> object:
-    found = plan_agent("alice", desired, state, status, now=1000.0, prune=flags.pop("prune", False), **flags)
+def step(
+    desired: AgentFile | None,
+    state: AgentStateRow | None,
+    status: AgentStatus,
+    *,
+    prune: bool = False,
+    rebuild: bool = False,
+    retry: bool = False,
+) -> object:
+    found = plan_agent("alice", desired, state, status, now=1000.0, prune=prune, rebuild=rebuild, retry=retry)
     return None if found is None else (found.action, found.reason)
 
 

@@ -1,6 +1,7 @@
 """The nixos backend against a fake `nixos-container` on PATH: the verbs, their failures, and a whole hive."""
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -15,9 +16,9 @@ from hyperhive_core.errors import BackendError, BackendUnavailableError, ConfigE
 from hyperhive_core.lifecycle import create_backend
 from hyperhive_core.lifecycle._nspawn_conf import nspawn_flags, read_value
 from hyperhive_core.lifecycle.base import AgentSpec
-from hyperhive_core.lifecycle.nixos import NixosBackend, container_name
+from hyperhive_core.lifecycle.nixos import HASH_KEY, NixosBackend, container_name
 from hyperhive_core.states import AgentState
-from tests.core.lifecycle.conftest import TEMPLATE, FakeNixos
+from tests.core.lifecycle.conftest import STAND_IN_NIXPKGS, TEMPLATE, FakeNixos
 from tests.helpers import hive_config
 
 
@@ -69,7 +70,8 @@ async def test_the_whole_life_cycle_runs_through_a_daemon_restart(short_tmpdir: 
             assert nspawn_flags(conf) == our_flags(config, "alice")
             assert read_value(conf, "PRIVATE_NETWORK") == "0"
             record = fake_nixos.container("h-alice")
-            assert (record["state"], record["config_file"]) == ("up", str(TEMPLATE))
+            assert (record["state"], record["builds"]) == ("up", 1)
+            assert f'imports = [ "{TEMPLATE}" ];' in record["config"]
             assert record["starts"] == [{"extra_nspawn_flags": our_flags(config, "alice"), "private_network": "0"}]
             assert config.agent_socket("alice").is_socket()
             assert {(a.name, a.state) for a in await operator.list_agents()} == {
@@ -80,7 +82,8 @@ async def test_the_whole_life_cycle_runs_through_a_daemon_restart(short_tmpdir: 
             rebuilt = await operator.rebuild("alice")
             assert rebuilt.state == AgentState.RUNNING
             record = fake_nixos.container("h-alice")
-            assert (record["updates"], len(record["starts"])) == (1, 2)
+            # Restarted, not rebuilt: nothing it is built from changed.
+            assert (record["builds"], record["updates"], len(record["starts"])) == (1, 0, 2)
 
             await operator.kill("bob")
             assert not fake_nixos.conf("h-bob").exists()
@@ -109,15 +112,12 @@ async def test_the_whole_life_cycle_runs_through_a_daemon_restart(short_tmpdir: 
             assert nspawn_flags(conf_path.read_text()) == expected
             assert record["starts"][-1] == {"extra_nspawn_flags": expected, "private_network": "0"}
             verbs = [c[0] for c in fake_nixos.state()["calls"] if c[1:2] == ["h-alice"] and c[0] != "status"]
-            assert verbs[-3:] == [
-                "stop",
-                "update",
-                "start",
-            ]
+            assert verbs[-2:] == ["stop", "start"]
             assert len(fake_nixos.calls("create")) == 2  # alice and bob, once each
+            assert fake_nixos.calls("update") == []
 
 
-async def test_create_is_idempotent_and_updates_an_existing_container(
+async def test_creating_an_existing_container_whose_config_did_not_change_builds_nothing(
     short_tmpdir: Path, fake_nixos: FakeNixos
 ) -> None:
     config = nixos_config(short_tmpdir, fake_nixos)
@@ -125,11 +125,37 @@ async def test_create_is_idempotent_and_updates_an_existing_container(
     spec = spec_for(config, "alice")
     await backend.create(spec)
     first = fake_nixos.conf("h-alice").read_text()
+    assert read_value(first, HASH_KEY) is not None
     await backend.create(spec)
     assert fake_nixos.conf("h-alice").read_text() == first
-    assert fake_nixos.calls("create") == [["create", "h-alice", "--config-file", str(TEMPLATE)]]
-    assert fake_nixos.calls("update") == [["update", "h-alice", "--config-file", str(TEMPLATE)]]
+    assert [call[:3] for call in fake_nixos.calls("create")] == [["create", "h-alice", "--config"]]
+    assert fake_nixos.calls("update") == []
+    assert fake_nixos.builds() == 1
     assert (await backend.status("alice")).state == AgentState.STOPPED
+
+
+async def test_a_change_in_the_template_or_the_agents_settings_rebuilds_its_container_once(
+    short_tmpdir: Path, fake_nixos: FakeNixos
+) -> None:
+    template = short_tmpdir / "agent.nix"
+    template.write_text(TEMPLATE.read_text().replace("../", f"{TEMPLATE.parent.parent}/"))
+    config = nixos_config(short_tmpdir, fake_nixos, nixos_template=template)
+    spec = spec_for(config, "alice")
+    await backend_for(config).create(spec)
+
+    template.write_text(template.read_text() + "\n# changed\n")
+    await backend_for(config).create(spec)
+    await backend_for(config).create(spec)
+    assert len(fake_nixos.calls("update")) == 1
+
+    await backend_for(config).create(replace(spec, packages=("git",)))
+    await backend_for(config).create(replace(spec, packages=("git",)))
+    assert len(fake_nixos.calls("update")) == 2
+    assert "git-2.51.2" in fake_nixos.container("h-alice")["system"]["packages"]
+
+    await backend_for(config).create(replace(spec, packages=("git",), share_net=False))
+    assert len(fake_nixos.calls("update")) == 3
+    assert fake_nixos.builds() == 4
 
 
 async def test_the_agent_settings_reach_the_container_as_an_env_file(short_tmpdir: Path, fake_nixos: FakeNixos) -> None:
@@ -202,7 +228,9 @@ async def test_a_name_too_long_for_nixos_container_fails_and_leaves_no_container
     backend = backend_for(config)
     with pytest.raises(BackendError) as caught:
         await backend.create(spec_for(config, "abcdefghij"))
-    assert f"nixos-container create 'h-abcdefghij' --config-file {TEMPLATE} failed: " in str(caught.value)
+    assert "nixos-container create 'h-abcdefghij' --config '<agent-template.nix + agent settings>' failed: " in str(
+        caught.value
+    )
     assert "is too long" in str(caught.value)
     assert await backend.containers() == set()
 
@@ -261,3 +289,126 @@ def test_the_backend_needs_a_template_file(
 ) -> None:
     with pytest.raises(ConfigError, match=reason):
         create_backend(nixos_config(short_tmpdir, fake_nixos, nixos_template=template))
+
+
+async def test_restoring_a_hive_whose_containers_did_not_change_runs_no_update(
+    short_tmpdir: Path, fake_nixos: FakeNixos
+) -> None:
+    config = nixos_config(short_tmpdir, fake_nixos)
+    with anyio.fail_after(90):
+        async with running_daemon(config), open_hive_client(config.host_socket) as operator:
+            for name in ("alice", "bob", "carol"):
+                await operator.spawn(name)
+        assert fake_nixos.builds() == 3
+        calls = len(fake_nixos.state()["calls"])
+
+        async with running_daemon(config), open_hive_client(config.host_socket) as operator:
+            agents = await operator.list_agents()
+            assert {(a.name, a.state) for a in agents} == {
+                ("alice", AgentState.RUNNING),
+                ("bob", AgentState.RUNNING),
+                ("carol", AgentState.RUNNING),
+            }
+    restore = [call[0] for call in fake_nixos.state()["calls"][calls:]]
+    assert "update" not in restore
+    assert "create" not in restore
+    assert fake_nixos.builds() == 3
+
+
+async def test_a_broken_template_fails_with_nixs_own_error_and_is_retried_once_fixed(
+    short_tmpdir: Path, fake_nixos: FakeNixos
+) -> None:
+    template = short_tmpdir / "agent.nix"
+    good = TEMPLATE.read_text().replace("../", f"{TEMPLATE.parent.parent}/")
+    template.write_text(
+        good.replace("hyperhive.agent.claudePackage = pkgs.claude-code;", 'hyperhive.agent.role = "boss";')
+    )
+    config = nixos_config(short_tmpdir, fake_nixos, nixos_template=template)
+    spec = spec_for(config, "alice")
+    with pytest.raises(BackendError) as caught:
+        await backend_for(config).create(spec)
+    # The module system's words, through nixos-container's.
+    assert 'is not of type `one of "agent", "manager"\'' in str(caught.value)
+    assert "failed to build initial container configuration" in str(caught.value)
+    assert await backend_for(config).containers() == set()
+
+    template.write_text(good)
+    await backend_for(config).create(spec)
+    template.write_text(good.replace("{ pkgs, ... }:", "{ pkgs, ... }: builtins.abort"))
+    with pytest.raises(BackendError, match="failed to build container configuration"):
+        await backend_for(config).create(spec)
+    template.write_text(good + "\n")
+    await backend_for(config).create(spec)
+    await backend_for(config).create(spec)
+    # The failed update recorded nothing, so the fixed template was built; then it is current.
+    assert len(fake_nixos.calls("update")) == 2
+    assert fake_nixos.builds() == 2
+
+
+async def test_destroying_a_running_container_terminates_it_first(short_tmpdir: Path, fake_nixos: FakeNixos) -> None:
+    config = nixos_config(short_tmpdir, fake_nixos)
+    backend = backend_for(config)
+    spec = spec_for(config, "alice")
+    await backend.create(spec)
+    await backend.start(spec)
+    leader: int = fake_nixos.container("h-alice")["leader"]
+    pidfd = os.pidfd_open(leader)
+    try:
+        await backend.destroy("alice")
+        with anyio.fail_after(10):
+            await anyio.wait_readable(pidfd)  # the container's leader has exited
+    finally:
+        os.close(pidfd)
+    assert fake_nixos.state()["terminated"] == [["h-alice", leader]]
+    assert not fake_nixos.conf("h-alice").exists()
+    assert not fake_nixos.configuration("h-alice").exists()
+    assert (await backend.status("alice")).state == AgentState.MISSING
+
+
+async def test_two_agents_get_their_own_tools_and_claude_settings_in_their_containers(
+    short_tmpdir: Path, fake_nixos: FakeNixos
+) -> None:
+    config = nixos_config(short_tmpdir, fake_nixos)
+    backend = backend_for(config)
+    await backend.create(replace(spec_for(config, "alice"), packages=("git", "jq")))
+    await backend.create(replace(spec_for(config, "bob"), packages=("ripgrep",), claude_settings={"model": "opus"}))
+    alice = fake_nixos.container("h-alice")["system"]
+    bob = fake_nixos.container("h-bob")["system"]
+    assert [p for p in alice["packages"] if p.startswith(("git", "jq", "ripgrep"))] == ["git-2.51.2", "jq-1.8.1"]
+    assert [p for p in bob["packages"] if p.startswith(("git", "jq", "ripgrep"))] == ["ripgrep-15.1.0"]
+    assert alice["etc"] == {}
+    assert bob["etc"] == {"claude-code/managed-settings.json": '{"model":"opus"}'}
+    assert alice["path"] != bob["path"]
+
+
+async def test_containers_are_built_from_the_nixpkgs_that_nix_path_names(
+    short_tmpdir: Path, fake_nixos: FakeNixos, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = backend_for(nixos_config(short_tmpdir, fake_nixos))
+    assert backend.info.warnings == []
+    await backend.create(spec_for(nixos_config(short_tmpdir, fake_nixos), "alice"))
+    assert fake_nixos.container("h-alice")["system"]["nixpkgs"] == [str(STAND_IN_NIXPKGS)]
+
+    # Without one, as a systemd service without the module's NIX_PATH: warned, and the build fails.
+    monkeypatch.delenv("NIX_PATH")
+    config = nixos_config(short_tmpdir, fake_nixos)
+    backend = backend_for(config)
+    assert backend.info.warnings == [
+        "NIX_PATH (unset) names no nixpkgs: nixos-container builds containers from the host's channel, "
+        "or fails without one; the NixOS module sets NIX_PATH=nixpkgs=… to the flake's pinned nixpkgs"
+    ]
+    with pytest.raises(BackendError, match="'nixpkgs/nixos' was not found in the Nix search path"):
+        await backend.create(spec_for(config, "bob"))
+
+
+async def test_a_package_that_is_no_nixpkgs_attribute_path_is_refused_before_any_build(
+    short_tmpdir: Path, fake_nixos: FakeNixos
+) -> None:
+    config = nixos_config(short_tmpdir, fake_nixos)
+    with pytest.raises(ConfigError, match="is not a nixpkgs attribute path"):
+        await backend_for(config).create(replace(spec_for(config, "alice"), packages=('git"; evil = "',)))
+    assert fake_nixos.state()["calls"] == []
+    # A well-formed name nixpkgs lacks is the template's to refuse, in the module system's words.
+    with pytest.raises(BackendError, match="nixpkgs has no package `no-such-tool'"):
+        await backend_for(config).create(replace(spec_for(config, "alice"), packages=("no-such-tool",)))
+    assert await backend_for(config).containers() == set()
