@@ -188,15 +188,20 @@ def _build_control(config: HiveConfig, hive: Hive, engine: Engine, sockets: Sock
     # Late-bound: an agent's server needs the control it is part of.
     controls: list[HiveControl] = []
 
+    # The agents whose socket this daemon serves (a set: a pass asks for each agent).
+    listening: set[str] = set()
+
     async def open_socket(name: str) -> None:
         server = build_agent_server(name, hive, controls[0])
         await sockets.open(config.agent_socket(name), server, label=f"agent {name}")
+        listening.add(name)
 
     async def close_socket(name: str) -> None:
+        listening.discard(name)
         await sockets.close(config.agent_socket(name))
 
     def socket_open(name: str) -> bool:
-        return config.agent_socket(name) in sockets.paths
+        return name in listening
 
     reconciler = Reconciler(
         hive,

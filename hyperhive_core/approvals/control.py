@@ -138,6 +138,7 @@ class HiveControl:
     # the operator: commit to main, then reconcile
 
     async def _commit(self, build: Callable[[Snapshot], Awaitable[Change]], *, by: str) -> tuple[str, Change]:
+        """Commit a change on main (compare-and-swap, tried again when main moved); the commit and the change."""
         for _ in range(COMMIT_TRIES):
             async with self.repo.lock:
                 base = await self.repo.rev()
@@ -164,16 +165,15 @@ class HiveControl:
                 stays on main and the daemon's loop tries again.
         """
         try:
-            return await self.reconciler.reconcile(
-                f"{by}: {change.summary} ({rev[:12]})", only={change.agent}, retry={change.agent}
+            return await self.reconciler.reconcile_commit(
+                rev, f"{by}: {change.summary} ({rev[:12]})", agent=change.agent
             )
         except HiveError as exc:
+            self.reconciler.kick(f"main moved to {rev[:12]}")
             raise ApprovalError(
                 f"{change.summary} is committed to main ({rev[:12]}), but reconciling it failed: {exc}; "
                 "the daemon tries again by itself (`hivectl plan` shows what is left)"
             ) from exc
-        finally:
-            self.reconciler.kick(f"main moved to {rev[:12]}")
 
     def _check(self, report: ReconcileReport, rev: str, change: Change) -> None:
         """Raise when the reconcile after a commit left the agent failing: the commit stays on main."""

@@ -268,8 +268,8 @@ class Proposals:
             merged = await self._merge(claimed)
             self._hive.failpoint("approve-merged")
             cause = f"proposal {proposal_id} approved by {by}"
-            report = await self._reconciler.reconcile(cause, only={claimed.agent})
-            self._reconciler.kick(f"proposal {proposal_id} merged")
+            assert merged.merged_rev is not None
+            report = await self._reconciler.reconcile_commit(merged.merged_rev, cause, agent=claimed.agent)
             finished = await self._settle(merged)
         finally:
             self._in_flight.discard(proposal_id)

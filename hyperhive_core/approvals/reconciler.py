@@ -235,6 +235,26 @@ class Reconciler:
         async with self._lock:
             return await self._pass(cause, only, rebuild, retry)
 
+    async def reconcile_commit(self, rev: str, cause: str, *, agent: str) -> ReconcileReport:
+        """Reconcile the one agent a commit of ours changed (an operator's change, an approval's merge).
+        When the commit's first parent was applied to every agent, so is the commit once this agent
+        is: no full pass is needed. Otherwise (main had moved by other hands) the loop runs one.
+
+        Raises:
+            StateRepoError: git failed.
+            StorageError: the database refused the journal.
+        """
+        parents = await self.repo.parents(rev)
+        async with self._lock:
+            # The first parent is main as it was; a merge's second parent brings only `agent`'s file.
+            settled_before = bool(parents) and self.applied_main == parents[0]
+            report = await self._pass(cause, {agent}, retry=(agent,))
+            if settled_before and report.ok and report.rev == rev:
+                self.applied_main = rev
+                return report
+        self.kick(f"main moved to {rev[:12]}")
+        return report
+
     async def read_main(self) -> DesiredHive | None:
         """Main's desired hive, or None (and `refusal` says why) when a file of it is not valid."""
         rev = await self.repo.rev()

@@ -101,6 +101,7 @@ class StateRepo:
         # so reading main right after our own commit costs no git process.
         self._snapshots: OrderedDict[str, Snapshot] = OrderedDict()
         self._blobs: OrderedDict[str, bytes] = OrderedDict()
+        self._parents: dict[str, list[str]] = {}
 
     def _remember(self, snapshot: Snapshot) -> Snapshot:
         self._snapshots[snapshot.rev] = snapshot
@@ -259,6 +260,9 @@ class StateRepo:
         stream.append(b"\nget-mark :1\ndone\n")
         done = await self._git("fast-import", "--quiet", "--force", stdin=b"".join(stream))
         commit = done.stdout.decode().strip()
+        self._parents[commit] = [p for p in (parent, merge) if p is not None]
+        while len(self._parents) > KEEP_SNAPSHOTS:
+            del self._parents[next(iter(self._parents))]
         # What the new commit holds is known without asking git: its parent's files with the changes.
         base = self._snapshots.get(parent) if parent is not None else Snapshot("", {})
         if base is not None:
@@ -296,6 +300,13 @@ class StateRepo:
         """A unified diff between two commits, as text."""
         done = await self._git("diff", "--no-color", "--no-ext-diff", "--no-renames", old, new)
         return done.stdout.decode(errors="replace")
+
+    async def parents(self, rev: str) -> list[str]:
+        """The parents of commit `rev` (remembered for the commits this daemon wrote)."""
+        if (known := self._parents.get(rev)) is not None:
+            return known
+        done = await self._git("rev-list", "--parents", "-n", "1", rev)
+        return done.stdout.decode().split()[1:]
 
     async def is_ancestor(self, ancestor: str, rev: str) -> bool:
         """Whether commit `ancestor` is in `rev`'s history (or is `rev`)."""
