@@ -61,6 +61,8 @@ class Sizes:
     cli_runs: int
     history: int
     history_calls: int
+    proposals: int
+    approvals: int
     claude_turns: int
 
 
@@ -73,6 +75,8 @@ FULL = Sizes(
     cli_runs=10,
     history=100_000,
     history_calls=300,
+    proposals=100,
+    approvals=20,
     claude_turns=20,
 )
 QUICK = Sizes(
@@ -84,6 +88,8 @@ QUICK = Sizes(
     cli_runs=3,
     history=100_000,
     history_calls=100,
+    proposals=20,
+    approvals=5,
     claude_turns=8,
 )
 SMOKE = Sizes(
@@ -95,6 +101,8 @@ SMOKE = Sizes(
     cli_runs=1,
     history=300,
     history_calls=3,
+    proposals=2,
+    approvals=1,
     claude_turns=2,
 )
 
@@ -758,6 +766,7 @@ def measure_scale(root: Path, floors: Floors, sizes: Sizes) -> list[Row]:
         dash = dashboard_of(hive.run_dir)
         with open_browser() as browser, logged_in(browser, dash) as page:
             agents_load, stream_load = page_loads(page, dash, names[-1], PAGE_MESSAGES, sizes.cli_runs)
+        approval_rows = measure_approvals(hive, floors, sizes, len(names))
     spawn_median, spawn_p99 = ms(spawns)
     answer_median, answer_p99 = ms(answers)
     cli_median, cli_p99 = ms(cli)
@@ -795,6 +804,7 @@ def measure_scale(root: Path, floors: Floors, sizes: Sizes) -> list[Row]:
             cli_median / floors.python,
         ),
         page_load_row(n, agents_load, stream_load),
+        *approval_rows,
     ]
 
 
@@ -813,6 +823,84 @@ def page_load_row(agents: int, agents_load: list[float], stream_load: list[float
         p99,
         extra={"agents_median_ms": agents_median, "agents_p99_ms": agents_p99, "messages": PAGE_MESSAGES},
     )
+
+
+def _answered(hive: Hive, name: str, tag: str) -> float:
+    """Send `tag` to agent `name` as the operator; seconds until its echo reply arrives."""
+    with hive.operator() as operator:
+        start = time.perf_counter()
+        sent = operator.call("send", {"to": name, "body": tag})["id"]
+        deadline = start + 60
+        while time.perf_counter() < deadline:
+            for message in operator.call("recv", {"timeout_s": 5, "max": 100})["messages"]:
+                if message["reply_to"] == sent:
+                    return time.perf_counter() - start
+    raise RuntimeError(f"agent {name} did not answer within 60 s")
+
+
+def measure_approvals(hive: Hive, floors: Floors, sizes: Sizes, agents: int) -> list[Row]:
+    """With `agents` agents running: the manager proposes `sizes.proposals` spawns; `hivectl plan` and
+    `hivectl approvals` as whole processes; then `approve` of some, timed until the new agent answers."""
+    dirs = ["--run-dir", str(hive.run_dir), "--state-dir", str(hive.state_dir)]
+    with hive.operator() as operator:
+        operator.call("spawn_manager", {})
+    names = [f"p{i:03d}" for i in range(sizes.proposals)]
+    with connect_socket(hive.agent_socket("hm1nd")) as manager:
+        ids: list[int] = [manager.call("spawn", {"name": name, "reason": "benchmark"})["id"] for name in names]
+
+    def cli(*verb: str) -> None:
+        # plan exits 1 when main and the hive differ; the run counts either way.
+        done = subprocess.run([hivectl(), *dirs, *verb], capture_output=True, check=False)
+        if done.returncode not in (0, 1):
+            raise RuntimeError(f"hivectl {' '.join(verb)} failed: {done.stderr.decode()}")
+
+    plans = timed(sizes.cli_runs, lambda: cli("plan"))
+    listings = timed(sizes.cli_runs, lambda: cli("approvals"))
+    approving: list[float] = []
+    answering: list[float] = []
+    with hive.operator() as operator:
+        for proposal, name in list(zip(ids, names, strict=True))[: sizes.approvals]:
+            start = time.perf_counter()
+            verdict = operator.call("approve", {"proposal": proposal})
+            approved = time.perf_counter() - start
+            if verdict["proposal"]["state"] != "applied":
+                raise RuntimeError(f"proposal {proposal} was not applied: {verdict['proposal']['reason']}")
+            approving.append(approved)
+            answering.append(approved + _answered(hive, name, f"hello {name}"))
+    rows: list[Row] = []
+    for verb, samples in (("plan", plans), ("approvals", listings)):
+        median, p99 = ms(samples)
+        rows.append(
+            Row(
+                f"CLI: `hivectl {verb}`",
+                f"whole process, {agents} agents running and {len(names)} proposals pending",
+                f"{median:.0f} ms",
+                "≤ 250 ms",
+                median <= 250,
+                median,
+                p99,
+                "python start",
+                median / floors.python,
+            )
+        )
+    median, p99 = ms(answering)
+    approve_median, approve_p99 = ms(approving)
+    rows.append(
+        Row(
+            "approve → answer",
+            f"`approve` (merge on main, reconcile: the agent starts in bubblewrap) until the new echo agent "
+            f"answers a message, local backend, {len(answering)} proposals, {agents} agents running",
+            f"{median:.0f} ms (approve returns in {approve_median:.0f} ms)",
+            "≤ 1 s",
+            median <= 1000,
+            median,
+            p99,
+            "python start",
+            median / floors.python,
+            {"approve_median_ms": approve_median, "approve_p99_ms": approve_p99},
+        )
+    )
+    return rows
 
 
 # claude turns

@@ -14,6 +14,15 @@ import mcp_types
 from mcp import ClientSession, MCPError
 from pydantic import BaseModel
 
+from hyperhive_core.approvals.views import (
+    CommitReceipt,
+    PlanView,
+    ProposalDetail,
+    ProposalList,
+    ProposalView,
+    ReconcileReport,
+    Verdict,
+)
 from hyperhive_core.errors import DaemonUnavailableError, ToolCallError
 from hyperhive_core.mcp.models import (
     AckReceipt,
@@ -204,6 +213,61 @@ class HiveClient:
     async def shutdown(self) -> None:
         """Ask the daemon to stop."""
         await self.call("shutdown", {}, ShutdownReceipt)
+
+    # approvals and the reconciler
+
+    async def reconcile(self, name: str | None = None) -> ReconcileReport:
+        """Bring the hive (or one agent) to main now."""
+        return await self.call("reconcile", {"name": name} if name else {}, ReconcileReport)
+
+    async def plan(self) -> PlanView:
+        """The difference between main and what runs."""
+        return await self.call("plan", {}, PlanView)
+
+    async def suspend(self, name: str) -> AgentInfo:
+        """Stop reconciling one agent."""
+        return await self.call("suspend", {"name": name}, AgentInfo)
+
+    async def resume(self, name: str) -> AgentInfo:
+        """Reconcile a suspended agent again."""
+        return await self.call("resume", {"name": name}, AgentInfo)
+
+    async def rollback(self, name: str, rev: str) -> CommitReceipt:
+        """Commit an agent's file as it was at `rev`, and reconcile it."""
+        return await self.call("rollback", {"name": name, "rev": rev}, CommitReceipt)
+
+    async def approvals(self, state: str = "pending") -> list[ProposalView]:
+        """Proposals (the operator's view)."""
+        return (await self.call("approvals", {"state": state}, ProposalList)).proposals
+
+    async def approval(self, proposal: int) -> ProposalDetail:
+        """One proposal, its diff and its plan."""
+        return await self.call("approval", {"proposal": proposal}, ProposalDetail)
+
+    async def approve(self, proposal: int) -> Verdict:
+        """Merge a proposal and apply it."""
+        return await self.call("approve", {"proposal": proposal}, Verdict)
+
+    async def deny(self, proposal: int, reason: str) -> Verdict:
+        """Refuse a proposal."""
+        return await self.call("deny", {"proposal": proposal, "reason": reason}, Verdict)
+
+    async def propose(self, name: str, changes: dict[str, Any], reason: str = "") -> ProposalView:
+        """Propose new settings for an agent (the manager's tool)."""
+        return await self.call("propose", {"name": name, "changes": changes, "reason": reason}, ProposalView)
+
+    async def propose_spawn(self, name: str, *, role: str = "", driver: str = "auto", reason: str = "") -> ProposalView:
+        """Propose a new agent (the manager's `spawn`)."""
+        arguments = {"name": name, "role": role, "driver": driver, "reason": reason}
+        return await self.call("spawn", arguments, ProposalView)
+
+    async def propose_kill(self, name: str, reason: str = "") -> ProposalView:
+        """Propose removing an agent (the manager's `kill`)."""
+        return await self.call("kill", {"name": name, "reason": reason}, ProposalView)
+
+    async def proposals(self, state: str = "all") -> list[ProposalView]:
+        """The manager's own proposals."""
+        return (await self.call("proposals", {"state": state}, ProposalList)).proposals
 
 
 @asynccontextmanager

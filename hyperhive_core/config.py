@@ -31,6 +31,9 @@ MIN_FREE_MB = 64
 # How long a named reader's leases wait for it after its session ended or the daemon restarted: as
 # long as a bridge waits for a restarting daemon, and far longer than the turn loop's reconnect.
 LEASE_HOLD_S = 60.0
+# A stat of main's ref files this often notices a change made with plain git (a push, a merge).
+WATCH_INTERVAL_S = 1.0
+HEALTH_INTERVAL_S = 30.0
 # AF_UNIX paths are limited to 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH_BYTES = 107
 SandboxMode = Literal["auto", "bwrap", "none"]
@@ -120,6 +123,12 @@ class HiveConfig(BaseModel):
     nixos_template: Path | None = None
     nixos_conf_dir: Path = Path("/etc/nixos-containers")
     nixos_container: str = "nixos-container"
+    # The state repo: the git executable, how often the daemon looks whether main moved under it
+    # (a push, a merge with plain git), and how often it checks every agent's health anyway
+    # (the local backend also hears of an agent's exit at once).
+    git: str = "git"
+    watch_interval_s: float = Field(default=WATCH_INTERVAL_S, gt=0)
+    health_interval_s: float = Field(default=HEALTH_INTERVAL_S, gt=0)
     # The Nix search path nixos-container builds containers with (its `<nixpkgs/nixos>`); the
     # NixOS module sets NIX_PATH=nixpkgs=<the flake's nixpkgs> for the service.
     nixos_nix_path: str | None = Field(default_factory=lambda: os.environ.get("NIX_PATH") or None)
@@ -134,7 +143,9 @@ class HiveConfig(BaseModel):
     # How often the dashboard's sampler records the hive's stats.
     dashboard_sample_s: float = Field(default=10.0, gt=0)
     # Crash tests only: named points where the daemon SIGKILLs itself (`send-committed`: a send is
-    # committed and not yet answered). Empty in any real use.
+    # committed and not yet answered; `apply` or `apply:<agent>`: a reconcile step acted and is not
+    # yet journaled done; `approve-merged`: an approval is merged into main, not yet applied).
+    # Empty in any real use.
     failpoints: frozenset[str] = Field(default_factory=default_failpoints)
 
     @field_validator("dashboard")
@@ -157,6 +168,11 @@ class HiveConfig(BaseModel):
     def host_socket(self) -> Path:
         """The operator's socket."""
         return self.run_dir / "host.sock"
+
+    @property
+    def state_repo(self) -> Path:
+        """The git repository of the desired hive (bare): main, and the manager's proposal branches."""
+        return self.state_dir / "hive.git"
 
     @property
     def broker_path(self) -> Path:

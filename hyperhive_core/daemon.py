@@ -15,20 +15,26 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from anyio.abc import TaskStatus
+from anyio.abc import TaskGroup, TaskStatus
 from mcp.server.mcpserver import MCPServer
+from sqlalchemy import Engine
 
+from hyperhive_core.approvals.control import HiveControl
+from hyperhive_core.approvals.desired import DesiredReader
+from hyperhive_core.approvals.proposals import Proposals
+from hyperhive_core.approvals.reconciler import Reconciler
+from hyperhive_core.approvals.records import ApprovalRecords
+from hyperhive_core.approvals.repo import StateRepo
 from hyperhive_core.broker.broker import Broker, DiskGuard
 from hyperhive_core.broker.database import AS_IS, StartFrom, close_database, mark_running, open_database
 from hyperhive_core.broker.store import DbLimits, HiveStore
 from hyperhive_core.config import HiveConfig
-from hyperhive_core.errors import ConfigError, HiveError
+from hyperhive_core.errors import ConfigError
 from hyperhive_core.hive import Hive
 from hyperhive_core.lifecycle import create_backend
 from hyperhive_core.lock import DaemonLock
 from hyperhive_core.mcp.sockets import SocketHost
 from hyperhive_core.mcp.tools import build_agent_server, build_operator_server
-from hyperhive_core.names import MANAGER
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +53,7 @@ class Daemon:
         self._lock = lock
         self._started = False
         self._hive: Hive | None = None
+        self._control: HiveControl | None = None
 
     @property
     def hive(self) -> Hive:
@@ -54,6 +61,13 @@ class Daemon:
         if self._hive is None:
             raise RuntimeError("Daemon.serve() has not started yet")
         return self._hive
+
+    @property
+    def control(self) -> HiveControl:
+        """The lifecycle verbs: the state repo, the reconciler, the proposals."""
+        if self._control is None:
+            raise RuntimeError("Daemon.serve() has not started yet")
+        return self._control
 
     @property
     def host_socket(self) -> Path:
@@ -103,38 +117,44 @@ class Daemon:
             broker = Broker(
                 store, max_body_bytes=config.max_body_bytes, max_inbox_depth=config.max_inbox_depth, disk=disk
             )
-            await self._run(broker, task_status)
+            await self._run(broker, engine, task_status)
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(close_database, db, engine, store)
 
-    async def _run(self, broker: Broker, task_status: TaskStatus[None]) -> None:
+    async def _run(self, broker: Broker, engine: Engine, task_status: TaskStatus[None]) -> None:
         config = self.config
         backend = create_backend(config)
         for warning in backend.info.warnings:
             logger.warning("%s", warning)
         stop_requested = anyio.Event()
         pid_file = config.run_dir / "daemon.pid"
+        # Before anything listens: a host without git (or a state repo git cannot use) fails the start.
+        await StateRepo(config.state_repo, git=config.git).ensure()
         try:
             async with anyio.create_task_group() as tg:
                 sockets = SocketHost(tg)
-                hive = Hive(config, broker, backend, sockets, lambda name: build_agent_server(name, hive))
+                hive = Hive(config, broker, backend)
                 self._hive = hive
+                control = _build_control(config, hive, engine, sockets, tg)
+                self._control = control
                 try:
                     # First kills whatever an earlier daemon left running, so no agent runs twice.
                     await tg.start(backend.serve)
-                    operator = build_operator_server(hive, stop_requested=stop_requested)
+                    operator = build_operator_server(hive, control, stop_requested=stop_requested)
                     await sockets.open(config.host_socket, operator, label="operator", mode=0o600)
-                    # the budgets first: an agent restored over its budget must not be handed a message
+                    # the budgets first: an agent brought up over its budget must not be handed a message
                     await hive.budgets.open()
-                    await hive.restore()
+                    await control.bootstrap()
                     await hive.budgets.settle()
                     tg.start_soon(hive.budgets.serve)
-                    if config.start_manager and MANAGER not in hive.agent_names:
-                        try:
-                            await hive.spawn_manager()
-                        except HiveError:
-                            logger.exception("could not start the manager")
+                    await tg.start(
+                        functools.partial(
+                            control.reconciler.serve,
+                            health_interval_s=config.health_interval_s,
+                            watch_interval_s=config.watch_interval_s,
+                        )
+                    )
                     # Stopped before the agents and the sockets: once host.sock closes (and `hivectl
                     # shutdown` returns), the dashboard's port is free for the next daemon.
                     async with _dashboard(config, hive, operator):
@@ -150,6 +170,8 @@ class Daemon:
                         await stop_requested.wait()
                         logger.info("shutdown requested by the operator")
                 finally:
+                    # Nothing may start an agent while they are being stopped.
+                    control.reconciler.close()
                     # shielded and bounded: a cancelled daemon must still reap its agents.
                     with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_GRACE_S):
                         await backend.aclose()
@@ -167,6 +189,47 @@ def _dashboard(config: HiveConfig, hive: Hive, operator: MCPServer[Any]) -> Abst
     from hyperhive_core.dashboard.server import open_dashboard
 
     return open_dashboard(config, hive, operator)
+
+
+def _build_control(config: HiveConfig, hive: Hive, engine: Engine, sockets: SocketHost, tg: TaskGroup) -> HiveControl:
+    """The state repo, the reconciler and the proposals, wired to the hive's sockets."""
+    repo = StateRepo(config.state_repo, git=config.git)
+    reader = DesiredReader(repo)
+    records = ApprovalRecords(engine)
+    # Late-bound: an agent's server needs the control it is part of.
+    controls: list[HiveControl] = []
+
+    # The agents whose socket this daemon serves (a set: a pass asks for each agent).
+    listening: set[str] = set()
+
+    async def open_socket(name: str) -> None:
+        server = build_agent_server(name, hive, controls[0])
+        await sockets.open(config.agent_socket(name), server, label=f"agent {name}")
+        listening.add(name)
+
+    async def close_socket(name: str) -> None:
+        listening.discard(name)
+        await sockets.close(config.agent_socket(name))
+
+    def socket_open(name: str) -> bool:
+        return name in listening
+
+    reconciler = Reconciler(
+        hive,
+        repo,
+        reader,
+        records,
+        task_group=tg,
+        open_socket=open_socket,
+        close_socket=close_socket,
+        socket_open=socket_open,
+    )
+    hive.sync = reconciler
+    proposals = Proposals(hive, repo, reader, records, reconciler)
+    reconciler.ticker = proposals
+    control = HiveControl(hive, repo, reader, records, reconciler, proposals)
+    controls.append(control)
+    return control
 
 
 async def _keep_marker(db: Path, store: HiveStore) -> None:

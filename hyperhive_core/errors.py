@@ -20,6 +20,15 @@
     │   └── StorageError             (SQLite refused: disk full, locked, corrupt)
     │       ├── DatabaseFullError    (the disk or the size limit; reads keep working)
     │       └── DatabaseDamagedError (found at start: the daemon refuses to run on it)
+    ├── ApprovalError
+    │   ├── AgentFileError           (a desired-state file on main is not valid: file, line, field)
+    │   ├── StateRepoError           (git failed, or the state repo cannot be used)
+    │   ├── UnknownRevisionError     (no such commit in the state repo)
+    │   ├── UnknownProposalError
+    │   ├── ProposalDecidedError     (a verdict on a proposal that already has one)
+    │   ├── StaleProposalError       (main changed the proposal's files since its base)
+    │   ├── InvalidChangeError       (a proposed or asked-for change fails the agent file's rules)
+    │   └── NothingToProposeError    (a change that changes nothing)
     ├── DaemonUnavailableError       (a client found no daemon on the socket)
     └── ToolCallError                (the daemon refused a client's tool call; its words)
 
@@ -213,3 +222,83 @@ class ToolCallError(HiveError):
         self.tool = tool
         self.reason = reason.removeprefix(prefix)
         super().__init__(self.reason)
+
+
+class ApprovalError(HiveError):
+    """The desired hive (the state repo, its files, proposals) refused or failed an operation."""
+
+
+class AgentFileError(ApprovalError):
+    """A file of the desired hive on main is not valid; the hive stays as it runs."""
+
+    def __init__(self, path: str, line: int, field: str, problem: str) -> None:
+        where = f"{path} line {line}" if line else path
+        subject = f"{field}: " if field else ""
+        super().__init__(
+            f"{where}: {subject}{problem}; fix the file on main (or roll it back with git revert): nothing was applied"
+        )
+        self.path = path
+        self.line = line
+        self.field = field
+        self.problem = problem
+
+
+class StateRepoError(ApprovalError):
+    """git failed on the state repo, or the repo cannot be used."""
+
+
+class UnknownRevisionError(ApprovalError):
+    """A revision names no commit of the state repo."""
+
+    def __init__(self, rev: str) -> None:
+        super().__init__(f"no revision {rev!r} in the state repo; `git log` in a clone of it lists them")
+        self.rev = rev
+
+
+class UnknownProposalError(ApprovalError):
+    """No proposal has that id."""
+
+    def __init__(self, proposal: int) -> None:
+        super().__init__(f"no proposal {proposal}; `hivectl approvals` lists them")
+        self.proposal = proposal
+
+
+class ProposalDecidedError(ApprovalError):
+    """A verdict was asked for on a proposal that already has one: the first verdict wins."""
+
+    def __init__(self, proposal: int, state: str, by: str | None, reason: str) -> None:
+        who = f" by {by}" if by else ""
+        why = f": {reason}" if reason else ""
+        super().__init__(f"proposal {proposal} is already {state}{who}{why}; the first verdict stands")
+        self.proposal = proposal
+        self.state = state
+
+
+class StaleProposalError(ApprovalError):
+    """Main changed a file the proposal changes since the proposal was made: it is never applied."""
+
+    def __init__(self, proposal: int, paths: list[str], base: str, main: str) -> None:
+        super().__init__(
+            f"proposal {proposal} is stale: {', '.join(paths)} changed on main since it was proposed (base "
+            f"{base[:12]}, main now {main[:12]}); it was not applied: the manager must propose again on the new main"
+        )
+        self.proposal = proposal
+        self.paths = paths
+
+
+class NothingToProposeError(ApprovalError):
+    """A change that leaves the desired hive as it is."""
+
+    def __init__(self, agent: str) -> None:
+        super().__init__(f"that change leaves agent {agent!r} as it is on main; nothing was proposed or committed")
+        self.agent = agent
+
+
+class InvalidChangeError(ApprovalError):
+    """A change to an agent (proposed, or asked for by the operator) would make an invalid agent file."""
+
+    def __init__(self, agent: str, field: str, problem: str) -> None:
+        super().__init__(f"agent {agent!r}: {field}: {problem}; nothing was proposed or committed")
+        self.agent = agent
+        self.field = field
+        self.problem = problem

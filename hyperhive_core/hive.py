@@ -1,27 +1,25 @@
-"""The hive: which agents exist, their sockets and processes, and who may send to whom.
+"""The hive: which agents exist, and the rules for messages between principals.
 
-The desired hive lives in the database (an agent exists from spawn to kill, and runs again after
-a daemon restart while enabled); the runtime (sockets, processes) is rebuilt from it by `restore`.
-Lifecycle verbs on one agent are serialised by a per-agent lock; a failed spawn leaves nothing behind.
+A registry and messaging rules: the desired hive lives in the state repo and the reconciler
+(`approvals.reconciler`) is the one place agents are started, rebuilt and stopped; it keeps this
+registry (main's agents, and those whose removal is pending) and says how each agent stands
+against main (`sync`), which `list` and `status` show beside what the backend reports.
 """
 
 import logging
 import os
 import secrets
 import signal
-import sys
 import time
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-import anyio
-from mcp.server.mcpserver import MCPServer
-
+from hyperhive_core.approvals.agentfile import AgentFile
 from hyperhive_core.broker.broker import Broker
 from hyperhive_core.broker.events import EventLog
 from hyperhive_core.broker.guard import RunawayGuard
-from hyperhive_core.broker.models import AgentRow, MessageRow
+from hyperhive_core.broker.models import MessageRow
 from hyperhive_core.broker.readers import ReaderRegistry
 from hyperhive_core.broker.refusals import RefusalLog
 from hyperhive_core.broker.store import Appended
@@ -29,16 +27,14 @@ from hyperhive_core.budget.keeper import BudgetKeeper
 from hyperhive_core.budget.store import BudgetStore
 from hyperhive_core.budget.views import limits_view, pause_reason, usage_view
 from hyperhive_core.config import HiveConfig
-from hyperhive_core.errors import AgentExistsError, HiveError, UnknownAgentError
-from hyperhive_core.lifecycle.base import AgentSpec, AgentStatus, LifecycleBackend, Limits
+from hyperhive_core.errors import HiveError, UnknownAgentError
+from hyperhive_core.lifecycle.base import AgentStatus, LifecycleBackend
 from hyperhive_core.mcp.models import AgentInfo, AgentResources, MessageView, PeerInfo
-from hyperhive_core.mcp.sockets import SocketHost
-from hyperhive_core.names import MANAGER, OPERATOR, validate_agent_name
+from hyperhive_core.names import OPERATOR
+from hyperhive_core.states import SyncState
 
 logger = logging.getLogger(__name__)
 
-ServerFactory = Callable[[str], MCPServer[Any]]
-DRIVERS = ("auto", "claude", "echo")
 # An agent's own words for its driver (with the reason for a fallback) are cut at this length.
 MAX_DRIVER_IN_USE_CHARS = 500
 
@@ -58,10 +54,6 @@ def message_view(row: MessageRow) -> MessageView:
     )
 
 
-def _mib_to_bytes(mib: int | None) -> int | None:
-    return None if mib is None else mib * 1024 * 1024
-
-
 def _resources(status: AgentStatus) -> AgentResources | None:
     limits, usage = status.limits, status.usage
     if limits is None and usage is None:
@@ -79,17 +71,29 @@ def _resources(status: AgentStatus) -> AgentResources | None:
     return resources
 
 
-class Hive:
-    """Agents, their sockets and processes, and the rules for messages between principals."""
+@dataclass(frozen=True, slots=True)
+class AgentSync:
+    """An agent against main, for `list` and `status`."""
 
-    def __init__(
-        self,
-        config: HiveConfig,
-        broker: Broker,
-        backend: LifecycleBackend,
-        sockets: SocketHost,
-        agent_server: ServerFactory,
-    ) -> None:
+    sync: SyncState
+    reason: str
+    applied_rev: str | None = None
+    attempted_rev: str | None = None
+    not_applied: list[str] = field(default_factory=list[str])
+
+
+class SyncSource(Protocol):
+    """Who says how an agent stands against main: the reconciler."""
+
+    def sync_of(self, name: str, status: AgentStatus) -> AgentSync:
+        """Agent `name` against main, given what its backend reports now."""
+        ...
+
+
+class Hive:
+    """The agents of the hive, and the rules for messages between principals."""
+
+    def __init__(self, config: HiveConfig, broker: Broker, backend: LifecycleBackend) -> None:
         self.config = config
         self.broker = broker
         self.backend = backend
@@ -105,11 +109,8 @@ class Hive:
         # Names this daemon's unnamed readers, so a lease can never outlive its daemon under the same name.
         self.boot_id = secrets.token_hex(4)
         self.started_at = time.time()
-        self._sockets = sockets
-        # Builds the MCP server for a principal's socket: the agent toolset, or the manager's for hm1nd.
-        self._agent_server = agent_server
-        self._agents: dict[str, AgentRow] = {}
-        self._locks: dict[str, anyio.Lock] = {}
+        self.sync: SyncSource | None = None
+        self._agents: dict[str, AgentFile] = {}
         # The driver each agent last said it answers with (its `driver` events); in memory, as an
         # agent that starts again (also after a daemon restart) says it again at once.
         self._drivers_in_use: dict[str, str] = {}
@@ -121,7 +122,7 @@ class Hive:
         """Every agent of the hive, sorted."""
         return sorted(self._agents)
 
-    def _require(self, name: str) -> AgentRow:
+    def _require(self, name: str) -> AgentFile:
         try:
             return self._agents[name]
         except KeyError:
@@ -131,6 +132,17 @@ class Hive:
         if name == OPERATOR or name in self._agents:
             return name
         raise UnknownAgentError(name, [*self._agents, OPERATOR])
+
+    async def notify(self, recipient: str, body: str, *, key: str) -> None:
+        """Tell `recipient` something as the operator (a proposal's outcome), once per `key`.
+
+        Straight to the broker: a notice is not the operator speaking, so it neither resets nor
+        counts toward the runaway guard. An unknown recipient (the manager was killed) is logged.
+        """
+        if recipient not in self._agents:
+            logger.warning("not telling %s (no longer in the hive): %s", recipient, body)
+            return
+        await self.broker.send(OPERATOR, recipient, body, key=key)
 
     async def send(
         self, sender: str, to: str, body: str, *, reply_to: int | None = None, key: str | None = None
@@ -153,10 +165,12 @@ class Hive:
             self.guard.forget(sender, recipient)
         return appended
 
-    def failpoint(self, name: str) -> None:
-        """Die here, by SIGKILL, when the crash tests armed `name` (HYPERHIVE_FAILPOINTS); else nothing."""
-        if name in self.config.failpoints:
-            logger.warning("failpoint %s: killing the daemon on purpose", name)
+    def failpoint(self, name: str, agent: str | None = None) -> None:
+        """Die here, by SIGKILL, when the crash tests armed `name` (or `name:agent`) in
+        HYPERHIVE_FAILPOINTS; else nothing."""
+        armed = self.config.failpoints
+        if name in armed or (agent is not None and f"{name}:{agent}" in armed):
+            logger.warning("failpoint %s (%s): killing the daemon on purpose", name, agent or "-")
             os.kill(os.getpid(), signal.SIGKILL)
 
     async def refused(self, sender: str, recipient: str, reason: str) -> None:
@@ -180,165 +194,28 @@ class Hive:
                 peers.append(PeerInfo(name=name, state=status.state))
         return peers
 
-    # lifecycle
+    # the registry: kept by the reconciler
 
-    def _lock(self, name: str) -> anyio.Lock:
-        return self._locks.setdefault(name, anyio.Lock())
+    def register(self, name: str, file: AgentFile) -> None:
+        """Make `name` an agent of the hive (a recipient of messages), with the settings main gives it."""
+        self._agents[name] = file
 
-    def _spec(self, row: AgentRow) -> AgentSpec:
-        config = self.config
-        # -I: the work dir (the agent's cwd, which it writes) is not on the import path, so a
-        # hyperhive_agent/ the agent leaves there cannot replace the turn loop at its next start.
-        if row.name == MANAGER:
-            command = config.manager_command or (sys.executable, "-I", "-u", "-m", "hyperhive_mind", "serve")
-        else:
-            command = config.agent_command or (sys.executable, "-I", "-u", "-m", "hyperhive_agent", "serve")
-        env = {"HIVE_ROLE": row.role, "HIVE_DRIVER": row.driver, "HIVE_TURN_TIMEOUT_S": f"{config.turn_timeout_s:g}"}
-        agent_dir = config.agent_state_dir(row.name)
-        return AgentSpec(
-            name=row.name,
-            socket_dir=config.agent_socket_dir(row.name),
-            work_dir=agent_dir / "work",
-            log_path=agent_dir / "agent.log",
-            command=tuple(command),
-            env=tuple(env.items()),
-            share_net=config.share_net,
-            claude_config_dir=config.claude_config_dir,
-            limits=Limits(
-                memory_bytes=_mib_to_bytes(row.memory_mb if row.memory_mb is not None else config.agent_memory_mb),
-                pids=row.pids if row.pids is not None else config.agent_pids,
-                cpus=row.cpus if row.cpus is not None else config.agent_cpus,
-            ),
-        )
+    def unregister(self, name: str) -> None:
+        """Forget an agent the reconciler removed; its messages stay as history."""
+        self._agents.pop(name, None)
+        self._drivers_in_use.pop(name, None)
 
-    async def _open_socket(self, name: str) -> None:
-        await self._sockets.open(self.config.agent_socket(name), self._agent_server(name), label=f"agent {name}")
-
-    async def _bring_up(self, row: AgentRow) -> None:
-        self._drivers_in_use.pop(row.name, None)
-        spec = self._spec(row)
-        await self._open_socket(row.name)
-        await self.backend.create(spec)
-        await self.backend.start(spec)
-
-    async def spawn(
-        self,
-        name: str,
-        *,
-        role: str = "",
-        driver: str = "auto",
-        memory_mb: int | None = None,
-        pids: int | None = None,
-        cpus: float | None = None,
-    ) -> AgentInfo:
-        """Add an agent to the hive and start it; limits left None are the daemon's defaults.
-
-        Raises:
-            InvalidAgentNameError: the name breaks the naming rules.
-            AgentExistsError: an agent of that name exists.
-            BackendError: the backend could not start it (nothing is left behind).
-        """
-        validate_agent_name(name)
-        return await self._spawn(name, role=role, driver=driver, memory_mb=memory_mb, pids=pids, cpus=cpus)
-
-    async def spawn_manager(self, *, role: str = "", driver: str = "auto") -> AgentInfo:
-        """Add the manager (hm1nd) to the hive and start it; its socket offers the manager's toolset.
-
-        Raises:
-            AgentExistsError: the manager already runs.
-            BackendError: the backend could not start it.
-        """
-        return await self._spawn(MANAGER, role=role, driver=driver)
-
-    async def _spawn(
-        self,
-        name: str,
-        *,
-        role: str,
-        driver: str,
-        memory_mb: int | None = None,
-        pids: int | None = None,
-        cpus: float | None = None,
-    ) -> AgentInfo:
-        if driver not in DRIVERS:
-            raise ValueError(f"unknown driver {driver!r}; choose one of {', '.join(DRIVERS)}")
-        async with self._lock(name):
-            if name in self._agents:
-                raise AgentExistsError(name)
-            row = AgentRow(
-                name=name,
-                backend=self.backend.info.name,
-                enabled=True,
-                created_at=time.time(),
-                role=role,
-                driver=driver,
-                memory_mb=memory_mb,
-                pids=pids,
-                cpus=cpus,
-            )
-            try:
-                await self._bring_up(row)
-                # shielded: once written the row must be known in memory too, or the two disagree.
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(self.broker.store.put_agent, row)
-                    self._agents[name] = row
-            except BaseException:
-                # A spawn that did not finish (refused row, failed start, cancelled call) leaves no
-                # process and no socket behind: `list` would not show them.
-                with anyio.CancelScope(shield=True):
-                    if name not in self._agents:
-                        await self._tear_down(name)
-                raise
-        return await self.status(name)
-
-    async def _tear_down(self, name: str) -> None:
-        await self.backend.stop(name, grace_s=self.config.stop_grace_s)
-        await self.backend.destroy(name)
-        await self._sockets.close(self.config.agent_socket(name))
-
-    async def kill(self, name: str) -> None:
-        """Stop an agent and remove it from the hive; its messages stay as history.
+    def settings_of(self, name: str) -> AgentFile:
+        """The settings agent `name` has on main (or runs with, while its removal is pending).
 
         Raises:
             UnknownAgentError: no agent has that name.
         """
-        async with self._lock(name):
-            self._require(name)
-            with anyio.CancelScope(shield=True):
-                await self._tear_down(name)
-                await anyio.to_thread.run_sync(self.broker.store.delete_agent, name)
-            del self._agents[name]
-            self._drivers_in_use.pop(name, None)
+        return self._require(name)
 
-    async def rebuild(self, name: str) -> AgentInfo:
-        """Reconcile an agent: stop it, re-create its socket and start it again; idempotent.
-
-        Raises:
-            UnknownAgentError: no agent has that name.
-            BackendError: the backend could not start it.
-        """
-        async with self._lock(name):
-            row = self._require(name)
-            with anyio.CancelScope(shield=True):
-                await self.backend.stop(name, grace_s=self.config.stop_grace_s)
-            await self._bring_up(row)
-            if not row.enabled:
-                row.enabled = True
-                await anyio.to_thread.run_sync(self.broker.store.put_agent, row)
-        return await self.status(name)
-
-    async def restore(self) -> None:
-        """Re-create every agent's socket and start those that should run; one failure stops no other."""
-        rows = await anyio.to_thread.run_sync(self.broker.store.agents)
-        for row in rows:
-            self._agents[row.name] = row
-            try:
-                if row.enabled:
-                    await self._bring_up(row)
-                else:
-                    await self._open_socket(row.name)
-            except Exception:
-                logger.exception("could not restore agent %s", row.name)
+    def starting(self, name: str) -> None:
+        """The reconciler (re)starts agent `name`: what it said about its driver is old news."""
+        self._drivers_in_use.pop(name, None)
 
     def note_events(self, name: str, events: list[dict[str, Any]]) -> None:
         """Learn from an agent's reported turn events which driver answers for it now."""
@@ -355,35 +232,37 @@ class Hive:
         Raises:
             UnknownAgentError: no agent has that name.
         """
-        row = self._require(name)
+        self._require(name)
         unread = await self.broker.unread_counts()
-        return await self._info(row, unread)
+        return await self._info(name, unread)
 
     async def list(self) -> list[AgentInfo]:
         """Every agent of the hive, by name."""
         unread = await self.broker.unread_counts()
-        return [await self._info(self._agents[name], unread) for name in self.agent_names]
+        return [await self._info(name, unread) for name in self.agent_names]
 
-    async def _info(self, row: AgentRow, unread: dict[str, int]) -> AgentInfo:
-        status = await self.backend.status(row.name)
+    async def _info(self, name: str, unread: dict[str, int]) -> AgentInfo:
+        row = self._agents[name]
+        status = await self.backend.status(name)
         now = time.time()
-        refused, last = self.refusals.of_sender(row.name)
-        spend = self.budgets.spend(row.name)
+        refused, last = self.refusals.of_sender(name)
+        spend = self.budgets.spend(name)
+        sync = self.sync.sync_of(name, status) if self.sync is not None else None
         return AgentInfo(
-            name=row.name,
-            backend=row.backend,
+            name=name,
+            backend=row.backend or self.backend.info.name,
             state=status.state,
             pid=status.pid,
             started_at=datetime.fromtimestamp(status.started_at, UTC) if status.started_at else None,
             uptime_s=round(now - status.started_at, 3) if status.started_at else None,
-            unread=unread.get(row.name, 0),
+            unread=unread.get(name, 0),
             sandbox=status.sandbox,
-            socket=str(self.config.agent_socket(row.name)),
+            socket=str(self.config.agent_socket(name)),
             detail=status.detail,
             role=row.role,
             driver=row.driver,
-            driver_in_use=self._drivers_in_use.get(row.name, ""),
-            throttled="; ".join(t.reason for t in self.guard.throttles() if t.sender == row.name),
+            driver_in_use=self._drivers_in_use.get(name, ""),
+            throttled="; ".join(t.reason for t in self.guard.throttles() if t.sender == name),
             containment=status.containment,
             resources=_resources(status),
             refused=refused,
@@ -392,4 +271,9 @@ class Hive:
             usage_total=usage_view(spend.total),
             budget=limits_view(spend.limits),
             paused=pause_reason(spend.paused),
+            sync=sync.sync if sync is not None else None,
+            sync_reason=sync.reason if sync is not None else "",
+            applied_rev=sync.applied_rev if sync is not None else None,
+            attempted_rev=sync.attempted_rev if sync is not None else None,
+            not_applied=sync.not_applied if sync is not None else [],
         )

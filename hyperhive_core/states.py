@@ -1,4 +1,4 @@
-"""The closed sets of states an agent and a message can be in; import-light, shared by every layer."""
+"""The closed sets of states an agent, a message and a proposal can be in; import-light, shared by every layer."""
 
 from enum import StrEnum
 
@@ -18,3 +18,40 @@ class MessageState(StrEnum):
     QUEUED = "queued"
     DELIVERED = "delivered"
     ACKED = "acked"
+
+
+class SyncState(StrEnum):
+    """Where an agent is against main, as the reconciler sees it."""
+
+    READY = "Ready"
+    PROGRESSING = "Progressing"
+    FAILED = "Failed"
+    SUSPENDED = "Suspended"
+
+
+class ProposalState(StrEnum):
+    """A proposal's life: proposed → approved | denied | expired | stale → applying → applied | degraded."""
+
+    PROPOSED = "proposed"
+    APPROVED = "approved"
+    DENIED = "denied"
+    EXPIRED = "expired"
+    STALE = "stale"
+    APPLYING = "applying"
+    APPLIED = "applied"
+    DEGRADED = "degraded"
+
+    @property
+    def pending(self) -> bool:
+        """Waiting for the operator's verdict."""
+        return self is ProposalState.PROPOSED
+
+    @property
+    def final(self) -> bool:
+        """Nothing more will happen to it."""
+        return self in FINAL_PROPOSAL_STATES
+
+
+FINAL_PROPOSAL_STATES = frozenset(
+    {ProposalState.DENIED, ProposalState.EXPIRED, ProposalState.STALE, ProposalState.APPLIED, ProposalState.DEGRADED}
+)

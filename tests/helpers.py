@@ -1,5 +1,6 @@
 """Helpers shared by the tests: configs in short temp dirs, stand-in agent commands, daemon processes."""
 
+import json
 import os
 import shutil
 import signal
@@ -82,11 +83,21 @@ async def echo_round_trip(operator: HiveClient, agent: str, body: str) -> None:
 
 
 @asynccontextmanager
-async def daemon_process(config: HiveConfig, env: Mapping[str, str] | None = None) -> AsyncGenerator[Process]:
+async def daemon_process(
+    config: HiveConfig, env: Mapping[str, str] | None = None, overrides: Mapping[str, object] | None = None
+) -> AsyncGenerator[Process]:
     """A real daemon in its own process (`tests.daemon_main`: idle agents, no guard in the way),
-    yielded once it listens; killed with -9 if still alive at exit. `env` adds to the environment."""
+    yielded once it listens; killed with -9 if still alive at exit. `env` adds to the environment,
+    `overrides` to the daemon's config."""
     process = await anyio.open_process(
-        [sys.executable, "-m", "tests.daemon_main", str(config.run_dir), str(config.state_dir)],
+        [
+            sys.executable,
+            "-m",
+            "tests.daemon_main",
+            str(config.run_dir),
+            str(config.state_dir),
+            json.dumps(dict(overrides or {}), default=str),
+        ],
         cwd=REPO,
         env={**os.environ, **(env or {})},
     )

@@ -75,6 +75,80 @@ class EventRow(SQLModel, table=True):
     data: str  # the event as JSON text, exactly as reported (truncated past the size limit)
 
 
+class AgentStateRow(SQLModel, table=True):
+    """What the reconciler last did to an agent: the revision and settings it applied, its state and why."""
+
+    __tablename__ = "agent_state"  # pyright: ignore[reportAssignmentType, reportIncompatibleVariableOverride]  # as above
+
+    name: str = Field(primary_key=True)
+    # The hash of the agent's settings it runs with (None: never brought up), and the main it came from.
+    applied_hash: str | None = None
+    applied_rev: str | None = None
+    # The settings it runs with, as JSON: a plan says which fields main changed.
+    applied_config: str = ""
+    # The main and the settings hash of the latest step tried on it, successful or not.
+    attempted_rev: str | None = None
+    attempted_hash: str | None = None
+    # Ready | Progressing | Failed, and a reason a person can act on.
+    state: str = "Progressing"
+    reason: str = ""
+    # Suspended: the reconciler leaves it as it is (no restart, no change from main) until resumed.
+    suspended: bool = False
+    # Restarts after the agent died (or failed to start) in a row, and when the next one is due.
+    failures: int = 0
+    retry_at: float | None = None
+    updated_at: float = 0.0
+
+
+class JournalRow(SQLModel, table=True):
+    """One reconcile step, written before it acts: an agent's short history, and what a crash cut short."""
+
+    __tablename__ = "reconcile_journal"  # pyright: ignore[reportAssignmentType, reportIncompatibleVariableOverride]  # as above
+    __table_args__ = (Index("ix_journal_agent", "agent", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    agent: str
+    rev: str
+    # create | start | rebuild | remove | prune | restart | exited
+    step: str
+    cause: str
+    # started (written before acting) | done | failed | interrupted (the daemon died during it)
+    state: str = "started"
+    detail: str = ""
+    started_at: float
+    finished_at: float | None = None
+
+
+class ProposalRow(SQLModel, table=True):
+    """A change the manager proposed: its commit on a proposal branch, and the operator's verdict."""
+
+    __tablename__ = "proposal"  # pyright: ignore[reportAssignmentType, reportIncompatibleVariableOverride]  # as above
+    __table_args__ = (Index("ix_proposal_state", "state", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    proposer: str
+    # spawn | kill | rebuild | edit
+    kind: str
+    agent: str
+    summary: str
+    message: str = ""
+    base: str
+    commit: str | None = None
+    # The files it changes, comma-separated: main changing one of them since `base` makes it stale.
+    paths: str = ""
+    # proposed | approved | denied | expired | stale | applying | applied | degraded
+    state: str = "proposed"
+    reason: str = ""
+    created_at: float
+    expires_at: float
+    decided_at: float | None = None
+    decided_by: str | None = None
+    # The commit on main that merged it.
+    merged_rev: str | None = None
+    # The last state the proposer was told about (the outcome message is sent once per state).
+    notified: str | None = None
+
+
 class UsageRow(SQLModel, table=True):
     """What one model turn of an agent used, as its turn loop reported it (see hyperhive_core/budget)."""
 

@@ -6,7 +6,7 @@ for people or JSON with `--json`, and exits 1 with one line on stderr when somet
 
 import typer
 
-from hyperhive_core.cli import agents, budget, daemon, dashboard, database, messages
+from hyperhive_core.cli import agents, approvals, budget, daemon, dashboard, database, messages
 from hyperhive_core.cli._common import RunDir, StateDir, make_dirs
 
 app = typer.Typer(
@@ -40,6 +40,14 @@ app.command()(messages.inbox)
 app.command()(database.backup)
 app.command()(database.doctor)
 app.command()(dashboard.dashboard)
+app.add_typer(approvals.app)
+app.command()(approvals.approve)
+app.command()(approvals.deny)
+app.command()(approvals.plan)
+app.command()(approvals.reconcile)
+app.command()(approvals.suspend)
+app.command()(approvals.resume)
+app.command()(approvals.rollback)
 
 
 def main() -> None:

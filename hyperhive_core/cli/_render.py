@@ -21,7 +21,7 @@ from hyperhive_core.mcp.models import (
     MessageView,
     UsageView,
 )
-from hyperhive_core.states import AgentState
+from hyperhive_core.states import AgentState, SyncState
 
 # The budget keeper's events in an agent's log: they say why its turns stopped.
 PAUSE_EVENTS = ("paused", "held")
@@ -31,6 +31,14 @@ STATE_STYLE = {
     AgentState.FAILED: "bold red",
     AgentState.MISSING: "red",
 }
+
+SYNC_STYLE = {
+    SyncState.READY: "green",
+    SyncState.PROGRESSING: "yellow",
+    SyncState.FAILED: "bold red",
+    SyncState.SUSPENDED: "magenta",
+}
+HISTORY_STYLE = {"failed": "red", "interrupted": "yellow", "started": "yellow"}
 
 
 def age(seconds: float | None) -> str:
@@ -82,7 +90,7 @@ def limits_text(b: BudgetLimits) -> str:
 def agents_table(agents: list[AgentInfo]) -> Table:
     """The hive, one agent a row."""
     table = Table(
-        *("NAME", "STATE", "PID", "UPTIME", "UNREAD", "REFUSED", "TOKENS", "COST", "BACKEND", "SANDBOX"),
+        *("NAME", "STATE", "SYNC", "PID", "UPTIME", "UNREAD", "REFUSED", "TOKENS", "COST", "BACKEND", "SANDBOX"),
         title="hive",
         title_justify="left",
     )
@@ -97,6 +105,7 @@ def agents_table(agents: list[AgentInfo]) -> Table:
         table.add_row(
             printable(a.name, style="bold"),
             state,
+            Text(a.sync.value, style=SYNC_STYLE.get(a.sync, "")) if a.sync else Text("-"),
             str(a.pid) if a.pid else "-",
             age(a.uptime_s),
             str(a.unread),
@@ -162,6 +171,22 @@ def agent_panel(a: AgentInfo) -> Table:
         rows.append(("cpu", Text(f"{cpu_used}; {cpu_limit}")))
         if r.oom_kills:
             rows.append(("out of memory", Text(f"{r.oom_kills} process(es) killed", style="bold red")))
+    if a.sync is not None:
+        sync = Text(a.sync.value, style=SYNC_STYLE.get(a.sync, ""))
+        if a.sync_reason:
+            sync.append_text(printable(f": {a.sync_reason}"))
+        rows.append(("sync", sync))
+        rows.append(("applied", Text(f"main {a.applied_rev[:12]}" if a.applied_rev else "-")))
+        if a.attempted_rev and a.attempted_rev != a.applied_rev:
+            rows.append(("attempted", Text(f"main {a.attempted_rev[:12]}")))
+    if a.not_applied:
+        rows.append(("not applied", printable(", ".join(a.not_applied), style="yellow")))
+    for entry in a.history:
+        line = Text(
+            f"{entry.at.astimezone():%H:%M:%S} {entry.step} {entry.state}", style=HISTORY_STYLE.get(entry.state, "")
+        )
+        line.append_text(printable(f": {entry.detail or entry.cause}", style="dim"))
+        rows.append(("history", line))
     for key, value in rows:
         table.add_row(key, value)
     return table
@@ -234,6 +259,9 @@ def hive_panel(h: HiveStatus) -> Table:
         ("state dir", printable(h.state_dir)),
         ("run dir", printable(h.run_dir)),
     ]
+    if h.state_repo:
+        rows.append(("main", printable(f"{h.main[:12] if h.main else '-'} in {h.state_repo}")))
+        rows.append(("proposals", Text(f"{h.pending_proposals} waiting for a verdict")))
     rows.extend(("warning", printable(w, style="bold yellow")) for w in h.warnings)
     for key, value in rows:
         table.add_row(key, value)
@@ -326,7 +354,10 @@ def _describe(data: dict[str, Any]) -> tuple[str, str]:
             summary += f", ${cost:.4f}"
         return ("bold red" if data.get("is_error") else "bold"), summary
     if kind == "hive":
-        style = "bold red" if subtype == "turn_error" else "bold yellow" if subtype in PAUSE_EVENTS else "magenta"
+        if subtype in ("turn_error", "reconcile_error", "died"):
+            style = "bold red"
+        else:
+            style = "bold yellow" if subtype in PAUSE_EVENTS else "magenta"
         return style, f"[{subtype}] {_short(data.get('message', ''), 400)}"
     return "dim", f"{kind}: {_short(data)}"
 

@@ -30,6 +30,8 @@ from hyperhive_core.mcp.models import AgentInfo, AgentList, EventList, HiveStatu
 from hyperhive_core.names import validate_agent_name
 
 FOLLOW_WAIT_S = 30.0
+# A change reconciles at once: as long as a step may take (a container's rebuild), not a call's default.
+LIFECYCLE_WAIT_S = 900.0
 
 
 class Driver(StrEnum):
@@ -120,14 +122,16 @@ def spawn(
     run_dir: RunDir = None,
     state_dir: StateDir = None,
 ) -> None:
-    """Add agents to the hive and start them; --manager starts the manager, hm1nd."""
+    """Add agents: commit each to main (the state repo) and start it; --manager starts the manager, hm1nd."""
     use_dirs(ctx, run_dir, state_dir)
     if manager == bool(names):
         raise fail("give agent names, or --manager alone")
 
     def act(client: OperatorClient) -> list[Outcome]:
         if manager:
-            info = client.call("spawn_manager", {"role": role, "driver": driver.value}, AgentInfo)
+            info = client.call(
+                "spawn_manager", {"role": role, "driver": driver.value}, AgentInfo, wait_s=LIFECYCLE_WAIT_S
+            )
             return [Outcome(name=info.name, ok=True, agent=info)]
         wanted = names or []
         _check_names(client, wanted, "spawned", must_exist=False, validate=True)
@@ -135,7 +139,10 @@ def spawn(
         return _apply(
             wanted,
             lambda name: client.call(
-                "spawn", {"name": name, "role": role, "driver": driver.value, **limits}, AgentInfo
+                "spawn",
+                {"name": name, "role": role, "driver": driver.value, **limits},
+                AgentInfo,
+                wait_s=LIFECYCLE_WAIT_S,
             ),
         )
 
@@ -145,14 +152,14 @@ def spawn(
 def kill(
     ctx: typer.Context, names: Names, json: Json = False, run_dir: RunDir = None, state_dir: StateDir = None
 ) -> None:
-    """Stop agents and remove them (their sockets too); their message history stays."""
+    """Remove agents from main and stop them (their sockets too); their message history stays."""
     use_dirs(ctx, run_dir, state_dir)
 
     def act(client: OperatorClient) -> list[Outcome]:
         _check_names(client, names, "killed", must_exist=True)
 
         def one(name: str) -> None:
-            client.call("kill", {"name": name}, StopReceipt)
+            client.call("kill", {"name": name}, StopReceipt, wait_s=LIFECYCLE_WAIT_S)
 
         return _apply(names, one)
 
@@ -160,14 +167,32 @@ def kill(
 
 
 def rebuild(
-    ctx: typer.Context, names: Names, json: Json = False, run_dir: RunDir = None, state_dir: StateDir = None
+    ctx: typer.Context,
+    names: Names,
+    role: Annotated[str | None, typer.Option(help="New role: committed to main first.")] = None,
+    driver: Annotated[Driver | None, typer.Option(help="New driver: committed to main first.")] = None,
+    network: Annotated[
+        bool | None, typer.Option("--network/--no-network", help="Share the host's network: committed first.")
+    ] = None,
+    json: Json = False,
+    run_dir: RunDir = None,
+    state_dir: StateDir = None,
 ) -> None:
-    """Reconcile agents: stop, re-create the socket, start again (idempotent)."""
+    """Rebuild agents: stop, re-create the socket, start again; new settings are committed to main first."""
     use_dirs(ctx, run_dir, state_dir)
+    arguments: dict[str, Any] = {}
+    if role is not None:
+        arguments["role"] = role
+    if driver is not None:
+        arguments["driver"] = driver.value
+    if network is not None:
+        arguments["network"] = network
 
     def act(client: OperatorClient) -> list[Outcome]:
         _check_names(client, names, "rebuilt", must_exist=True)
-        return _apply(names, lambda name: client.call("rebuild", {"name": name}, AgentInfo))
+        return _apply(
+            names, lambda name: client.call("rebuild", {"name": name, **arguments}, AgentInfo, wait_s=LIFECYCLE_WAIT_S)
+        )
 
     _report(call_daemon(ctx, act), "rebuilt", json=json)
 

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from hyperhive_core.states import AgentState, MessageState
+from hyperhive_core.states import AgentState, MessageState, SyncState
 
 # Bounds of the tools' arguments, shared with hivectl (which must not import the server side).
 MAX_RECV_TIMEOUT_S = 600.0
@@ -99,6 +99,17 @@ class PeerList(BaseModel):
     peers: list[PeerInfo]
 
 
+class HistoryEntry(BaseModel):
+    """One reconcile step on an agent, or something that happened to it."""
+
+    at: datetime
+    step: str
+    cause: str
+    state: str
+    detail: str = ""
+    rev: str
+
+
 class UsageView(BaseModel):
     """What model turns used: tokens by kind and their cost, as claude reported them."""
 
@@ -184,6 +195,16 @@ class AgentInfo(BaseModel):
     paused: str = Field(
         default="", description="Why its turns are paused (a spent budget), if they are: its messages stay queued."
     )
+    sync: SyncState | None = Field(default=None, description="Against main: Ready, Progressing, Failed or Suspended.")
+    sync_reason: str = Field(default="", description="Why it is in that sync state.")
+    applied_rev: str | None = Field(default=None, description="The main it runs (last applied).")
+    attempted_rev: str | None = Field(default=None, description="The main of the last step tried on it.")
+    not_applied: list[str] = Field(
+        default_factory=list[str], description="Settings on main that this daemon does not apply yet."
+    )
+    history: list[HistoryEntry] = Field(
+        default_factory=list[HistoryEntry], description="Its latest reconcile steps (agent_status only)."
+    )
 
 
 class AgentList(BaseModel):
@@ -250,6 +271,9 @@ class HiveStatus(BaseModel):
     usage_total: UsageView = Field(default_factory=UsageView, description="What the hive's turns used in all.")
     budget: BudgetLimits = Field(default_factory=BudgetLimits, description="The hive's own limits.")
     paused: list[str] = Field(default_factory=list[str], description="Agents whose turns are paused by a budget.")
+    main: str | None = Field(default=None, description="The state repo's main: the desired hive.")
+    state_repo: str = Field(default="", description="Where the state repo is (a bare git repository).")
+    pending_proposals: int = Field(default=0, description="Proposals waiting for the operator's verdict.")
 
 
 class BackupReceipt(BaseModel):

@@ -8,11 +8,9 @@ Their docstrings are the descriptions a model reads. `HiveError` becomes a tool 
 import json
 import logging
 import os
-from collections.abc import Generator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import anyio
 from mcp.server._otel import OpenTelemetryMiddleware
@@ -23,21 +21,22 @@ from mcp_types import CallToolResult, InputRequiredResult
 from pydantic import Field, ValidationError
 
 from hyperhive_agent import wire
+from hyperhive_core.approvals.control import HiveControl
 from hyperhive_core.broker.database import backup_database
 from hyperhive_core.broker.events import MAX_EVENTS_PER_CALL
 from hyperhive_core.broker.models import EventRow
 from hyperhive_core.broker.readers import ReaderKey, unnamed_reader
 from hyperhive_core.budget.limits import HIVE_SCOPE
 from hyperhive_core.budget.views import limits_view, pause_reason, scope_view, usage_view
-from hyperhive_core.errors import ConfigError, HiveError, NotPermittedError
+from hyperhive_core.errors import ConfigError, NotPermittedError
 from hyperhive_core.hive import Hive, message_view
+from hyperhive_core.mcp._params import AgentName, tool_errors
 from hyperhive_core.mcp.connection import Connection, connection_lifespan, connection_of
+from hyperhive_core.mcp.lifecycle_tools import register_manager_lifecycle, register_operator_lifecycle
 from hyperhive_core.mcp.models import (
     MAX_RECV_BATCH,
     MAX_RECV_TIMEOUT_S,
     AckReceipt,
-    AgentInfo,
-    AgentList,
     BackupReceipt,
     BudgetList,
     BudgetView,
@@ -52,7 +51,6 @@ from hyperhive_core.mcp.models import (
     Refusal,
     SendReceipt,
     ShutdownReceipt,
-    StopReceipt,
 )
 from hyperhive_core.names import MANAGER, OPERATOR
 from hyperhive_core.states import MessageState
@@ -70,13 +68,16 @@ hive), peers to see who is there, and inbox to peek at what waits for you."""
 
 MANAGER_INSTRUCTIONS = """\
 You are hm1nd, the manager of a hyperhive: a group of Claude Code agents that talk by messages.
-Besides the agent tools (send, inbox, whoami, peers) you can grow and shrink the hive: spawn,
-kill and rebuild agents, and see them with list_agents and agent_status. Split work among
-agents, keep their conversations bounded, and report to the operator."""
+Besides the agent tools (send, inbox, whoami, peers) you can propose to grow and shrink the hive:
+spawn, kill, rebuild and propose (new settings) each return a proposal id at once, and the change
+happens only when the operator approves it; the operator's message tells you the outcome, and
+proposals lists yours. See the hive with list_agents and agent_status. Split work among agents,
+keep their conversations bounded, and report to the operator."""
 
 OPERATOR_INSTRUCTIONS = """\
-The operator's console of a hyperhive: spawn, kill, rebuild and inspect agents, send messages as
-'operator', receive the agents' replies, and peek at any agent's inbox."""
+The operator's console of a hyperhive: spawn, kill, rebuild and inspect agents (each change is a
+commit to the state repo's main, then reconciled), decide the manager's proposals (approvals,
+approve, deny), see the plan, send messages as 'operator', and peek at any agent's inbox."""
 
 To = Annotated[str, Field(description="Recipient: an agent name (see the peers tool) or 'operator'.")]
 Body = Annotated[str, Field(description="The message text (at most 64 KiB by default).")]
@@ -123,17 +124,6 @@ AckIds = Annotated[
 ]
 MaxBatch = Annotated[int, Field(ge=1, le=MAX_RECV_BATCH, description="Most messages to take in one call.")]
 PeekLimit = Annotated[int, Field(ge=0, le=MAX_RECV_BATCH, description="Most queued messages to show.")]
-AgentName = Annotated[str, Field(description="The agent's name: lowercase letters, digits, '-', at most 9 characters.")]
-Role = Annotated[str, Field(description="What the agent is for, in plain words; it opens the agent's prompt.")]
-DriverName = Annotated[
-    Literal["auto", "claude", "echo"],
-    Field(description="auto: claude when installed and logged in, else echo; claude; echo (replies 'echo: <body>')."),
-]
-MemoryMb = Annotated[
-    int | None, Field(ge=16, le=1024 * 1024, description="Its memory limit in MiB; leave out for the hive's default.")
-]
-Pids = Annotated[int | None, Field(ge=8, le=1_000_000, description="Most processes and threads it may have at once.")]
-Cpus = Annotated[float | None, Field(gt=0, le=1024, description="CPUs it may use, e.g. 0.5 or 2.")]
 Events = Annotated[
     list[dict[str, Any]],
     Field(max_length=MAX_EVENTS_PER_CALL, description="Turn events (claude stream-json objects), oldest first."),
@@ -147,6 +137,8 @@ TokenLimit = Annotated[
 # The tools only a supervisor has: an agent asking for one is told who can, not just "unknown tool".
 PRIVILEGED_TOOLS = frozenset(
     {"spawn", "spawn_manager", "kill", "rebuild", "list_agents", "agent_status", "agent_logs", "shutdown"}
+    | {"propose", "proposals", "approvals", "approval", "approve", "deny", "plan", "reconcile", "suspend", "resume"}
+    | {"rollback"}
 )
 # The operator's alone: an agent (the manager too) must not raise its own budget.
 OPERATOR_TOOLS = frozenset({"budgets", "set_budget"})
@@ -250,15 +242,6 @@ def _lean(server: S) -> S:
         logger.info("keeping the SDK's middleware %s", type(middleware).__name__)
     server.middleware[:] = kept
     return server
-
-
-@contextmanager
-def tool_errors() -> Generator[None]:
-    """Turn a `HiveError` into the tool error the caller sees; the message says what to do."""
-    try:
-        yield
-    except HiveError as exc:
-        raise ToolError(str(exc)) from exc
 
 
 class _Readers(set[ReaderKey]):
@@ -386,22 +369,23 @@ def _register_agent_extras(server: MCPServer[Any], hive: Hive, name: str) -> Non
         return EventReceipt(stored=stored)
 
 
-def build_agent_server(name: str, hive: Hive) -> MCPServer[Any]:
+def build_agent_server(name: str, hive: Hive, control: HiveControl) -> MCPServer[Any]:
     """The MCP server on agent `name`'s socket: messaging for that agent only (the manager's for hm1nd)."""
     if name == MANAGER:
-        return build_manager_server(hive)
+        return build_manager_server(hive, control)
     server = _lean(AgentServer(name, hive, name="hyperhive", instructions=AGENT_INSTRUCTIONS.format(name=name)))
     _register_messaging(server, hive, name)
     _register_agent_extras(server, hive, name)
     return server
 
 
-def build_manager_server(hive: Hive) -> MCPServer[Any]:
-    """The MCP server on hm1nd's socket: the agent tools plus spawn, kill, rebuild, list_agents, agent_status."""
+def build_manager_server(hive: Hive, control: HiveControl) -> MCPServer[Any]:
+    """The MCP server on hm1nd's socket: the agent tools plus proposals (spawn, kill, rebuild, propose),
+    proposals, list_agents and agent_status."""
     server = _lean(HiveServer(MANAGER, hive, name="hyperhive-manager", instructions=MANAGER_INSTRUCTIONS))
     _register_messaging(server, hive, MANAGER)
     _register_agent_extras(server, hive, MANAGER)
-    _register_lifecycle(server, hive, MANAGER)
+    register_manager_lifecycle(server, control)
     return server
 
 
@@ -410,54 +394,6 @@ def _event_view(row: EventRow) -> EventView:
     return EventView(
         id=row.id, created_at=datetime.fromtimestamp(row.created_at, UTC), type=row.type, data=json.loads(row.data)
     )
-
-
-def _register_lifecycle(server: MCPServer[Any], hive: Hive, actor: str) -> None:
-    """The lifecycle tools; the manager's calls apply directly until approvals turn them into proposals."""
-
-    def refuse_self(name: str, verb: str) -> None:
-        if actor == MANAGER and name == MANAGER:
-            raise NotPermittedError(MANAGER, f"{verb} itself", "only the operator can do that")
-
-    @server.tool()
-    async def spawn(
-        name: AgentName,
-        role: Role = "",
-        driver: DriverName = "auto",
-        memory_mb: MemoryMb = None,
-        pids: Pids = None,
-        cpus: Cpus = None,
-    ) -> AgentInfo:
-        """Add an agent to the hive and start it."""
-        with tool_errors():
-            return await hive.spawn(name, role=role, driver=driver, memory_mb=memory_mb, pids=pids, cpus=cpus)
-
-    @server.tool()
-    async def kill(name: AgentName) -> StopReceipt:
-        """Stop an agent and remove it (its socket too); its message history stays."""
-        with tool_errors():
-            refuse_self(name, "kill")
-            await hive.kill(name)
-        return StopReceipt(name=name, removed=True)
-
-    @server.tool()
-    async def rebuild(name: AgentName) -> AgentInfo:
-        """Reconcile an agent: stop it, re-create its socket, start it again."""
-        with tool_errors():
-            refuse_self(name, "rebuild")
-            return await hive.rebuild(name)
-
-    @server.tool()
-    async def list_agents() -> AgentList:
-        """Every agent: state, pid, uptime, unread count, and any runaway-guard throttle."""
-        with tool_errors():
-            return AgentList(agents=await hive.list())
-
-    @server.tool()
-    async def agent_status(name: AgentName) -> AgentInfo:
-        """One agent: state, pid, uptime, unread count, role, and why it is in that state."""
-        with tool_errors():
-            return await hive.status(name)
 
 
 # Disk free under this many times the reserve, or a database this full of its cap, is a warning.
@@ -518,7 +454,7 @@ async def hive_overview(hive: Hive) -> HiveStatus:
     )
 
 
-def build_operator_server(hive: Hive, *, stop_requested: anyio.Event) -> MCPServer[Any]:
+def build_operator_server(hive: Hive, control: HiveControl, *, stop_requested: anyio.Event) -> MCPServer[Any]:
     """The MCP server on host.sock: the operator's whole console, applied directly."""
     server = _lean(HiveServer(OPERATOR, hive, name="hyperhive-operator", instructions=OPERATOR_INSTRUCTIONS))
     _register_messaging(server, hive, OPERATOR)
@@ -532,13 +468,7 @@ def build_operator_server(hive: Hive, *, stop_requested: anyio.Event) -> MCPServ
                 await hive.status(agent)
             return await _inbox(hive, agent, limit)
 
-    _register_lifecycle(server, hive, OPERATOR)
-
-    @server.tool()
-    async def spawn_manager(role: Role = "", driver: DriverName = "auto") -> AgentInfo:
-        """Start the manager agent hm1nd, whose socket offers the lifecycle tools."""
-        with tool_errors():
-            return await hive.spawn_manager(role=role, driver=driver)
+    register_operator_lifecycle(server, control)
 
     @server.tool()
     async def agent_logs(
@@ -556,9 +486,11 @@ def build_operator_server(hive: Hive, *, stop_requested: anyio.Event) -> MCPServ
 
     @server.tool()
     async def hive_status() -> HiveStatus:
-        """The hive as a whole: daemon, database and disk, message counts, and warnings."""
+        """The hive as a whole: daemon, database and disk, message counts, main, and warnings."""
         with tool_errors():
-            return await hive_overview(hive)
+            status = await hive_overview(hive)
+            await control.describe_hive(status)
+            return status
 
     @server.tool()
     async def budgets() -> BudgetList:

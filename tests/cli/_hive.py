@@ -18,19 +18,22 @@ from hyperhive_core.daemon import running_daemon
 from hyperhive_core.mcp.models import SendReceipt
 
 VERBS = (
-    "serve",
-    "shutdown",
-    "spawn",
-    "kill",
-    "rebuild",
-    "list",
-    "status",
-    "logs",
-    "budget",
-    "send",
-    "recv",
-    "inbox",
-    "dashboard",
+    *(
+        "serve",
+        "shutdown",
+        "spawn",
+        "kill",
+        "rebuild",
+        "list",
+        "status",
+        "logs",
+        "budget",
+        "send",
+        "recv",
+        "inbox",
+        "dashboard",
+    ),
+    *("approvals", "approve", "deny", "plan", "reconcile", "suspend", "resume", "rollback"),
 )
 DAEMON_DOWN = "no hyperhive daemon at"
 # Bounds every wait for a process to exit.

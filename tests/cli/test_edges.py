@@ -115,16 +115,21 @@ def database_locked(db: Path) -> Generator[None]:
         holder.join()
 
 
-def test_a_spawn_whose_row_the_database_refuses_leaves_no_process_and_no_socket(short_tmpdir: Path) -> None:
+def test_a_spawn_whose_journal_the_database_refuses_starts_nothing_until_it_can(short_tmpdir: Path) -> None:
     config = hive_config(short_tmpdir, agent_command=IDLE_AGENT, db_busy_timeout_s=0.2)
     with live_hive(config) as hive:
         with database_locked(config.broker_path):
             line = error_line(hive.run("spawn", "alice"))
-        assert "alice: the hive database is locked by another process" in line
-        assert agent_processes(config) == []
-        assert not config.agent_socket("alice").exists()
-        assert hive.json("list") == []
-        hive.ok("spawn", "alice")  # nothing in the way of trying again
+            # Nothing runs while the reconcile cannot journal what it would do.
+            assert agent_processes(config) == []
+            assert not config.agent_socket("alice").exists()
+        assert "alice: spawn alice is committed to main" in line
+        assert "the hive database is locked by another process" in line
+        assert "the daemon tries again by itself" in line
+        # Once the lock is gone, main is applied: by the daemon's own retry, or now.
+        hive.ok("reconcile")
+        [alice] = hive.json("list")
+        assert (alice["name"], alice["state"], alice["sync"]) == ("alice", "running", "Ready")
 
 
 def test_shutdown_without_a_daemon_says_so_and_exits_0(short_tmpdir: Path) -> None:

@@ -41,7 +41,7 @@ BOUND_S = 90.0
 # Every tool the daemon offers an agent or the manager, as claude names them.
 HIVE_TOOLS = (
     *("send", "recv", "ack", "inbox", "whoami", "peers", "report_events"),
-    *("spawn", "kill", "rebuild", "list_agents", "agent_status"),
+    *("spawn", "kill", "rebuild", "propose", "proposals", "list_agents", "agent_status"),
 )
 
 
@@ -171,17 +171,25 @@ TASK = "count the words of 'a b c' and of 'd e'"
 
 
 def manager_model(request: ApiRequest) -> Reply:
-    """hm1nd splits the operator's task between two agents it spawns, then reports their answers."""
+    """hm1nd proposes two agents for the operator's task, gives them their parts once the operator
+    approved both (the operator's messages say so), then reports their answers."""
     me = re.match(r"You are (\S+),", request.prompt())
     if me is None or me.group(1) != "hm1nd":
         return replying_model(request)  # the workers answer what they are given
-    last = request.last_tool_uses()
     if request.answers_tools:
-        if last and last[0].get("name") == "mcp__hive__spawn":
-            return call(send("alice", "count the words of 'a b c'"), send("bob", "count the words of 'd e'"))
         return say("Done for now.")
-    if any(m.sender == "operator" for m in request.hive_messages()):
-        return call(*(ToolUse("mcp__hive__spawn", {"name": name, "role": "counts words"}) for name in WORKERS))
+    messages = request.hive_messages()
+    if any(m.sender == "operator" and m.body == TASK for m in messages):
+        proposals = (
+            ToolUse("mcp__hive__spawn", {"name": name, "role": "counts words", "reason": "to split the count"})
+            for name in WORKERS
+        )
+        return call(*proposals)
+    applied = set(re.findall(r"\(spawn (alice|bob)\): approved by operator and applied", request.transcript()))
+    if any(m.sender == "operator" for m in messages):
+        if applied == set(WORKERS):
+            return call(send("alice", "count the words of 'a b c'"), send("bob", "count the words of 'd e'"))
+        return say("Waiting for the operator to approve the other agent.")
     answers = re.findall(r"message \d+ from (alice|bob)[^:]*:\n    (.*)", request.transcript().replace("\\n", "\n"))
     heard = dict(answers)
     if set(heard) == set(WORKERS):
@@ -190,7 +198,7 @@ def manager_model(request: ApiRequest) -> Reply:
     return say("Waiting for the other agent.")
 
 
-async def test_the_manager_splits_a_task_between_two_agents_it_spawns_and_reports_to_the_operator(
+async def test_the_manager_splits_a_task_between_two_agents_the_operator_approves_and_reports_to_the_operator(
     short_tmpdir: Path, claude_dir: Path
 ) -> None:
     config = hive_config(short_tmpdir, claude_config_dir=claude_dir)
@@ -200,6 +208,13 @@ async def test_the_manager_splits_a_task_between_two_agents_it_spawns_and_report
             async with running_daemon(config), open_hive_client(config.host_socket) as operator:
                 await operator.spawn_manager()
                 await operator.send("hm1nd", TASK)
+                # The manager's spawns are proposals: nothing runs until the operator approves them.
+                await events_until(operator, "hm1nd", "turn_end")
+                proposals = await operator.approvals()
+                assert sorted(p.summary for p in proposals) == ["spawn alice", "spawn bob"]
+                assert [a.name for a in await operator.list_agents()] == ["hm1nd"]
+                for proposal in proposals:
+                    await operator.approve(proposal.id)
                 [report] = (await operator.recv(timeout_s=BOUND_S)).messages
                 agents = await operator.list_agents()
                 alice = await events_until(operator, "alice", "turn_end")

@@ -11,7 +11,8 @@ from hyperhive_core.config import HiveConfig
 from hyperhive_core.daemon import running_daemon
 from hyperhive_core.lifecycle._procs import ProcessRef, SandboxRecord
 from hyperhive_core.lifecycle.local import RECORD_NAME, LocalBackend
-from hyperhive_core.states import AgentState
+from hyperhive_core.states import AgentState, SyncState
+from tests.core.approvals._git import hive_events, hive_subtypes, push_files
 from tests.helpers import (
     IDLE_AGENT,
     agent_exit_code,
@@ -113,24 +114,53 @@ async def test_rebuild_restarts_the_agent_and_re_creates_its_socket(short_tmpdir
             await echo_round_trip(operator, "alice", "three")
 
 
-async def test_an_agent_that_cannot_start_leaves_nothing_behind(short_tmpdir: Path) -> None:
+async def test_an_agent_that_cannot_start_stays_on_main_shown_failed_and_kill_removes_it(short_tmpdir: Path) -> None:
     config = hive_config(short_tmpdir, sandbox="none", agent_command=("/nonexistent/hive-agent",))
     async with running_daemon(config), open_hive_client(config.host_socket) as operator:
         with pytest.raises(ToolCallError) as caught:
             await operator.spawn("alice")
         assert "cannot start agent 'alice'" in caught.value.reason
+        assert "committed to main" in caught.value.reason
+        [alice] = await operator.list_agents()
+        assert (alice.state, alice.pid, alice.sync) == (AgentState.STOPPED, None, SyncState.FAILED)
+        assert "cannot start agent 'alice'" in alice.sync_reason
+        await operator.kill("alice")
         assert await operator.list_agents() == []
         assert not config.agent_socket("alice").exists()
 
 
-async def test_an_agent_that_exits_is_reported_failed_with_its_exit_code(short_tmpdir: Path) -> None:
+async def test_an_agent_that_dies_is_restarted_at_once_then_after_a_backoff_and_shown(short_tmpdir: Path) -> None:
     config = hive_config(short_tmpdir, agent_command=("sh", "-c", "exit 3"))
-    async with running_daemon(config) as daemon, open_hive_client(config.host_socket) as operator:
+    async with running_daemon(config), open_hive_client(config.host_socket) as operator:
+        # A long backoff, so the second death is still waiting when we look.
+        await push_files(
+            config,
+            short_tmpdir / "clone",
+            {"hive.toml": "restart_backoff_s = 600\nrestart_backoff_max_s = 600\n"},
+            "slow restarts",
+        )
+        await operator.reconcile()
         await operator.spawn("alice")
-        assert await agent_exit_code(daemon, "alice") == 3
+        with anyio.fail_after(30):
+            events = await hive_events(operator, "alice", until="died", count=2)
+        assert hive_subtypes(events) == ["died", "restart", "died"]
+        deaths = [str(e.data["message"]) for e in events if e.data.get("subtype") == "died"]
+        assert deaths == [
+            "exited with code 3; see its log; restart 1 in 0 s",
+            "exited with code 3; see its log; restart 2 in 600 s",
+        ]
         info = await operator.status("alice")
         assert (info.state, info.detail) == (AgentState.FAILED, "exited with code 3; see its log")
-        assert [a.state for a in await operator.list_agents()] == [AgentState.FAILED]
+        assert info.sync == SyncState.FAILED
+        assert info.sync_reason.startswith("died: exited with code 3; see its log (restart 2); next attempt in ")
+        assert [(h.step, h.state) for h in info.history][-3:] == [
+            ("exited", "failed"),
+            ("restart", "done"),
+            ("exited", "failed"),
+        ]
+        # The operator need not wait for the backoff.
+        report = await operator.reconcile("alice")
+        assert [(s.agent, s.action, s.ok) for s in report.steps] == [("alice", "restart", True)]
 
 
 def test_without_bwrap_agents_run_unsandboxed_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""The manager's socket: the agent tools plus the lifecycle toolset, applied directly for now."""
+"""The manager's socket: the agent tools plus the lifecycle toolset, whose changes are proposals."""
 
 from pathlib import Path
 
@@ -14,12 +14,14 @@ MANAGER_TOOLS = {"send", "recv", "ack", "inbox", "whoami", "peers", "report_even
     "spawn",
     "kill",
     "rebuild",
+    "propose",
+    "proposals",
     "list_agents",
     "agent_status",
 }
 
 
-async def test_the_manager_spawns_and_kills_an_agent_through_its_tools(short_tmpdir: Path) -> None:
+async def test_the_managers_spawn_and_kill_are_proposals_the_operator_approves(short_tmpdir: Path) -> None:
     config = hive_config(short_tmpdir, agent_command=IDLE_AGENT, manager_command=IDLE_AGENT)
     with anyio.fail_after(30):
         async with running_daemon(config), open_hive_client(config.host_socket) as operator:
@@ -29,20 +31,22 @@ async def test_the_manager_spawns_and_kills_an_agent_through_its_tools(short_tmp
                 assert {t.name for t in (await session.list_tools()).tools} == MANAGER_TOOLS
             async with open_hive_client(config.agent_socket("hm1nd")) as hm1nd:
                 assert (await hm1nd.whoami()).role == "manager"
-                worker = await hm1nd.spawn("worker", role="count words")
-                assert worker.state == AgentState.RUNNING
+                spawning = await hm1nd.propose_spawn("worker", role="count words")
+                assert [a.name for a in await hm1nd.list_agents()] == ["hm1nd"]
+                await operator.approve(spawning.id)
                 assert [a.name for a in await operator.list_agents()] == ["hm1nd", "worker"]
-                assert [a.name for a in await hm1nd.list_agents()] == ["hm1nd", "worker"]
                 assert (await hm1nd.status("worker")).role == "count words"
                 await hm1nd.send("worker", "count these words")
                 await hm1nd.send("operator", "spawned worker")
-                await hm1nd.kill("worker")
+                killing = await hm1nd.propose_kill("worker")
+                await operator.approve(killing.id)
                 assert [a.name for a in await operator.list_agents()] == ["hm1nd"]
                 assert not config.agent_socket("worker").exists()
                 with pytest.raises(ToolCallError) as caught:
                     await hm1nd.kill("hm1nd")
                 assert caught.value.reason == "hm1nd may not kill itself: only the operator can do that"
-            assert [m.body for m in (await operator.recv(timeout_s=1)).messages] == ["spawned worker"]
+            got = [m.body for m in (await operator.recv(timeout_s=1)).messages]
+            assert got == ["spawned worker"]
 
 
 async def test_an_ordinary_agent_asking_to_spawn_is_told_who_can(short_tmpdir: Path) -> None:

@@ -1,0 +1,343 @@
+"""The state repo: a bare git repository, `<state dir>/hive.git`, driven through the `git` CLI.
+
+Bare, so nothing here has a work tree to get dirty, and an operator's `git push` to `main` is
+accepted like a push to any server. Commits are written with `git fast-import` (one process, the
+objects, the commit) onto a scratch ref, and `main` moves only by `git update-ref NEW OLD`: a
+compare-and-swap that loses, rather than overwrites, when someone else moved main meanwhile.
+git runs with the host's and the user's git config ignored, so no hook, signing or editor
+setting of the daemon's user changes what it writes. This module is the one place git's failures
+become `StateRepoError`.
+"""
+
+import hashlib
+import logging
+import os
+import re
+import subprocess
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from hyperhive_core.errors import StateRepoError, UnknownRevisionError
+
+logger = logging.getLogger(__name__)
+
+MAIN = "refs/heads/main"
+PROPOSALS = "refs/heads/proposals/"
+SCRATCH = "refs/hyperhive/scratch"
+ZERO = "0" * 40
+KEEP_SNAPSHOTS = 32
+_SHA = re.compile(r"[0-9a-f]{40}")
+
+
+class _Unknown:
+    """The ref files could not say: ask git."""
+
+
+_UNKNOWN = _Unknown()
+KEEP_BLOBS = 4096
+# Bounds every git call: a hung git (a stuck lock, a full disk) fails the step, never the daemon.
+GIT_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Author:
+    """Who a commit says made it."""
+
+    name: str
+    email: str
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The files of one commit: path -> blob id."""
+
+    rev: str
+    files: Mapping[str, str]
+
+
+def blob_id(content: bytes) -> str:
+    """The id git gives a file's content (sha1 of a blob header and the bytes)."""
+    return hashlib.sha1(b"blob %d\0" % len(content) + content, usedforsecurity=False).hexdigest()
+
+
+def proposal_ref(proposal: int) -> str:
+    """The branch a proposal's commit lives on."""
+    return f"{PROPOSALS}{proposal}"
+
+
+def trailers(message: str) -> dict[str, str]:
+    """The `Key: value` lines of a commit message's last paragraph."""
+    found: dict[str, str] = {}
+    for line in message.strip().split("\n\n")[-1].splitlines():
+        key, sep, value = line.partition(": ")
+        if sep and key and " " not in key:
+            found[key] = value.strip()
+    return found
+
+
+class StateRepo:
+    """The bare repository holding the desired hive, and the git verbs the daemon needs."""
+
+    def __init__(self, path: Path, *, git: str = "git") -> None:
+        self.path = path
+        self._git_exe = git
+        env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
+        env |= {
+            "GIT_DIR": str(path),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "GIT_TERMINAL_PROMPT": "0",
+            "LC_ALL": "C",
+        }
+        self._env = env
+        # Serialises this daemon's writes; other writers (a push) are met by update-ref's compare-and-swap.
+        self.lock = anyio.Lock()
+        # Commits and blobs never change once written: what was read (or written) here is kept,
+        # so reading main right after our own commit costs no git process.
+        self._snapshots: OrderedDict[str, Snapshot] = OrderedDict()
+        self._blobs: OrderedDict[str, bytes] = OrderedDict()
+        self._parents: dict[str, list[str]] = {}
+
+    def _remember(self, snapshot: Snapshot) -> Snapshot:
+        self._snapshots[snapshot.rev] = snapshot
+        self._snapshots.move_to_end(snapshot.rev)
+        while len(self._snapshots) > KEEP_SNAPSHOTS:
+            self._snapshots.popitem(last=False)
+        return snapshot
+
+    def _remember_blob(self, blob: str, content: bytes) -> None:
+        self._blobs[blob] = content
+        self._blobs.move_to_end(blob)
+        while len(self._blobs) > KEEP_BLOBS:
+            self._blobs.popitem(last=False)
+
+    async def _git(
+        self, *args: str, stdin: bytes | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run git on the repo; the one place its failures become `StateRepoError`."""
+        try:
+            with anyio.fail_after(GIT_TIMEOUT_S):
+                return await anyio.run_process([self._git_exe, *args], input=stdin, env=self._env, check=check)
+        except subprocess.CalledProcessError as exc:
+            stderr = (exc.stderr or b"").decode(errors="replace").strip() or f"exit status {exc.returncode}"
+            raise StateRepoError(f"git {args[0]} failed in the state repo {self.path}: {stderr}") from exc
+        except TimeoutError as exc:
+            raise StateRepoError(f"git {args[0]} took longer than {GIT_TIMEOUT_S:g} s in {self.path}") from exc
+        except OSError as exc:
+            raise StateRepoError(
+                f"cannot run {self._git_exe} ({exc.strerror or exc}): the state repo needs git; install it "
+                "(apt-get install git) or put it on the daemon's PATH"
+            ) from exc
+
+    async def ensure(self) -> bool:
+        """Create the bare repository if it is missing; True when this call created it."""
+        if await anyio.Path(self.path / "HEAD").exists():
+            return False
+        await anyio.Path(self.path).mkdir(parents=True, exist_ok=True, mode=0o700)
+        await self._git("init", "--quiet", "--bare", "--initial-branch=main", str(self.path))
+        # A reflog for main, so `git reflog main` in the repo shows every move, pushes included.
+        await self._git("config", "core.logAllRefUpdates", "always")
+        await anyio.Path(self.path / "description").write_text("hyperhive: the desired hive (main) and proposals\n")
+        return True
+
+    async def rev(self, ref: str = MAIN) -> str | None:
+        """The commit `ref` points at, or None when it does not exist."""
+        if ref.startswith("refs/heads/"):
+            found = await anyio.to_thread.run_sync(self._read_ref, ref)
+            if not isinstance(found, _Unknown):
+                return found
+        done = await self._git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
+        if done.returncode != 0:
+            return None
+        return done.stdout.decode().strip() or None
+
+    def _read_ref(self, ref: str) -> "str | _Unknown | None":
+        """A branch read from the ref files as git keeps them (a loose file, else packed-refs): no git
+        process on the daemon's hottest read. Anything unusual (a symbolic ref, the reftable format)
+        is left to git. git replaces both files by rename, so a read never sees half of one."""
+        if (self.path / "reftable").exists():
+            return _UNKNOWN
+        try:
+            text = (self.path / ref).read_text().strip()
+        except FileNotFoundError:
+            text = None
+        except OSError:
+            return _UNKNOWN
+        if text is not None:
+            return text if _SHA.fullmatch(text) else _UNKNOWN
+        try:
+            packed = (self.path / "packed-refs").read_text()
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return _UNKNOWN
+        for line in packed.splitlines():
+            sha, _, name = line.partition(" ")
+            if name == ref:
+                return sha if _SHA.fullmatch(sha) else _UNKNOWN
+        return None
+
+    async def resolve(self, rev: str) -> str:
+        """The commit a revision (a sha, `main~2`, a tag...) names.
+
+        Raises:
+            UnknownRevisionError: it names no commit.
+        """
+        if not rev or rev.startswith("-") or any(c.isspace() for c in rev):
+            raise UnknownRevisionError(rev)
+        found = await self.rev(rev)
+        if found is None:
+            raise UnknownRevisionError(rev)
+        return found
+
+    async def snapshot(self, rev: str) -> Snapshot:
+        """Every file of commit `rev` (a full sha)."""
+        if (known := self._snapshots.get(rev)) is not None:
+            return known
+        done = await self._git("ls-tree", "-r", "-z", "--full-tree", rev)
+        files: dict[str, str] = {}
+        for entry in done.stdout.decode().split("\0"):
+            if entry:
+                meta, _, path = entry.partition("\t")
+                _mode, kind, blob = meta.split()
+                if kind == "blob":
+                    files[path] = blob
+        return self._remember(Snapshot(rev, files)) if len(rev) == 40 else Snapshot(rev, files)
+
+    async def blobs(self, ids: Sequence[str]) -> dict[str, bytes]:
+        """The contents of blobs, by id, in one git process."""
+        found: dict[str, bytes] = {i: self._blobs[i] for i in ids if i in self._blobs}
+        wanted = [i for i in dict.fromkeys(ids) if i not in found]
+        if not wanted:
+            return found
+        done = await self._git("cat-file", "--batch", stdin="".join(f"{i}\n" for i in wanted).encode())
+        out = done.stdout
+        at = 0
+        for blob in wanted:
+            end = out.index(b"\n", at)
+            header = out[at:end].decode().split()
+            if len(header) != 3:
+                raise StateRepoError(f"git cat-file found no object {blob} in {self.path}")
+            size = int(header[2])
+            found[blob] = out[end + 1 : end + 1 + size]
+            self._remember_blob(blob, found[blob])
+            at = end + 1 + size + 1
+        return found
+
+    async def commit(
+        self,
+        *,
+        parent: str | None,
+        changes: Mapping[str, bytes | None],
+        author: Author,
+        message: str,
+        committer: Author | None = None,
+        merge: str | None = None,
+        ref: str = SCRATCH,
+    ) -> str:
+        """Write a commit onto `ref` (never main): `parent`'s files with `changes` (None deletes); its id."""
+        now = int(time.time())
+        who = committer or author
+        text = message.rstrip("\n").encode() + b"\n"
+        stream = [b"feature done\n", f"reset {ref}\n".encode(), f"commit {ref}\nmark :1\n".encode()]
+        stream.append(f"author {author.name} <{author.email}> {now} +0000\n".encode())
+        stream.append(f"committer {who.name} <{who.email}> {now} +0000\n".encode())
+        stream.append(f"data {len(text)}\n".encode() + text)
+        if parent is not None:
+            stream.append(f"from {parent}\n".encode())
+        if merge is not None:
+            stream.append(f"merge {merge}\n".encode())
+        for path, content in sorted(changes.items()):
+            if content is None:
+                stream.append(f"D {path}\n".encode())
+            else:
+                stream.append(f"M 100644 inline {path}\ndata {len(content)}\n".encode() + content + b"\n")
+        stream.append(b"\nget-mark :1\ndone\n")
+        done = await self._git("fast-import", "--quiet", "--force", stdin=b"".join(stream))
+        commit = done.stdout.decode().strip()
+        self._parents[commit] = [p for p in (parent, merge) if p is not None]
+        while len(self._parents) > KEEP_SNAPSHOTS:
+            del self._parents[next(iter(self._parents))]
+        # What the new commit holds is known without asking git: its parent's files with the changes.
+        base = self._snapshots.get(parent) if parent is not None else Snapshot("", {})
+        if base is not None:
+            files = dict(base.files)
+            for path, content in changes.items():
+                if content is None:
+                    files.pop(path, None)
+                else:
+                    files[path] = blob_id(content)
+                    self._remember_blob(files[path], content)
+            self._remember(Snapshot(commit, files))
+        return commit
+
+    async def move(self, ref: str, new: str, old: str | None, *, reason: str) -> bool:
+        """Point `ref` at `new` only if it still points at `old` (None: only if it does not exist).
+
+        Returns False when another writer moved it first; nothing changed then.
+        """
+        done = await self._git("update-ref", "-m", reason, ref, new, old or ZERO, check=False)
+        if done.returncode == 0:
+            return True
+        if await self.rev(ref) != old:
+            return False
+        stderr = done.stderr.decode(errors="replace").strip()
+        raise StateRepoError(f"git update-ref {ref} failed in the state repo {self.path}: {stderr}")
+
+    async def changed_paths(self, old: str, new: str) -> set[str]:
+        """The files that differ between two commits."""
+        if old == new:
+            return set()
+        done = await self._git("diff", "--name-only", "--no-renames", "-z", old, new)
+        return {path for path in done.stdout.decode().split("\0") if path}
+
+    async def diff(self, old: str, new: str) -> str:
+        """A unified diff between two commits, as text."""
+        done = await self._git("diff", "--no-color", "--no-ext-diff", "--no-renames", old, new)
+        return done.stdout.decode(errors="replace")
+
+    async def parents(self, rev: str) -> list[str]:
+        """The parents of commit `rev` (remembered for the commits this daemon wrote)."""
+        if (known := self._parents.get(rev)) is not None:
+            return known
+        done = await self._git("rev-list", "--parents", "-n", "1", rev)
+        return done.stdout.decode().split()[1:]
+
+    async def is_ancestor(self, ancestor: str, rev: str) -> bool:
+        """Whether commit `ancestor` is in `rev`'s history (or is `rev`)."""
+        done = await self._git("merge-base", "--is-ancestor", ancestor, rev, check=False)
+        if done.returncode > 1:
+            stderr = done.stderr.decode(errors="replace").strip()
+            raise StateRepoError(f"git merge-base failed in the state repo {self.path}: {stderr}")
+        return done.returncode == 0
+
+    async def message(self, rev: str) -> str:
+        """The commit message of `rev`."""
+        done = await self._git("cat-file", "commit", rev)
+        return done.stdout.decode(errors="replace").split("\n\n", 1)[-1]
+
+    async def merged_proposals(self) -> set[int]:
+        """The proposals whose branch main contains (merged by the daemon, or by hand with git)."""
+        done = await self._git("for-each-ref", f"--merged={MAIN}", "--format=%(refname)", PROPOSALS)
+        found: set[int] = set()
+        for line in done.stdout.decode().splitlines():
+            number = line.removeprefix(PROPOSALS)
+            if number.isdigit():
+                found.add(int(number))
+        return found
+
+    async def ref_signature(self) -> tuple[object, ...]:
+        """A cheap token that changes whenever main may have moved (a loose ref rewritten, refs packed)."""
+        signature: list[object] = []
+        for path in (self.path / MAIN, self.path / "packed-refs"):
+            try:
+                st = await anyio.Path(path).stat()
+                signature.append((st.st_ino, st.st_mtime_ns, st.st_size))
+            except FileNotFoundError:
+                signature.append(None)
+        return tuple(signature)
