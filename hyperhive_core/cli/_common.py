@@ -1,5 +1,7 @@
 """Shared by every hivectl command: the directory options, the consoles, and the call-the-daemon shell."""
 
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,11 @@ from hyperhive_core.errors import HiveError
 
 T = TypeVar("T")
 
-console = Console(highlight=False)
+# Piped or captured (a script, the demo's log), rich would cut every table at 80 columns and
+# leave "ali…" for alice; like `kubectl get`, the lines are as long as the table needs instead.
+# A terminal keeps its own width; COLUMNS still wins when set.
+_PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 240
+console = Console(highlight=False, width=_PIPED_WIDTH)
 err_console = Console(stderr=True, highlight=False)
 
 RunDir = Annotated[

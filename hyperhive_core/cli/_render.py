@@ -94,6 +94,9 @@ def agents_table(agents: list[AgentInfo]) -> Table:
         title="hive",
         title_justify="left",
     )
+    # Eleven columns in an 80-column terminal: a cell folds onto a second line, never "ali…".
+    for column in table.columns:
+        column.overflow = "fold"
     for a in agents:
         state = Text(a.state.value, style=STATE_STYLE.get(a.state, ""))
         if a.detail:

@@ -3,6 +3,8 @@ dirs after the verb, acknowledged reads, a failed spawn that leaves nothing, hon
 
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Generator
 from contextlib import contextmanager
@@ -166,3 +168,21 @@ def test_an_echo_agents_logs_show_what_it_received_and_sent(short_tmpdir: Path) 
         assert "[received] message" in logs
         assert "hello alice" in logs
         assert "[sent] message" in logs
+
+
+def test_a_piped_list_shows_names_whole_not_cut_at_80_columns(hive: LiveHive) -> None:
+    # The demo's own log showed "ali…" for alice: rich cut the piped table at 80 columns.
+    name = "ninechars"
+    hive.ok("spawn", name)
+    env = {key: value for key, value in {**os.environ, **hive.env}.items() if key != "COLUMNS"}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("hivectl")), "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert name in done.stdout
+    assert "…" not in done.stdout
