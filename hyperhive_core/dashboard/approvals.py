@@ -182,7 +182,7 @@ def approvals_body(
         '<p class="empty">nothing waits for a verdict: the manager\'s proposals appear here</p>'
     )
     return render(
-        """<div id="approvals-body" hx-get="/partials/approvals" hx-swap="outerHTML"
+        """<div id="approvals-body" hx-get="/partials/approvals" hx-swap="outerHTML" hx-disinherit="*"
  hx-trigger="approvals-changed from:body, hive-changed from:body">
 <span hidden hx-get="/partials/approvals/watch?seen={seen}" hx-trigger="every {every}s" hx-swap="none"></span>
 <h2>pending <small>{count}</small></h2>

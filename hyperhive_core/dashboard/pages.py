@@ -206,8 +206,9 @@ def agents_body(rows: Sequence[Html]) -> Html:
         '<tr><td colspan="12" class="empty">no agents yet: <code>hivectl spawn NAME</code></td></tr>'
     )
     return render(
+        # hx-disinherit: the buttons inside answer into #notice (innerHTML), not with this outerHTML swap.
         '<tbody id="agents-body" hx-get="/partials/agents" hx-trigger="every 5s, hive-changed from:body" '
-        'hx-swap="outerHTML">{body}</tbody>',
+        'hx-swap="outerHTML" hx-disinherit="*">{body}</tbody>',
         body=body,
     )
 
