@@ -9,6 +9,7 @@ setting of the daemon's user changes what it writes. This module is the one plac
 become `StateRepoError`.
 """
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -71,6 +72,7 @@ class CommitInfo:
     email: str
     at: float
     message: str
+    merged_author: str = ""  # of a merge: who wrote the commit it merged (the proposer)
 
     @property
     def subject(self) -> str:
@@ -429,6 +431,18 @@ class StateRepo:
             return []
         listed = await self._git("rev-list", "--first-parent", f"--skip={skip}", f"--max-count={limit}", ref)
         revs = listed.stdout.decode().split()
+        if not revs:
+            return []
+        found = await self._commits(revs)
+        # A merge's own author approved it; the commit it merged says who proposed it.
+        merged = await self._commits(list(dict.fromkeys(c.parents[1] for c in found if len(c.parents) > 1)))
+        side = {c.rev: c.author for c in merged}
+        return [
+            dataclasses.replace(c, merged_author=side.get(c.parents[1], "")) if len(c.parents) > 1 else c for c in found
+        ]
+
+    async def _commits(self, revs: Sequence[str]) -> list[CommitInfo]:
+        """Commits read whole, in one git process."""
         if not revs:
             return []
         done = await self._git("cat-file", "--batch", stdin="".join(f"{rev}\n" for rev in revs).encode())

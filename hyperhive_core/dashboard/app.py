@@ -422,6 +422,7 @@ class Dashboard:
                         "subject": c.subject,
                         "message": c.message,
                         "trailers": c.trailers,
+                        "merged_author": c.merged_author,
                     }
                     for c in commits
                 ],

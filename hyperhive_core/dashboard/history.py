@@ -38,7 +38,7 @@ def commit_row(commit: CommitInfo) -> Html:
     proposal = trailers.get("Proposal-Id", "")
     return render(
         """<tr class="commit" id="c-{rev}" data-rev="{rev}" data-proposal="{proposal}">
-<td><code>{short}</code>{merge}</td><td class="num">{when}</td><td class="who">{author}</td>
+<td><code>{short}</code>{merge}</td><td class="num">{when}</td><td class="who">{author}{proposer}</td>
 <td class="subject">{subject}<div>{chips}</div></td>
 <td><button type="button" class="link" hx-get="/partials/commit/{rev}" hx-target="#d-{rev}">diff</button></td>
 </tr>
@@ -48,6 +48,9 @@ def commit_row(commit: CommitInfo) -> Html:
         merge=Html(' <span class="chip">merge</span>') if len(commit.parents) > 1 else EMPTY,
         when=_when(commit.at),
         author=commit.author,
+        proposer=render('<div class="dim">merged from {a}</div>', a=commit.merged_author)
+        if commit.merged_author
+        else EMPTY,
         subject=commit.subject,
         chips=chips,
         proposal=proposal,

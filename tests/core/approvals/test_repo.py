@@ -66,6 +66,7 @@ async def test_the_log_reads_mains_first_parents_a_page_at_a_time_whatever_the_m
     newest = await repo.log(limit=2)
     assert [c.subject for c in newest] == ["merge side", "change 119"]
     assert newest[0].parents == (rev, side)
+    assert (newest[0].merged_author, newest[1].merged_author) == ("ada", "")
     assert (newest[0].author, newest[0].email) == ("ada", "ada@example.org")
     assert newest[1].trailers == {"Proposal-Id": "119"}
     page = await repo.log(skip=50, limit=50)

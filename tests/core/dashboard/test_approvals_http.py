@@ -206,6 +206,7 @@ async def test_the_history_shows_mains_commits_with_who_what_and_the_proposal_an
         assert f'id="c-{merge}" data-rev="{merge}" data-proposal="{proposal.id}"' in page
         assert f'<span class="chip" data-key="Proposal-Id">Proposal-Id: {proposal.id}</span>' in page
         assert 'href="/history" aria-current="page"' in page
+        assert '<div class="dim">merged from hm1nd</div>' in page  # who proposed what the operator approved
         # The merge's diff is what it brought to main: bob's file.
         assert "+++ b/agents/bob.toml" in opened
         assert '<span class="add">+role = &quot;review&quot;</span>' in opened
