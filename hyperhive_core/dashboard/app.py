@@ -318,14 +318,7 @@ class Dashboard:
         return pending, decided
 
     async def approvals_body(self) -> Html:
-        pending, decided = await self.approvals_lists()
-        details: list[ProposalDetail] = []
-        for p in pending[: approvals.MAX_DETAILED]:
-            try:
-                details.append(await self.proposal(p.id))
-            except Refused:  # decided meanwhile (or expired): the next refresh shows where it went
-                continue
-        return approvals.approvals_body(details, pending, decided)
+        return approvals.approvals_body(*await self.approvals_lists())
 
     async def approvals_page(self, request: Request) -> Response:
         content = approvals.approvals_view(await self.approvals_body())
@@ -333,6 +326,9 @@ class Dashboard:
 
     async def approvals_partial(self, request: Request) -> Response:
         return HTMLResponse(await self.approvals_body())
+
+    async def proposal_partial(self, request: Request) -> Response:
+        return HTMLResponse(approvals.proposal_detail(await self.proposal(int(request.path_params["id"]))))
 
     async def approvals_watch(self, request: Request) -> Response:
         """204 while the proposals stand as the page shows them; otherwise a cue to refresh."""
@@ -539,6 +535,7 @@ def build_app(context: Context) -> Starlette:
         Route("/approvals", _handle(d.approvals_page)),
         Route("/partials/approvals", _handle(d.approvals_partial)),
         Route("/partials/approvals/watch", _handle(d.approvals_watch)),
+        Route("/partials/approvals/{id:int}", _handle(d.proposal_partial)),
         Route("/history", _handle(d.history_page)),
         Route("/partials/commit/{rev}", _handle(d.commit_partial)),
         Route("/api/agents", _handle(d.api_agents)),

@@ -2,9 +2,11 @@
 
 Everything here comes from the operator's tools (`approvals`, `approval`), as `hivectl approvals`
 shows it. The proposer (the manager) wrote the summary, the message and the agent files: all of it
-is escaped by `render`. The view refreshes itself only when something changed: a poll of a small
-fingerprint (`watch`) that answers 204 while the proposals stand as they were, so a reason being
-typed into a deny form is not wiped every few seconds.
+is escaped by `render`. A card's diff and plan (a git diff and a plan each, the costly part) load
+on their own once the card is on screen, so the page opens at once however many proposals wait.
+The view refreshes itself only when something changed: a poll of a small fingerprint (`watch`)
+that answers 204 while the proposals stand as they were, so a reason being typed into a deny form
+is not wiped every few seconds.
 """
 
 import hashlib
@@ -18,8 +20,6 @@ from hyperhive_core.dashboard.html import Html, join, render
 from hyperhive_core.states import ProposalState
 
 EMPTY = Html("")
-# Pending proposals shown whole (each costs a diff and a plan); the rest are listed by id.
-MAX_DETAILED = 10
 MAX_PENDING = 200
 MAX_DECIDED = 100
 WATCH_EVERY_S = 4
@@ -86,9 +86,8 @@ def plan_html(plan: PlanView) -> Html:
     )
 
 
-def proposal_card(detail: ProposalDetail) -> Html:
-    """A pending proposal whole: who, what, why, its diff, the plan, and the verdict buttons."""
-    p = detail.proposal
+def proposal_detail(detail: ProposalDetail) -> Html:
+    """What a card loads once shown: the diff of the proposal's files, and what approving it now would do."""
     conflicts = (
         render(
             '<p class="bad">stale: main changed {files} since this was proposed; approving is refused</p>',
@@ -98,14 +97,22 @@ def proposal_card(detail: ProposalDetail) -> Html:
         else EMPTY
     )
     return render(
+        "{conflicts}<h3>diff</h3>\n{diff}\n<h3>if approved now</h3>\n{plan}",
+        conflicts=conflicts,
+        diff=diff_html(detail.diff),
+        plan=plan_html(detail.plan),
+    )
+
+
+def proposal_card(p: ProposalView) -> Html:
+    """A pending proposal: who, what, why, the verdict buttons; its diff and plan load once it is shown."""
+    return render(
         """<article class="proposal" id="proposal-{id}" data-id="{id}" data-state="{state}">
 <header><b>#{id}</b> <span class="summary">{summary}</span>
 <span class="dim">from <b>{proposer}</b>, {when}; expires {expires}; base {base}</span></header>
 <div class="message">{message}</div>
-{conflicts}<h3>diff</h3>
-{diff}
-<h3>if approved now</h3>
-{plan}
+<div class="detail" hx-get="/partials/approvals/{id}" hx-trigger="revealed" hx-swap="innerHTML">
+<p class="dim">loading its diff and plan…</p></div>
 <div class="verdict">
 <button type="button" class="approve" hx-post="/api/approvals/{id}/approve" hx-target="#notice"
  hx-disabled-elt="this">approve</button>
@@ -123,9 +130,6 @@ def proposal_card(detail: ProposalDetail) -> Html:
         expires=_when_ahead(p.expires_at),
         base=p.base[:12],
         message=p.message or Html('<span class="dim">(no message)</span>'),
-        conflicts=conflicts,
-        diff=diff_html(detail.diff),
-        plan=plan_html(detail.plan),
     )
 
 
@@ -163,22 +167,14 @@ def decided_table(decided: Sequence[ProposalView]) -> Html:
     )
 
 
-def approvals_body(
-    details: Sequence[ProposalDetail], pending: Sequence[ProposalView], decided: Sequence[ProposalView]
-) -> Html:
-    """The part of the view that refreshes: the pending cards, the rest listed, the decided table."""
-    shown = {d.proposal.id for d in details}
-    rest = [p for p in pending if p.id not in shown]
+def approvals_body(pending: Sequence[ProposalView], decided: Sequence[ProposalView]) -> Html:
+    """The part of the view that refreshes: the pending cards and the decided table."""
     more = (
-        render(
-            '<p class="dim">{n} more pending: {ids} (<code>hivectl approvals show ID</code>)</p>',
-            n=len(rest),
-            ids=", ".join(f"#{p.id} {p.summary}" for p in rest),
-        )
-        if rest
+        render('<p class="dim">the newest {n} shown: <code>hivectl approvals</code> lists them all</p>', n=MAX_PENDING)
+        if len(pending) >= MAX_PENDING
         else EMPTY
     )
-    cards = join(proposal_card(d) for d in details) or Html(
+    cards = join(proposal_card(p) for p in pending) or Html(
         '<p class="empty">nothing waits for a verdict: the manager\'s proposals appear here</p>'
     )
     return render(

@@ -49,9 +49,12 @@ async def test_a_pending_proposal_shows_its_diff_and_plan_and_approving_it_from_
             page = (await client.get("/approvals")).text
             assert f'id="proposal-{proposal.id}"' in page
             assert "the operator wants counts" in page
-            assert '<span class="add">+role = &quot;count words&quot;</span>' in page
-            assert '<span class="action create">create</span>' in page
             assert f'hx-post="/api/approvals/{proposal.id}/approve"' in page
+            # The card loads its diff and plan once shown.
+            assert f'hx-get="/partials/approvals/{proposal.id}" hx-trigger="revealed"' in page
+            detail = (await client.get(f"/partials/approvals/{proposal.id}")).text
+            assert '<span class="add">+role = &quot;count words&quot;</span>' in detail
+            assert '<span class="action create">create</span>' in detail
             assert 'href="/approvals" aria-current="page"' in page
             listed = (await client.get("/api/approvals")).json()
             assert [p["id"] for p in listed["pending"]] == [proposal.id]
@@ -106,7 +109,8 @@ async def test_a_hostile_proposal_reaches_the_page_as_text_only(short_tmpdir: Pa
         proposal = await h.manager.propose_spawn("mallory", role=HOSTILE, reason=HOSTILE)
         async with h.dash.client() as client:
             page = (await client.get("/approvals")).text
-        card = page.split(f'id="proposal-{proposal.id}"', 1)[1].split("</article>", 1)[0]
+            detail = (await client.get(f"/partials/approvals/{proposal.id}")).text
+        card = page.split(f'id="proposal-{proposal.id}"', 1)[1].split("</article>", 1)[0] + detail
         assert "<img" not in card
         assert "<script>" not in card
         assert "\x1b" not in card
