@@ -6,7 +6,9 @@ httpx2 streams in threads of this process, reading every event as a browser tab 
 """
 
 import json
+import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Generator
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx2
 from playwright.sync_api import Browser, Page, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -218,3 +221,39 @@ def seed_messages(state_dir: Path, names: list[str], total: int) -> None:
     with engine.begin() as connection:
         connection.execute(MESSAGE_TABLE.insert(), rows)
     engine.dispose()
+
+
+def grow_main(state_repo: Path, n: int) -> None:
+    """Add `n` commits to main of a running hive's state repo (each rewrites its README only, so the
+    reconciler has nothing to do), in one `git fast-import`: the history of a hive that ran long."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env |= {"GIT_DIR": str(state_repo), "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+    now = int(time.time())
+    stream = [b"feature done\n"]
+    for i in range(n):
+        text = f"# a long-lived hive: change {i}\n".encode()
+        message = f"readme: change {i}\n\nRequested-By: operator\n".encode()
+        stream.append(b"commit refs/hyperhive/bench\n")
+        stream.append(f"author operator <operator@hyperhive.invalid> {now} +0000\n".encode())
+        stream.append(f"committer operator <operator@hyperhive.invalid> {now} +0000\n".encode())
+        stream.append(f"data {len(message)}\n".encode() + message)
+        if i == 0:
+            stream.append(b"from refs/heads/main^0\n")
+        stream.append(f"M 100644 inline README.md\ndata {len(text)}\n".encode() + text + b"\n")
+    stream.append(b"done\n")
+    old = subprocess.run(["git", "rev-parse", "main"], env=env, check=True, capture_output=True).stdout.strip()
+    subprocess.run(["git", "fast-import", "--quiet"], input=b"".join(stream), env=env, check=True)
+    new = subprocess.run(["git", "rev-parse", "refs/hyperhive/bench"], env=env, check=True, capture_output=True)
+    subprocess.run(["git", "update-ref", "refs/heads/main", new.stdout.strip(), old], env=env, check=True)
+
+
+def get_ms(client: httpx2.Client, path: str, n: int) -> list[float]:
+    """`n` timings of GET `path` (whole answer read), in seconds; each must answer 200."""
+    samples: list[float] = []
+    for _ in range(n):
+        start = time.perf_counter()
+        answer = client.get(path)
+        samples.append(time.perf_counter() - start)
+        if answer.status_code != 200:
+            raise RuntimeError(f"GET {path} answered {answer.status_code}: {answer.text[:200]}")
+    return samples

@@ -27,10 +27,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx2
+
 from benchmarks._claude import ModeResult, claude_installed, fake_api, measure_mode
 from benchmarks._dashboard import (
     Dashboard,
     dashboard_of,
+    get_ms,
+    grow_main,
     logged_in,
     open_browser,
     page_loads,
@@ -767,6 +771,7 @@ def measure_scale(root: Path, floors: Floors, sizes: Sizes) -> list[Row]:
         with open_browser() as browser, logged_in(browser, dash) as page:
             agents_load, stream_load = page_loads(page, dash, names[-1], PAGE_MESSAGES, sizes.cli_runs)
         approval_rows = measure_approvals(hive, floors, sizes, len(names))
+        approval_rows.append(measure_review_views(hive, dash, sizes))
     spawn_median, spawn_p99 = ms(spawns)
     answer_median, answer_p99 = ms(answers)
     cli_median, cli_p99 = ms(cli)
@@ -901,6 +906,45 @@ def measure_approvals(hive: Hive, floors: Floors, sizes: Sizes, agents: int) -> 
         )
     )
     return rows
+
+
+def measure_review_views(hive: Hive, dash: Dashboard, sizes: Sizes) -> Row:
+    """The approvals and history views over HTTP, on the hive `measure_approvals` left: its pending
+    proposals, and main grown by `2 * sizes.commits` commits (a hive that ran long)."""
+    grow_main(hive.state_dir / "hive.git", 2 * sizes.commits)
+    headers = {"Authorization": f"Bearer {dash.token}"}
+    with httpx2.Client(base_url=dash.url, headers=headers, timeout=60) as client:
+        waiting = client.get("/api/approvals").json()["pending"]
+        pending = len(waiting)
+        total = client.get("/api/history").json()["total"]
+        last = (total + 49) // 50
+        newest = client.get("/api/history").json()["commits"][0]["rev"]
+        approvals = get_ms(client, "/approvals", sizes.cli_runs)
+        card = get_ms(client, f"/partials/approvals/{waiting[0]['id']}", sizes.cli_runs) if waiting else [0.0]
+        first = get_ms(client, "/history", sizes.cli_runs)
+        oldest = get_ms(client, f"/history?page={last}", sizes.cli_runs)
+        diff = get_ms(client, f"/partials/commit/{newest}", sizes.cli_runs)
+    median, p99 = ms(approvals)
+    first_ms, oldest_ms, diff_ms, card_ms = ms(first)[0], ms(oldest)[0], ms(diff)[0], ms(card)[0]
+    return Row(
+        "dashboard: approvals, history",
+        f"GET, whole answer: median/p99 = the approvals view ({pending} pending); one card's diff and plan; "
+        f"the history's first and last page of {total:,} commits on main (50 a page); a commit's diff",
+        f"approvals {median:.0f} ms, a card {card_ms:.0f} ms; history {first_ms:.0f} ms, page {last} "
+        f"{oldest_ms:.0f} ms; diff {diff_ms:.0f} ms",
+        "-",
+        None,
+        median,
+        p99,
+        extra={
+            "pending": pending,
+            "card_ms": card_ms,
+            "commits": total,
+            "history_first_ms": first_ms,
+            "history_last_ms": oldest_ms,
+            "commit_diff_ms": diff_ms,
+        },
+    )
 
 
 # claude turns

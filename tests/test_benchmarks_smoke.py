@@ -24,6 +24,7 @@ ROWS = [
     "CLI: `hivectl plan`",
     "CLI: `hivectl approvals`",
     "approve → answer",
+    "dashboard: approvals, history",
     "history: `recv`",
     "history: `inbox`",
     "claude turn start (kept)",

@@ -9,6 +9,7 @@ setting of the daemon's user changes what it writes. This module is the one plac
 become `StateRepoError`.
 """
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -42,6 +43,7 @@ _UNKNOWN = _Unknown()
 KEEP_BLOBS = 4096
 # Bounds every git call: a hung git (a stuck lock, a full disk) fails the step, never the daemon.
 GIT_TIMEOUT_S = 60.0
+_AUTHOR = re.compile(r"(?P<name>.*) <(?P<email>[^>]*)> (?P<at>\d+) [+-]\d{4}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,44 @@ class Snapshot:
 
     rev: str
     files: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInfo:
+    """One commit as `git log` shows it: who made it, when, and what it says."""
+
+    rev: str
+    parents: tuple[str, ...]
+    author: str
+    email: str
+    at: float
+    message: str
+    merged_author: str = ""  # of a merge: who wrote the commit it merged (the proposer)
+
+    @property
+    def subject(self) -> str:
+        """The message's opening line."""
+        return self.message.split("\n", 1)[0]
+
+    @property
+    def trailers(self) -> dict[str, str]:
+        """The message's trailers (`Proposal-Id`, `Requested-By`...)."""
+        return trailers(self.message) if "\n\n" in self.message.strip() else {}
+
+
+def parse_commit(rev: str, raw: bytes) -> CommitInfo:
+    """A commit object's text (as `git cat-file commit` prints it) read into a `CommitInfo`."""
+    text = raw.decode(errors="replace")
+    head, _, message = text.partition("\n\n")
+    parents: list[str] = []
+    author, email, at = "?", "", 0.0
+    for line in head.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "parent":
+            parents.append(value)
+        elif key == "author" and (found := _AUTHOR.fullmatch(value)) is not None:
+            author, email, at = found["name"], found["email"], float(found["at"])
+    return CommitInfo(rev, tuple(parents), author, email, at, message)
 
 
 def blob_id(content: bytes) -> str:
@@ -133,6 +173,35 @@ class StateRepo:
                 f"cannot run {self._git_exe} ({exc.strerror or exc}): the state repo needs git; install it "
                 "(apt-get install git) or put it on the daemon's PATH"
             ) from exc
+
+    async def _git_head(self, *args: str, max_bytes: int) -> tuple[bytes, bool]:
+        """Run git and keep at most `max_bytes` of its output (True: there was more); git is stopped
+        past that, so a huge commit costs a bounded read, never the daemon's memory."""
+        out = bytearray()
+        cut = False
+        try:
+            with anyio.fail_after(GIT_TIMEOUT_S):
+                async with await anyio.open_process(
+                    [self._git_exe, *args], env=self._env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE
+                ) as process:
+                    assert process.stdout is not None
+                    assert process.stderr is not None
+                    async for chunk in process.stdout:
+                        out += chunk
+                        if len(out) > max_bytes:
+                            cut = True
+                            process.kill()
+                            break
+                    errors = b"" if cut else b"".join([chunk async for chunk in process.stderr])
+                    code = await process.wait()
+        except TimeoutError as exc:
+            raise StateRepoError(f"git {args[0]} took longer than {GIT_TIMEOUT_S:g} s in {self.path}") from exc
+        except OSError as exc:
+            raise StateRepoError(f"cannot run {self._git_exe} ({exc.strerror or exc}) on {self.path}") from exc
+        if not cut and code != 0:
+            stderr = errors.decode(errors="replace").strip() or f"exit status {code}"
+            raise StateRepoError(f"git {args[0]} failed in the state repo {self.path}: {stderr}")
+        return bytes(out[:max_bytes]), cut
 
     async def ensure(self) -> bool:
         """Create the bare repository if it is missing; True when this call created it."""
@@ -341,3 +410,71 @@ class StateRepo:
             except FileNotFoundError:
                 signature.append(None)
         return tuple(signature)
+
+    # the audit trail: what the history view reads
+
+    async def count(self, ref: str = MAIN) -> int:
+        """How many commits `ref` has along its first parents (0 when it does not exist)."""
+        if await self.rev(ref) is None:
+            return 0
+        done = await self._git("rev-list", "--count", "--first-parent", ref)
+        return int(done.stdout.decode().strip() or 0)
+
+    async def log(self, ref: str = MAIN, *, skip: int = 0, limit: int = 50) -> list[CommitInfo]:
+        """`ref`'s commits along its first parents, newest first: `limit` of them after `skip`.
+
+        Every change of main is one of these (a merged proposal is its merge commit). The commit
+        objects are read whole with `cat-file --batch`, so nothing in a message (the proposer writes
+        part of it) can be taken for a separator.
+        """
+        if limit <= 0 or await self.rev(ref) is None:
+            return []
+        listed = await self._git("rev-list", "--first-parent", f"--skip={skip}", f"--max-count={limit}", ref)
+        revs = listed.stdout.decode().split()
+        if not revs:
+            return []
+        found = await self._commits(revs)
+        # A merge's own author approved it; the commit it merged says who proposed it.
+        merged = await self._commits(list(dict.fromkeys(c.parents[1] for c in found if len(c.parents) > 1)))
+        side = {c.rev: c.author for c in merged}
+        return [
+            dataclasses.replace(c, merged_author=side.get(c.parents[1], "")) if len(c.parents) > 1 else c for c in found
+        ]
+
+    async def _commits(self, revs: Sequence[str]) -> list[CommitInfo]:
+        """Commits read whole, in one git process."""
+        if not revs:
+            return []
+        done = await self._git("cat-file", "--batch", stdin="".join(f"{rev}\n" for rev in revs).encode())
+        out, at, found = done.stdout, 0, list[CommitInfo]()
+        for rev in revs:
+            end = out.index(b"\n", at)
+            header = out[at:end].decode().split()
+            if len(header) != 3 or header[1] != "commit":
+                raise StateRepoError(f"git cat-file found no commit {rev} in {self.path}")
+            size = int(header[2])
+            found.append(parse_commit(rev, out[end + 1 : end + 1 + size]))
+            at = end + 1 + size + 1
+        return found
+
+    async def commit_info(self, rev: str) -> CommitInfo:
+        """One commit (a full sha).
+
+        Raises:
+            UnknownRevisionError: it names no commit.
+        """
+        if not _SHA.fullmatch(rev):
+            raise UnknownRevisionError(rev)
+        done = await self._git("cat-file", "commit", rev, check=False)
+        if done.returncode != 0:
+            raise UnknownRevisionError(rev)
+        return parse_commit(rev, done.stdout)
+
+    async def commit_diff(self, rev: str, *, max_bytes: int) -> tuple[str, bool]:
+        """What commit `rev` changed against its first parent (the first commit: against nothing),
+        as a unified diff of at most `max_bytes`; True when it was cut there."""
+        out, cut = await self._git_head(
+            "diff-tree", "-p", "--root", "--no-commit-id", "--no-color", "--no-ext-diff", "--no-renames",
+            "--diff-merges=first-parent", rev, max_bytes=max_bytes,
+        )  # fmt: skip
+        return out.decode(errors="replace"), cut

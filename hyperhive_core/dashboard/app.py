@@ -1,8 +1,9 @@
 """The dashboard's routes: pages, partials, the JSON API, and the SSE streams.
 
-Reads come from the hive database (`HiveReader`) and the hive's own views; every action (send,
-rebuild, kill) is a call of the operator's toolset, the very MCP server behind host.sock, so the
-page and `hivectl` share one code path, one validation and the same words when refused.
+Reads come from the hive database (`HiveReader`), the state repo (`StateRepo`, for the history)
+and the hive's own views; every action (send, rebuild, kill, suspend, resume, approve, deny) is a
+call of the operator's toolset, the very MCP server behind host.sock, so the page and `hivectl`
+share one code path, one validation and the same words when refused.
 """
 
 import functools
@@ -25,14 +26,18 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from hyperhive_core.approvals.repo import CommitInfo, StateRepo
+from hyperhive_core.approvals.views import ProposalDetail, ProposalList, ProposalView, Verdict
 from hyperhive_core.broker.models import EventRow
-from hyperhive_core.dashboard import pages, terminal
+from hyperhive_core.dashboard import approvals, history, pages, terminal
 from hyperhive_core.dashboard.activity import Activity
+from hyperhive_core.dashboard.diffs import MAX_DIFF_CHARS
 from hyperhive_core.dashboard.feeds import Entry, EventFeeds, Fetch, Gap, MessageFeed, follow
 from hyperhive_core.dashboard.html import Html
 from hyperhive_core.dashboard.queries import Event, HiveReader, Message, event_data
 from hyperhive_core.dashboard.sse import RETRY_MS, HiveEventStream, StreamCount
 from hyperhive_core.dashboard.stats import StatsStore
+from hyperhive_core.errors import HiveError, UnknownRevisionError
 from hyperhive_core.hive import Hive
 from hyperhive_core.mcp.models import AgentInfo, AgentList
 from hyperhive_core.names import OPERATOR
@@ -50,7 +55,9 @@ MAX_STATS_WINDOW_S = 6 * 3600
 RETRY_FRAME = ServerSentEvent(retry=RETRY_MS).encode()
 # Principals a filter or a terminal may name: agent names, the manager and the operator.
 PRINCIPAL = re.compile(r"[a-z][a-z0-9-]{0,8}|operator")
-ACTIONS = ("rebuild", "kill")
+ACTIONS = {"rebuild": "rebuilt", "kill": "killed", "suspend": "suspended", "resume": "resumed"}
+# A commit of the state repo, as the history names it: a full sha.
+REV = re.compile(r"[0-9a-f]{40}")
 
 
 class Refused(Exception):
@@ -67,6 +74,7 @@ class Context:
 
     hive: Hive
     operator: MCPServer[Any]
+    repo: StateRepo
     reader: HiveReader
     activity: Activity
     stats: StatsStore
@@ -284,8 +292,142 @@ class Dashboard:
         if verb not in ACTIONS:
             raise Refused(f"unknown action {verb!r}; the dashboard can {', '.join(ACTIONS)}", status=404)
         result = await self.call(verb, {"name": name})
-        done = "rebuilt" if verb == "rebuild" else "killed"
-        return self.outcome(request, f"{name} {done}", result)
+        return self.outcome(request, f"{name} {ACTIONS[verb]}", result)
+
+    # approvals
+
+    async def proposals(self, state: str, limit: int) -> list[ProposalView]:
+        """The operator's `approvals` tool: proposals in `state`, newest first."""
+        answer = await self.call("approvals", {"state": state, "limit": limit})
+        try:
+            return ProposalList.model_validate(answer).proposals
+        except ValidationError as exc:
+            raise Refused(f"approvals answered in an unexpected shape: {exc}", status=500) from exc
+
+    async def proposal(self, proposal: int) -> ProposalDetail:
+        """The operator's `approval` tool: one proposal with its diff and plan."""
+        answer = await self.call("approval", {"proposal": proposal})
+        try:
+            return ProposalDetail.model_validate(answer)
+        except ValidationError as exc:
+            raise Refused(f"approval answered in an unexpected shape: {exc}", status=500) from exc
+
+    async def approvals_lists(self) -> tuple[list[ProposalView], list[ProposalView]]:
+        pending = await self.proposals("pending", approvals.MAX_PENDING)
+        decided = await self.proposals("decided", approvals.MAX_DECIDED)
+        return pending, decided
+
+    async def approvals_body(self) -> Html:
+        return approvals.approvals_body(*await self.approvals_lists())
+
+    async def approvals_page(self, request: Request) -> Response:
+        content = approvals.approvals_view(await self.approvals_body())
+        return self.page(title="Approvals", view="approvals", content=content)
+
+    async def approvals_partial(self, request: Request) -> Response:
+        return HTMLResponse(await self.approvals_body())
+
+    async def proposal_partial(self, request: Request) -> Response:
+        return HTMLResponse(approvals.proposal_detail(await self.proposal(int(request.path_params["id"]))))
+
+    async def approvals_watch(self, request: Request) -> Response:
+        """204 while the proposals stand as the page shows them; otherwise a cue to refresh."""
+        seen = request.query_params.get("seen", "")
+        if approvals.fingerprint(*await self.approvals_lists()) == seen:
+            return Response(status_code=204)
+        return Response(status_code=200, headers={"HX-Trigger": "approvals-changed"})
+
+    async def api_approvals(self, request: Request) -> Response:
+        pending, decided = await self.approvals_lists()
+        return JSONResponse(
+            {
+                "pending": [p.model_dump(mode="json") for p in pending],
+                "decided": [p.model_dump(mode="json") for p in decided],
+            }
+        )
+
+    async def api_approval(self, request: Request) -> Response:
+        return JSONResponse((await self.proposal(int(request.path_params["id"]))).model_dump(mode="json"))
+
+    async def api_verdict(self, request: Request) -> Response:
+        proposal, verb = int(request.path_params["id"]), request.path_params["verb"]
+        if verb == "approve":
+            answer = await self.call("approve", {"proposal": proposal})
+        elif verb == "deny":
+            reason = (await self._form(request)).get("reason", "")
+            if not isinstance(reason, str) or not reason.strip():
+                raise Refused("a denial needs a reason: the proposer is told it")
+            answer = await self.call("deny", {"proposal": proposal, "reason": reason.strip()})
+        else:
+            raise Refused(f"unknown verdict {verb!r}; the dashboard can approve or deny", status=404)
+        try:
+            verdict = Verdict.model_validate(answer)
+        except ValidationError as exc:
+            raise Refused(f"{verb} answered in an unexpected shape: {exc}", status=500) from exc
+        p = verdict.proposal
+        return self.outcome(request, f"proposal {p.id} ({p.summary}): {p.state.value}", answer)
+
+    # history
+
+    async def _log(self, request: Request) -> tuple[int, int, list[CommitInfo]]:
+        """The page asked for, main's commit count, and that page of commits (newest first)."""
+        page = _int(request, "page", 1, low=1, high=10**9) or 1
+        try:
+            total = await self.c.repo.count()
+            commits = await self.c.repo.log(skip=(page - 1) * history.PER_PAGE, limit=history.PER_PAGE)
+        except HiveError as exc:
+            raise Refused(str(exc), status=503) from exc
+        return page, total, commits
+
+    async def history_page(self, request: Request) -> Response:
+        page, total, commits = await self._log(request)
+        content = history.history_view(commits, total=total, page=page, repo=str(self.c.repo.path))
+        return self.page(title="History", view="history", content=content)
+
+    async def _commit(self, request: Request) -> tuple[CommitInfo, str, bool]:
+        rev = request.path_params["rev"]
+        if not REV.fullmatch(rev):
+            raise Refused(f"a commit is named by its whole sha (40 hex digits), not {rev[:60]!r}")
+        try:
+            commit = await self.c.repo.commit_info(rev)
+            diff, cut = await self.c.repo.commit_diff(rev, max_bytes=MAX_DIFF_CHARS)
+        except UnknownRevisionError as exc:
+            raise Refused(str(exc), status=404) from exc
+        except HiveError as exc:
+            raise Refused(str(exc), status=503) from exc
+        return commit, diff, cut
+
+    async def commit_partial(self, request: Request) -> Response:
+        commit, diff, cut = await self._commit(request)
+        return HTMLResponse(history.commit_detail(commit, diff, cut=cut))
+
+    async def api_history(self, request: Request) -> Response:
+        page, total, commits = await self._log(request)
+        return JSONResponse(
+            {
+                "total": total,
+                "page": page,
+                "per_page": history.PER_PAGE,
+                "commits": [
+                    {
+                        "rev": c.rev,
+                        "parents": list(c.parents),
+                        "author": c.author,
+                        "email": c.email,
+                        "at": c.at,
+                        "subject": c.subject,
+                        "message": c.message,
+                        "trailers": c.trailers,
+                        "merged_author": c.merged_author,
+                    }
+                    for c in commits
+                ],
+            }
+        )
+
+    async def api_commit(self, request: Request) -> Response:
+        commit, diff, cut = await self._commit(request)
+        return JSONResponse({"rev": commit.rev, "message": commit.message, "diff": diff, "cut": cut})
 
     def outcome(self, request: Request, text: str, result: dict[str, Any]) -> Response:
         """A done action: a notice for the page (and a cue to refresh the agents), JSON for scripts."""
@@ -390,11 +532,22 @@ def build_app(context: Context) -> Starlette:
         Route("/terminal", _handle(d.terminal_page)),
         Route("/terminal/{name}", _handle(d.terminal_page)),
         Route("/stats", _handle(d.stats_page)),
+        Route("/approvals", _handle(d.approvals_page)),
+        Route("/partials/approvals", _handle(d.approvals_partial)),
+        Route("/partials/approvals/watch", _handle(d.approvals_watch)),
+        Route("/partials/approvals/{id:int}", _handle(d.proposal_partial)),
+        Route("/history", _handle(d.history_page)),
+        Route("/partials/commit/{rev}", _handle(d.commit_partial)),
         Route("/api/agents", _handle(d.api_agents)),
         Route("/api/messages", _handle(d.api_messages)),
         Route("/api/stats", _handle(d.api_stats)),
         Route("/api/send", _handle(d.api_send), methods=["POST"]),
         Route("/api/agents/{name}/{verb}", _handle(d.api_action), methods=["POST"]),
+        Route("/api/approvals", _handle(d.api_approvals)),
+        Route("/api/approvals/{id:int}", _handle(d.api_approval)),
+        Route("/api/approvals/{id:int}/{verb}", _handle(d.api_verdict), methods=["POST"]),
+        Route("/api/history", _handle(d.api_history)),
+        Route("/api/history/{rev}", _handle(d.api_commit)),
         Route("/sse/messages", _handle(d.sse_messages)),
         Route("/sse/terminal/{name}", _handle(d.sse_terminal)),
         Mount("/static", StaticFiles(directory=STATIC_DIR)),

@@ -1,7 +1,7 @@
 """The dashboard's pages and partials, as HTML built by `html.render` (every value escaped).
 
 One layout with a nav; each view is a route rendering a page, plus the partials htmx swaps in.
-A new view (approvals, history) is one more `NAV` entry, a route and a partial.
+A new view is one more `NAV` entry, a route and a partial (approvals.py and history.py hold two).
 """
 
 import json
@@ -13,7 +13,7 @@ from hyperhive_core.dashboard.html import Html, join, render
 from hyperhive_core.dashboard.queries import Message
 from hyperhive_core.mcp.models import AgentInfo
 from hyperhive_core.names import OPERATOR
-from hyperhive_core.states import AgentState
+from hyperhive_core.states import AgentState, SyncState
 
 EMPTY = Html("")
 # (path, label): the views in the order the nav shows them.
@@ -21,6 +21,8 @@ NAV: tuple[tuple[str, str], ...] = (
     ("/agents", "Agents"),
     ("/messages", "Messages"),
     ("/terminal", "Terminal"),
+    ("/approvals", "Approvals"),
+    ("/history", "History"),
     ("/stats", "Stats"),
 )
 # A body longer than this is cut in the stream; its thread shows it whole.
@@ -63,6 +65,12 @@ LAYOUT = """<!doctype html>
 </body>
 </html>
 """
+SYNC_CLASS = {
+    SyncState.READY: "ok",
+    SyncState.PROGRESSING: "idle",
+    SyncState.FAILED: "bad",
+    SyncState.SUSPENDED: "idle",
+}
 STATE_CLASS = {
     AgentState.RUNNING: "ok",
     AgentState.STOPPED: "idle",
@@ -128,10 +136,25 @@ def agent_row(agent: AgentInfo, *, sent: int, last_at: float | None) -> Html:
     if failing:
         flags.append(Html('<span class="flag bad">failing</span>'))
     driver = agent.driver_in_use or "-"
+    suspended = agent.sync == SyncState.SUSPENDED
+    if suspended:
+        hold = render(
+            '<button type="button" hx-post="/api/agents/{name}/resume" hx-target="#notice" '
+            'title="reconcile it to main again, now">resume</button>',
+            name=agent.name,
+        )
+    else:
+        hold = render(
+            '<button type="button" hx-post="/api/agents/{name}/suspend" hx-target="#notice" '
+            'title="stop reconciling it: no restarts, no change from main, until resumed">suspend</button>',
+            name=agent.name,
+        )
     return render(
-        """<tr class="agent{failing}" id="agent-{name}" data-agent="{name}" data-state="{state}">
+        """<tr class="agent{failing}" id="agent-{name}" data-agent="{name}"
+ data-state="{state}" data-sync="{sync_state}">
 <td class="name"><a href="/terminal/{name}">{name}</a><div class="role">{role}</div></td>
 <td><span class="badge {state_class}">{state}</span><div class="detail">{detail}</div>{flags}</td>
+<td class="sync">{sync}<div class="detail">{sync_reason}</div></td>
 <td>{backend}<div class="dim">{sandbox}</div></td>
 <td>{driver_in_use}<div class="dim">asked: {driver}</div></td>
 <td class="num">{uptime}</td>
@@ -144,11 +167,17 @@ def agent_row(agent: AgentInfo, *, sent: int, last_at: float | None) -> Html:
 <button type="button" hx-post="/api/agents/{name}/rebuild" hx-target="#notice">rebuild</button>
 <button type="button" class="danger" hx-post="/api/agents/{name}/kill" hx-target="#notice"
  hx-confirm="Kill {name}? It stops and leaves the hive; its messages stay.">kill</button>
-<button type="button" disabled title="suspend and resume arrive with approvals">suspend</button>
+{hold}
 </td>
 </tr>
 """,
-        failing=Html(" failing") if failing else EMPTY,
+        failing=Html(" failing") if failing else (Html(" suspended") if suspended else EMPTY),
+        sync=render('<span class="badge {cls}">{s}</span>', cls=SYNC_CLASS.get(agent.sync, ""), s=agent.sync.value)
+        if agent.sync is not None
+        else Html('<span class="dim">-</span>'),
+        sync_reason=agent.sync_reason,
+        sync_state=agent.sync.value if agent.sync is not None else "",
+        hold=hold,
         name=agent.name,
         role=agent.role,
         state=agent.state.value,
@@ -174,11 +203,12 @@ def agent_row(agent: AgentInfo, *, sent: int, last_at: float | None) -> Html:
 def agents_body(rows: Sequence[Html]) -> Html:
     """The table body htmx refreshes every few seconds and after every action."""
     body = join(rows) or Html(
-        '<tr><td colspan="11" class="empty">no agents yet: <code>hivectl spawn NAME</code></td></tr>'
+        '<tr><td colspan="12" class="empty">no agents yet: <code>hivectl spawn NAME</code></td></tr>'
     )
     return render(
+        # hx-disinherit: the buttons inside answer into #notice (innerHTML), not with this outerHTML swap.
         '<tbody id="agents-body" hx-get="/partials/agents" hx-trigger="every 5s, hive-changed from:body" '
-        'hx-swap="outerHTML">{body}</tbody>',
+        'hx-swap="outerHTML" hx-disinherit="*">{body}</tbody>',
         body=body,
     )
 
@@ -189,8 +219,8 @@ def agents_view(body: Html, count: int) -> Html:
         """<section class="view">
 <h1>Agents <small>{count}</small></h1>
 <table class="agents">
-<thead><tr><th>agent</th><th>state</th><th>backend</th><th>driver</th><th>up</th><th>unread</th><th>sent</th>
-<th>last active</th><th>tokens</th><th>cost</th><th></th></tr></thead>
+<thead><tr><th>agent</th><th>state</th><th>against main</th><th>backend</th><th>driver</th><th>up</th><th>unread</th>
+<th>sent</th><th>last active</th><th>tokens</th><th>cost</th><th></th></tr></thead>
 {body}
 </table>
 </section>""",

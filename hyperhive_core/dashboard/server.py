@@ -22,6 +22,7 @@ import uvicorn
 from anyio.abc import TaskStatus
 from mcp.server.mcpserver import MCPServer
 
+from hyperhive_core.approvals.repo import StateRepo
 from hyperhive_core.config import HiveConfig
 from hyperhive_core.dashboard.activity import Activity
 from hyperhive_core.dashboard.address import Address
@@ -134,6 +135,8 @@ async def serve_dashboard(
             context = Context(
                 hive=hive,
                 operator=operator,
+                # Its own instance: the history only reads (git needs no lock for that).
+                repo=StateRepo(config.state_repo, git=config.git),
                 reader=reader,
                 activity=activity,
                 stats=stats,

@@ -1,67 +1,29 @@
 """The dashboard in a real headless browser: Debian's chromium driven by Playwright, a real daemon, real agents.
 
-One browser and one hive for the module (chromium's start is the expensive part). Each test opens
-its own browser context (its own cookies), logs in with the address `hivectl dashboard` prints and
-waits on what the page shows, never on time. A screenshot of each view is saved in
+One browser (conftest.py) and one hive for the module: chromium's start is the expensive part.
+Each test opens its own browser context (its own cookies), logs in with the address `hivectl
+dashboard` prints and waits on what the page shows, never on time. A screenshot of each view is saved in
 `build/screenshots/` (`HYPERHIVE_SCREENSHOTS=DIR` puts them elsewhere: `docs/screenshots` refreshes
 the README's).
 """
 
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Page
 
 from hyperhive_core.cli._safe import escape_controls
-from tests.cli._hive import LiveHive, live_hive, report_as_agent
-from tests.helpers import REPO, hive_config
+from tests.cli._hive import live_hive, report_as_agent
+from tests.core.dashboard._browser import HOSTILE, WAIT_MS, Site, needs_chromium, screenshot
+from tests.helpers import hive_config
 
-CHROMIUM = Path("/usr/bin/chromium")
-# These machines have no internet: without these flags chromium's background connections fail noisily.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-WAIT_MS = 15_000
-HOSTILE = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>\x1b[2J\x1b]0;owned\x07 & done'
-SCREENSHOTS = Path(os.environ.get("HYPERHIVE_SCREENSHOTS") or REPO / "build" / "screenshots")
-
-needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
 pytestmark = needs_chromium
-
-
-@dataclass(frozen=True, slots=True)
-class Site:
-    """The module's hive and where its dashboard is."""
-
-    hive: LiveHive
-    url: str
-    login: str
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        # Playwright gives the browser a fresh, temporary user-data-dir of its own.
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -75,26 +37,6 @@ def site() -> Iterator[Site]:
             yield Site(hive, info["url"], info["login"])
     finally:
         shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture
-def page(browser: Browser, site: Site) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 760})
-    context.set_default_timeout(WAIT_MS)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(site.login)  # logs in, then lands on /agents without the token
-    try:
-        yield page
-        assert errors == []
-    finally:
-        context.close()
-
-
-def screenshot(page: Page, name: str, *, full_page: bool = False) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
 
 
 def test_the_page_lists_the_agents(page: Page, site: Site) -> None:

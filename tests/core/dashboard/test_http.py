@@ -33,7 +33,7 @@ async def test_the_agents_view_lists_every_agent_with_its_state_counts_and_butto
             assert "&lt;b&gt;reviews&lt;/b&gt;" in page.text  # the role is the operator's, still text
             assert 'hx-post="/api/agents/alice/rebuild"' in page.text
             assert 'hx-post="/api/agents/alice/kill"' in page.text
-            assert "suspend</button>" in page.text  # present, disabled until approvals
+            assert 'hx-post="/api/agents/alice/suspend"' in page.text
         async with dash.client() as client:
             rows = {a["name"]: a for a in (await client.get("/api/agents")).json()["agents"]}
         assert rows["alice"]["state"] == "running"

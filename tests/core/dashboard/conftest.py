@@ -1,0 +1,34 @@
+"""The browser tests' fixtures: one chromium per module, a fresh context (own cookies) per test."""
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.core.dashboard._browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, Site
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        # Playwright gives the browser a fresh, temporary user-data-dir of its own.
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, site: Site) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 760})
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(site.login)  # logs in, then lands on /agents without the token
+    try:
+        yield page
+        assert errors == []
+    finally:
+        context.close()
