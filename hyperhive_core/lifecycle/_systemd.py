@@ -71,7 +71,8 @@ def parse_show(text: str) -> UnitReport:
     quota_s = parse_timespan(values.get("CPUQuotaPerSecUSec", ""))
     cpu_ns = _number(values.get("CPUUsageNSec", ""))
     return UnitReport(
-        active=values.get("ActiveState") in ("active", "reloading", "activating"),
+        # As nixos-container's status: up only once active (a reload keeps it up).
+        active=values.get("ActiveState") in ("active", "reloading"),
         result=values.get("Result", ""),
         limits=Limits(
             memory_bytes=_number(values.get("MemoryMax", "")),

@@ -46,7 +46,6 @@ ENV_FILE = "agent.env"
 TERMINATE_WAIT_S = 30.0
 # In the container's conf: the desired_hash of what it was last built from (written after the build).
 HASH_KEY = "HYPERHIVE_CONFIG_HASH"
-_STATES = {"up": AgentState.RUNNING, "down": AgentState.STOPPED}
 CONTAINMENT = "NixOS container (systemd-nspawn), its unit's cgroup limits"
 # A nixpkgs attribute path: git, python3Packages.numpy.
 _ATTRIBUTE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_'-]*(\.[A-Za-z_][A-Za-z0-9_'-]*)*")
@@ -180,32 +179,28 @@ class NixosBackend:
         await self._run("destroy", container_name(name))
 
     async def status(self, name: str) -> AgentStatus:
-        """Map `nixos-container status`: up is running, down is stopped, gone (or anything else) is missing."""
-        container = container_name(name)
-        result = await self._call(["status", container], check=False)
-        said = result.stdout.decode(errors="replace").strip()
-        if said in _STATES:
-            return await self._unit_status(container, _STATES[said])
-        if said == "gone":
-            detail = f"container {container} does not exist; rebuild re-creates it"
-        else:
-            detail = f"nixos-container status {container} said {said or _stderr(result.stderr)!r}"
-        return AgentStatus(state=AgentState.MISSING, sandbox=container, detail=detail)
+        """Running, stopped, failed (systemd stopped it for its memory) or missing, with its unit's limits and use.
 
-    async def _unit_status(self, container: str, state: AgentState) -> AgentStatus:
-        """The container's state, with its unit's limits and use; an OOM-killed unit is a failure, said so."""
-        status = AgentStatus(state=state, sandbox=container, containment=CONTAINMENT)
+        What `nixos-container status` does, in one process: a container without a conf does not
+        exist, else `systemctl show container@<C>.service` says whether it is active, and also how
+        it last ended, its limits and its use.
+        """
+        container = container_name(name)
+        conf = anyio.Path(self._conf_dir / f"{container}.conf")
+        if not (await conf.exists() or await conf.is_symlink()):
+            detail = f"container {container} does not exist; rebuild re-creates it"
+            return AgentStatus(state=AgentState.MISSING, sandbox=container, detail=detail)
         try:
             shown = await self._systemd(["show", unit_of(container), f"--property={','.join(SHOWN)}"])
         except BackendError as exc:
-            # Still a status: the state nixos-container gave, without limits.
-            logger.warning("no limits or usage for container %s: %s", container, exc)
-            return status
+            return AgentStatus(state=AgentState.MISSING, sandbox=container, detail=str(exc))
         unit = parse_show(shown)
-        if state == AgentState.STOPPED and unit.oom_killed:
-            return replace(status, state=AgentState.FAILED, limits=unit.limits, detail=_oom_detail(container, unit))
-        usage = unit.usage if state == AgentState.RUNNING else None
-        return replace(status, limits=unit.limits, usage=usage)
+        status = AgentStatus(state=AgentState.STOPPED, sandbox=container, containment=CONTAINMENT, limits=unit.limits)
+        if unit.active:
+            return replace(status, state=AgentState.RUNNING, usage=unit.usage)
+        if unit.oom_killed:
+            return replace(status, state=AgentState.FAILED, detail=_oom_detail(container, unit))
+        return status
 
     async def _systemd(self, argv: list[str]) -> str:
         """Run systemctl; its stdout. The one place its failures become hyperhive errors."""
