@@ -131,7 +131,10 @@ class HiveSettings(_Section):
 APPLIED_FIELDS = frozenset({"role", "driver", "backend", "generation", "sandbox.network"})
 APPLIED_BY_BACKEND = {
     "local": frozenset({"limits.memory_mb", "limits.pids", "limits.cpus"}),
-    "nixos": frozenset({"nixos.packages"}),
+    "nixos": frozenset(
+        {"nixos.packages", "claude.model", "claude.tools", "claude.permission_mode"}
+        | {"limits.memory_mb", "limits.pids", "limits.cpus"}
+    ),
 }
 
 

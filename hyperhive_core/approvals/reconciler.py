@@ -21,6 +21,7 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from hyperhive_core.approvals.agentfile import AgentFile, HiveSettings, config_hash, not_applied
 from hyperhive_core.approvals.desired import DesiredHive, DesiredReader
+from hyperhive_core.approvals.managed_settings import managed_settings
 from hyperhive_core.approvals.plan import Step, plan_agent
 from hyperhive_core.approvals.records import ApprovalRecords
 from hyperhive_core.approvals.repo import StateRepo
@@ -485,6 +486,7 @@ class Reconciler:
             share_net=config.share_net if network is None else network,
             claude_config_dir=config.claude_config_dir,
             packages=tuple(file.nixos.packages),
+            claude_settings=managed_settings(file.claude),
             limits=Limits(
                 memory_bytes=None if memory_mb is None else memory_mb * 1024 * 1024,
                 pids=limits.pids if limits.pids is not None else config.agent_pids,

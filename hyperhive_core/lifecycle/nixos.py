@@ -7,8 +7,10 @@ is bound by rewriting EXTRA_NSPAWN_FLAGS in `<conf dir>/<C>.conf`; nspawn reads 
 container starts, which is why the hive's rebuild (stop, create = rewrite + update, start) is the
 reconcile verb. Building a container is slow (a NixOS evaluation at least), so the conf also
 keeps a hash of everything the container was built from, and `create` runs `update` only when
-that changed. Containers are systemd units of their own: they outlive the daemon, and `aclose`
-leaves them running.
+that changed. Containers are systemd units of their own (`container@<C>.service`): they outlive
+the daemon, and `aclose` leaves them running. An agent's memory, CPU and process limits are that
+unit's properties, set before every start (`systemctl set-property --runtime`); a container the
+kernel OOM-killed in is stopped by systemd and reported as over its memory limit.
 """
 
 import hashlib
@@ -20,6 +22,7 @@ import shlex
 import shutil
 import subprocess
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -27,6 +30,7 @@ from anyio.abc import TaskStatus
 
 from hyperhive_core.errors import BackendError, BackendUnavailableError, ConfigError
 from hyperhive_core.lifecycle._nspawn_conf import Bind, read_value, set_binds, set_value
+from hyperhive_core.lifecycle._systemd import SHOWN, UnitReport, limit_assignments, parse_show, unit_of
 from hyperhive_core.lifecycle.base import AgentSpec, AgentStatus, BackendInfo
 from hyperhive_core.lifecycle.desired import desired_hash
 from hyperhive_core.names import MANAGER
@@ -42,7 +46,7 @@ ENV_FILE = "agent.env"
 TERMINATE_WAIT_S = 30.0
 # In the container's conf: the desired_hash of what it was last built from (written after the build).
 HASH_KEY = "HYPERHIVE_CONFIG_HASH"
-_STATES = {"up": AgentState.RUNNING, "down": AgentState.STOPPED}
+CONTAINMENT = "NixOS container (systemd-nspawn), its unit's cgroup limits"
 # A nixpkgs attribute path: git, python3Packages.numpy.
 _ATTRIBUTE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_'-]*(\.[A-Za-z_][A-Za-z0-9_'-]*)*")
 
@@ -62,6 +66,7 @@ class NixosBackend:
         conf_dir: Path = Path("/etc/nixos-containers"),
         executable: str = "nixos-container",
         nix_path: str | None = None,
+        systemctl: str = "systemctl",
     ) -> None:
         """Check the host can run containers.
 
@@ -81,6 +86,7 @@ class NixosBackend:
             raise ConfigError(f"container template {template} is not a file")
         self._executable = found
         self._name = executable
+        self._systemctl = shutil.which(systemctl)
         self._template = template.resolve()
         self._conf_dir = conf_dir
         self._nix_path = nix_path
@@ -90,6 +96,11 @@ class NixosBackend:
                 f"NIX_PATH ({nix_path or 'unset'}) names no nixpkgs: nixos-container builds containers "
                 "from the host's channel, or fails without one; the NixOS module sets NIX_PATH=nixpkgs=… "
                 "to the flake's pinned nixpkgs"
+            )
+        if self._systemctl is None:
+            self._info.warnings.append(
+                f"{systemctl} is not on PATH: agents' memory, CPU and process limits cannot be set on "
+                "their containers' units, so agents do not start; the NixOS module's service has it"
             )
 
     @property
@@ -128,12 +139,16 @@ class NixosBackend:
         await anyio.to_thread.run_sync(self._rewrite_conf, container, spec, desired)
 
     async def start(self, spec: AgentSpec) -> None:
-        """Start the container; a running one is left running (and keeps the binds it started with).
+        """Limit the container's unit, then start it; a running one is left running (with the binds it started with).
+
+        The limits reach a running container at once: systemd changes its cgroup in place.
 
         Raises:
-            BackendError: nixos-container failed.
+            BackendError: systemctl refused the limits, or nixos-container failed.
         """
-        await self._run("start", container_name(spec.name))
+        container = container_name(spec.name)
+        await self._systemd(["set-property", "--runtime", unit_of(container), *limit_assignments(spec.limits)])
+        await self._run("start", container)
 
     async def stop(self, name: str, *, grace_s: float) -> None:
         """Stop the container cleanly, and terminate it if that takes longer than `grace_s`.
@@ -164,17 +179,41 @@ class NixosBackend:
         await self._run("destroy", container_name(name))
 
     async def status(self, name: str) -> AgentStatus:
-        """Map `nixos-container status`: up is running, down is stopped, gone (or anything else) is missing."""
+        """Running, stopped, failed (systemd stopped it for its memory) or missing, with its unit's limits and use.
+
+        What `nixos-container status` does, in one process: a container without a conf does not
+        exist, else `systemctl show container@<C>.service` says whether it is active, and also how
+        it last ended, its limits and its use.
+        """
         container = container_name(name)
-        result = await self._call(["status", container], check=False)
-        said = result.stdout.decode(errors="replace").strip()
-        if said in _STATES:
-            return AgentStatus(state=_STATES[said], sandbox=container)
-        if said == "gone":
+        conf = anyio.Path(self._conf_dir / f"{container}.conf")
+        if not (await conf.exists() or await conf.is_symlink()):
             detail = f"container {container} does not exist; rebuild re-creates it"
-        else:
-            detail = f"nixos-container status {container} said {said or _stderr(result.stderr)!r}"
-        return AgentStatus(state=AgentState.MISSING, sandbox=container, detail=detail)
+            return AgentStatus(state=AgentState.MISSING, sandbox=container, detail=detail)
+        try:
+            shown = await self._systemd(["show", unit_of(container), f"--property={','.join(SHOWN)}"])
+        except BackendError as exc:
+            return AgentStatus(state=AgentState.MISSING, sandbox=container, detail=str(exc))
+        unit = parse_show(shown)
+        status = AgentStatus(state=AgentState.STOPPED, sandbox=container, containment=CONTAINMENT, limits=unit.limits)
+        if unit.active:
+            return replace(status, state=AgentState.RUNNING, usage=unit.usage)
+        if unit.oom_killed:
+            return replace(status, state=AgentState.FAILED, detail=_oom_detail(container, unit))
+        return status
+
+    async def _systemd(self, argv: list[str]) -> str:
+        """Run systemctl; its stdout. The one place its failures become hyperhive errors."""
+        if self._systemctl is None:
+            raise BackendUnavailableError(f"systemctl is not on PATH: cannot run systemctl {shlex.join(argv)}")
+        try:
+            result = await anyio.run_process([self._systemctl, *argv], check=True)
+        except subprocess.CalledProcessError as exc:
+            stderr = _stderr(exc.stderr) or f"exit status {exc.returncode}"
+            raise BackendError(f"systemctl {shlex.join(argv)} failed: {stderr}") from exc
+        except OSError as exc:
+            raise BackendUnavailableError(f"cannot run {self._systemctl}: {exc}") from exc
+        return result.stdout.decode(errors="replace")
 
     async def containers(self) -> set[str]:
         """Every container nixos-container knows on this host, ours or not.
@@ -320,6 +359,16 @@ def container_config(template: Path, spec: AgentSpec) -> str:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"claude settings of agent {spec.name!r} are not JSON: {exc}") from exc
     return f"imports = [ {_nix_string(str(template))} ]; hyperhive.agent = builtins.fromJSON {_nix_string(encoded)};"
+
+
+def _oom_detail(container: str, unit: UnitReport) -> str:
+    limit = unit.limits.memory_bytes
+    shown = f"{limit / 2**20:.0f} MiB" if limit is not None else "none set"
+    return (
+        f"stopped: it went over its memory limit ({shown}); the kernel killed a process of it and systemd "
+        f"stopped its container ({unit_of(container)}: Result={unit.result}); give it a higher limits.memory_mb "
+        "in its agent file if it needs more"
+    )
 
 
 def _nix_string(text: str) -> str:

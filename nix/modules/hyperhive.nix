@@ -148,6 +148,15 @@ in
     # hivectl finds the system hive without flags.
     environment.variables.HYPERHIVE_RUN_DIR = cfg.runDir;
 
+    # An agent's memory limit is its container unit's MemoryMax (the daemon sets it before every
+    # start). container@.service delegates its cgroup, and systemd's OOMPolicy then defaults to
+    # `continue`: the kernel would kill a process inside and the container run on. `stop` stops
+    # the whole container, which the daemon reports as over its memory limit and restarts. This
+    # is the template of imperative containers (hyperhive's); declarative ones have their own units.
+    systemd.services."container@" = mkIf (cfg.backend == "nixos") {
+      serviceConfig.OOMPolicy = lib.mkDefault "stop";
+    };
+
     systemd.services.hyperhive = {
       description = "hyperhive daemon";
       wantedBy = [ "multi-user.target" ];

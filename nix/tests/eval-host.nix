@@ -39,6 +39,8 @@ in
   # Forcing the system's store path type-checks every option and runs every assertion.
   system = toString config.system.build.toplevel;
   unit = config.systemd.units."hyperhive.service".text or null;
+  # The template of imperative containers, as far as hyperhive adds to it.
+  containerUnit = config.systemd.units."container@.service".text or null;
   environment = if service == null then null else service.environment;
   template = if service == null then null else config.services.hyperhive.agentTemplate.text;
   systemPackages = map (p: p.name) config.environment.systemPackages;

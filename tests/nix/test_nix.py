@@ -180,6 +180,22 @@ def test_the_local_backend_gets_no_container_template_and_no_nix_path(nix_instan
     assert "NIX_PATH" not in environment(local["unit"])
 
 
+def test_containers_over_their_memory_limit_are_stopped_whole(nix_instantiate: str, host: dict[str, Any]) -> None:
+    # container@.service delegates its cgroup, so systemd's own default there would be `continue`.
+    assert "OOMPolicy=stop" in unit_lines(host["containerUnit"])
+    # A host may choose otherwise; with the local backend there are no containers to configure.
+    own = evaluate(
+        nix_instantiate,
+        "eval-host.nix",
+        "--arg",
+        "host",
+        '{ systemd.services."container@".serviceConfig.OOMPolicy = "kill"; }',
+    )
+    assert "OOMPolicy=kill" in unit_lines(own["containerUnit"])
+    local = evaluate(nix_instantiate, "eval-host.nix", "--arg", "host", '{ services.hyperhive.backend = "local"; }')
+    assert local["containerUnit"] is None
+
+
 def test_a_disabled_service_configures_nothing(nix_instantiate: str) -> None:
     off = evaluate(nix_instantiate, "eval-host.nix", "--arg", "host", "{ services.hyperhive.enable = false; }")
     assert (off["unit"], off["systemPackages"], off["variables"]) == (None, [], {})

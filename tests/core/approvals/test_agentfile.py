@@ -99,7 +99,7 @@ def test_an_agent_file_is_written_with_only_what_differs_and_reads_back_the_same
     assert "generation" not in text
     assert parse_agent("agents/alice.toml", text.encode()) == ("alice", file)
     assert not_applied(file, "local") == ["claude.model", "claude.tools", "sandbox.extra_dirs"]
-    assert not_applied(file, "nixos") == ["claude.model", "claude.tools", "limits.memory_mb", "sandbox.extra_dirs"]
+    assert not_applied(file, "nixos") == ["sandbox.extra_dirs"]
 
 
 def test_the_hash_follows_the_settings_not_the_text() -> None:

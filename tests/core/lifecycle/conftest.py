@@ -6,8 +6,10 @@ with the real module system; the template is nix/tests/agent-template.nix, what 
 module's template is on a real host.
 """
 
+import fcntl
 import json
 import os
+import select
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[3]
 FAKES = ROOT / "tests" / "fakes"
 TEMPLATE = ROOT / "nix" / "tests" / "agent-template.nix"
 STAND_IN_NIXPKGS = ROOT / "nix" / "tests" / "nixpkgs"
+# A fake container's leader is `sleep`: SIGKILL ends it at once, unless the machine is loaded.
+LEADER_EXIT_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,35 @@ class FakeNixos:
     def calls(self, verb: str) -> list[list[str]]:
         """Every call of `verb`, in order."""
         return [call for call in self.state()["calls"] if call[:1] == [verb]]
+
+    def unit(self, container: str) -> dict[str, Any]:
+        """What the fake systemd keeps of the container's unit: its properties and last result."""
+        return self.state()["units"][f"container@{container}.service"]
+
+    def oom_kill(self, container: str) -> None:
+        """What the kernel and systemd do to a container over its MemoryMax, which the fake cannot enforce.
+
+        The kernel's OOM killer kills a process in the unit's cgroup; systemd (OOMPolicy=stop)
+        stops the unit, whose Result is then oom-kill.
+        """
+        with (self.state_dir / "lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            state = self.state()
+            record = state["containers"][container]
+            leader = record["leader"]
+            pidfd = os.pidfd_open(leader)
+            try:
+                os.kill(leader, signal.SIGKILL)
+                # Gone (or a zombie: its pidfd is readable) before the fake says the unit stopped.
+                readable, _, _ = select.select([pidfd], [], [], LEADER_EXIT_S)
+                assert readable, f"the leader of {container} did not die of SIGKILL"
+            finally:
+                os.close(pidfd)
+            record.update(state="down", leader=None)
+            unit = state.setdefault("units", {}).setdefault(f"container@{container}.service", {"properties": {}})
+            unit["result"] = "oom-kill"
+            path = self.state_dir / "state.json"
+            path.write_text(json.dumps(state, indent=2, sort_keys=True))
 
     def builds(self) -> int:
         """How many systems were built (create and update), over every container there is."""

@@ -15,8 +15,8 @@ from hyperhive_core.daemon import Daemon, running_daemon
 from hyperhive_core.errors import BackendError, BackendUnavailableError, ConfigError
 from hyperhive_core.lifecycle import create_backend
 from hyperhive_core.lifecycle._nspawn_conf import nspawn_flags, read_value
-from hyperhive_core.lifecycle.base import AgentSpec
-from hyperhive_core.lifecycle.nixos import HASH_KEY, NixosBackend, container_name
+from hyperhive_core.lifecycle.base import AgentSpec, Limits
+from hyperhive_core.lifecycle.nixos import CONTAINMENT, HASH_KEY, NixosBackend, container_name
 from hyperhive_core.states import AgentState
 from tests.core.lifecycle.conftest import STAND_IN_NIXPKGS, TEMPLATE, FakeNixos
 from tests.helpers import hive_config
@@ -412,3 +412,92 @@ async def test_a_package_that_is_no_nixpkgs_attribute_path_is_refused_before_any
     with pytest.raises(BackendError, match="nixpkgs has no package `no-such-tool'"):
         await backend_for(config).create(replace(spec_for(config, "alice"), packages=("no-such-tool",)))
     assert await backend_for(config).containers() == set()
+
+
+MIB = 2**20
+
+
+async def test_an_agents_limits_are_its_container_units_and_status_shows_them_with_its_use(
+    short_tmpdir: Path, fake_nixos: FakeNixos
+) -> None:
+    config = nixos_config(short_tmpdir, fake_nixos)
+    backend = backend_for(config)
+    spec = replace(spec_for(config, "alice"), limits=Limits(memory_bytes=512 * MIB, pids=100, cpus=1.5))
+    await backend.create(spec)
+    await backend.start(spec)
+    assert fake_nixos.state()["systemctl_calls"][0] == [
+        "set-property",
+        "--runtime",
+        "container@h-alice.service",
+        "MemoryMax=536870912",
+        "CPUQuota=150%",
+        "TasksMax=100",
+    ]
+    assert fake_nixos.unit("h-alice")["properties"] == {
+        "MemoryMax": "536870912",
+        "TasksMax": "100",
+        "CPUQuotaPerSecUSec": "1500000",
+    }
+    status = await backend.status("alice")
+    assert (status.state, status.containment) == (AgentState.RUNNING, CONTAINMENT)
+    assert status.limits == spec.limits
+    assert status.usage is not None
+    assert (status.usage.memory_bytes or 0) > 0  # the container's leader, as the fake measures it
+    assert status.usage.pids == 1
+    assert status.usage.cpu_s is not None
+
+    # New limits reach the running container at once, without a restart; unset ones are lifted.
+    await backend.start(replace(spec, limits=Limits(memory_bytes=256 * MIB)))
+    assert len(fake_nixos.container("h-alice")["starts"]) == 1
+    assert (await backend.status("alice")).limits == Limits(memory_bytes=256 * MIB)
+
+
+async def test_a_container_over_its_memory_is_stopped_and_reported_until_it_starts_again(
+    short_tmpdir: Path, fake_nixos: FakeNixos
+) -> None:
+    config = nixos_config(short_tmpdir, fake_nixos)
+    backend = backend_for(config)
+    spec = replace(spec_for(config, "alice"), limits=Limits(memory_bytes=64 * MIB))
+    await backend.create(spec)
+    await backend.start(spec)
+    fake_nixos.oom_kill("h-alice")
+    status = await backend.status("alice")
+    assert status.state == AgentState.FAILED
+    assert status.detail.startswith("stopped: it went over its memory limit (64 MiB); the kernel killed a process")
+    assert "container@h-alice.service: Result=oom-kill" in status.detail
+    await backend.start(spec)
+    assert (await backend.status("alice")).state == AgentState.RUNNING
+    # A clean stop is a stop, not a failure.
+    await backend.stop("alice", grace_s=10)
+    assert (await backend.status("alice")).state == AgentState.STOPPED
+
+
+async def test_limits_systemd_refuses_fail_the_start_with_its_words_and_nothing_starts(
+    short_tmpdir: Path, fake_nixos: FakeNixos
+) -> None:
+    config = nixos_config(short_tmpdir, fake_nixos)
+    backend = backend_for(config)
+    spec = replace(spec_for(config, "alice"), limits=Limits(pids=0))
+    await backend.create(spec)
+    with pytest.raises(BackendError, match=r"systemctl set-property .* TasksMax=0 failed: Failed to parse TasksMax"):
+        await backend.start(spec)
+    assert fake_nixos.calls("start") == []
+
+
+async def test_a_host_without_systemctl_is_warned_and_starts_no_unlimited_agent(
+    short_tmpdir: Path, fake_nixos: FakeNixos
+) -> None:
+    config = nixos_config(short_tmpdir, fake_nixos)
+    nix_path = f"nixpkgs={STAND_IN_NIXPKGS}"
+    backend = NixosBackend(
+        template=TEMPLATE, conf_dir=fake_nixos.conf_dir, nix_path=nix_path, systemctl="no-such-systemctl"
+    )
+    assert backend.info.warnings == [
+        "no-such-systemctl is not on PATH: agents' memory, CPU and process limits cannot be set on their "
+        "containers' units, so agents do not start; the NixOS module's service has it"
+    ]
+    spec = spec_for(config, "alice")
+    await backend.create(spec)
+    with pytest.raises(BackendUnavailableError, match="systemctl is not on PATH"):
+        await backend.start(spec)
+    assert fake_nixos.calls("start") == []
