@@ -54,6 +54,7 @@ class Daemon:
         self._started = False
         self._hive: Hive | None = None
         self._control: HiveControl | None = None
+        self._sockets: SocketHost | None = None
 
     @property
     def hive(self) -> Hive:
@@ -61,6 +62,13 @@ class Daemon:
         if self._hive is None:
             raise RuntimeError("Daemon.serve() has not started yet")
         return self._hive
+
+    @property
+    def sockets(self) -> SocketHost:
+        """The principals' sockets being served."""
+        if self._sockets is None:
+            raise RuntimeError("Daemon.serve() has not started yet")
+        return self._sockets
 
     @property
     def control(self) -> HiveControl:
@@ -134,6 +142,7 @@ class Daemon:
         try:
             async with anyio.create_task_group() as tg:
                 sockets = SocketHost(tg)
+                self._sockets = sockets
                 hive = Hive(config, broker, backend)
                 self._hive = hive
                 control = _build_control(config, hive, engine, sockets, tg)

@@ -55,6 +55,11 @@ class Allowance:
         while self.used >= level:
             await self._changed.wait()
 
+    async def wait_full(self) -> None:
+        """Wait until the whole capacity is held."""
+        while self.used < self.capacity:
+            await self._changed.wait()
+
     def add(self, units: int) -> None:
         """Count `units` without waiting (bytes already there); `remove` takes them back."""
         self.used += units

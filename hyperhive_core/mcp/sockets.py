@@ -8,7 +8,7 @@ closing removes the socket file. One connection's crash is logged and closes onl
 import logging
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ MAX_CONNECTIONS_PER_SOCKET = 32
 class _Listening:
     scope: anyio.CancelScope
     done: anyio.Event
+    # Shared by every connection of this principal: what one agent holds and does, in all.
+    budget: PrincipalBudget = field(default_factory=PrincipalBudget)
 
 
 async def serve_connection(
@@ -83,6 +85,11 @@ class SocketHost:
         self._listening[path] = entry
         await self._tg.start(self._serve, sock, server, label, entry)
 
+    def budget_of(self, path: Path) -> PrincipalBudget | None:
+        """What the principal served on `path` holds now over all its connections (None: not served)."""
+        entry = self._listening.get(path)
+        return None if entry is None else entry.budget
+
     async def close(self, path: Path) -> None:
         """Stop serving `path`, end its live sessions and remove the socket file."""
         entry = self._listening.pop(path, None)
@@ -105,8 +112,7 @@ class SocketHost:
         *,
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        # Shared by every connection of this principal: what one agent holds and does, in all.
-        budget = PrincipalBudget()
+        budget = entry.budget
 
         async def handle(stream: UnixStream) -> None:
             try:

@@ -313,6 +313,12 @@ async def test_flooding_connections_of_one_agent_use_up_only_that_agents_share(h
         async with AsyncExitStack() as floods:
             for _ in range(2):
                 await floods.enter_async_context(never_reading_flood(hive.socket("alice")))
+            # What the floods wrote is in the kernel's buffers; the daemon takes from them until
+            # alice's share is full. Waited for on the daemon's own count, not on a quiet second
+            # (a loaded machine can be quiet for a second with slots still free).
+            share = hive.daemon.sockets.budget_of(hive.socket("alice"))
+            assert share is not None
+            await share.in_flight.wait_full()
             # Two stuck connections hold every request slot alice has: her next session waits...
             async with open_raw(hive.socket("alice")) as waiting:
                 await waiting.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INITIALIZE})
