@@ -158,9 +158,10 @@ class HiveClient:
         """Everyone this principal can send to."""
         return await self.call("peers", {}, PeerList)
 
-    async def spawn(self, name: str, *, role: str = "", driver: str = "auto") -> AgentInfo:
-        """Add and start an agent."""
-        return await self.call("spawn", {"name": name, "role": role, "driver": driver}, AgentInfo)
+    async def spawn(self, name: str, *, role: str = "", driver: str = "auto", **settings: Any) -> AgentInfo:
+        """Add and start an agent; `settings` are the spawn tool's other arguments (tools, repo, extra_dirs...)."""
+        arguments = {"name": name, "role": role, "driver": driver, **settings}
+        return await self.call("spawn", arguments, AgentInfo)
 
     async def spawn_manager(self, *, role: str = "", driver: str = "auto") -> AgentInfo:
         """Start the manager agent, hm1nd."""

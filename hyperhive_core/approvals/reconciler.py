@@ -14,6 +14,7 @@ import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable, Collection
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import anyio
@@ -28,7 +29,7 @@ from hyperhive_core.approvals.views import PlanStep, PlanView, ReconcileReport, 
 from hyperhive_core.broker.models import AgentStateRow
 from hyperhive_core.errors import BackendError, HiveError, UnknownAgentError
 from hyperhive_core.hive import AgentSync, Hive
-from hyperhive_core.lifecycle.base import AgentSpec, AgentStatus, Limits
+from hyperhive_core.lifecycle.base import AgentSpec, AgentStatus, ExtraMount, Limits
 from hyperhive_core.lifecycle.nixos import NixosBackend, container_name
 from hyperhive_core.names import MANAGER
 from hyperhive_core.states import AgentState, SyncState
@@ -471,6 +472,7 @@ class Reconciler:
         else:
             command = config.agent_command or (sys.executable, "-I", "-u", "-m", "hyperhive_agent", "serve")
         env = {"HIVE_ROLE": file.role, "HIVE_DRIVER": file.driver, "HIVE_TURN_TIMEOUT_S": f"{config.turn_timeout_s:g}"}
+        env |= claude_env(file)
         agent_dir = config.agent_state_dir(name)
         network = file.sandbox.network
         limits = file.limits
@@ -485,6 +487,8 @@ class Reconciler:
             share_net=config.share_net if network is None else network,
             claude_config_dir=config.claude_config_dir,
             packages=tuple(file.nixos.packages),
+            extra_dirs=tuple(ExtraMount(Path(d.path), d.mode == "rw") for d in file.sandbox.extra_dirs),
+            repo=Path(file.sandbox.repo) if file.sandbox.repo is not None else None,
             limits=Limits(
                 memory_bytes=None if memory_mb is None else memory_mb * 1024 * 1024,
                 pids=limits.pids if limits.pids is not None else config.agent_pids,
@@ -516,6 +520,11 @@ class Reconciler:
         backend = self.hive.backend
         with anyio.CancelScope(shield=True):
             await backend.stop(name, grace_s=self.hive.config.stop_grace_s)
+            state = self._states.get(name)
+            if state is not None:
+                # Its branch is the operator's work: published into the repository one last time, and
+                # kept there (and its clone in its state dir); removing an agent deletes no branch.
+                await self.hive.publish(name, _applied_file(state))
             await backend.destroy(name)
             await self._close_socket(name)
 
@@ -631,6 +640,21 @@ class Reconciler:
         )
         self._states[name] = state
         return state
+
+
+def claude_env(file: AgentFile) -> dict[str, str]:
+    """How the agent's turn loop runs claude (hyperhive_agent.config reads it): only what the file sets."""
+    claude = file.claude
+    env: dict[str, str] = {}
+    if claude.tools is not None:
+        env["HIVE_CLAUDE_TOOLS"] = json.dumps(claude.tools)
+    if claude.permission_mode is not None:
+        env["HIVE_CLAUDE_PERMISSION_MODE"] = claude.permission_mode
+    if claude.model is not None:
+        env["HIVE_CLAUDE_MODEL"] = claude.model
+    if file.sandbox.extra_dirs:
+        env["HIVE_CLAUDE_ADD_DIRS"] = json.dumps([d.path for d in file.sandbox.extra_dirs])
+    return env
 
 
 def _applied_file(state: AgentStateRow) -> AgentFile:
