@@ -192,7 +192,8 @@ class LocalBackend:
         await anyio.to_thread.run_sync(check_extra_dirs, spec.name, spec.extra_dirs, self._hidden)
         if spec.repo is not None:
             await anyio.to_thread.run_sync(prepare_clone, spec.name, spec.repo, spec.work_dir)
-        spec.work_dir.mkdir(parents=True, exist_ok=True)
+        for path in {spec.work_dir, _home(spec)}:
+            path.mkdir(parents=True, exist_ok=True)
 
     async def start(self, spec: AgentSpec) -> None:
         """Start the agent's turn loop; a running agent is left running.
@@ -490,7 +491,7 @@ class LocalBackend:
         self, spec: AgentSpec, options: Sequence[str] = (), repo_paths: Sequence[Path] = ()
     ) -> tuple[list[str], dict[str, str]]:
         env = {k: v for k in PASSTHROUGH_ENV if (v := os.environ.get(k)) is not None}
-        env |= {"HOME": str(spec.work_dir), "HIVE_AGENT_NAME": spec.name, "PYTHONUNBUFFERED": "1"}
+        env |= {"HOME": str(_home(spec)), "HIVE_AGENT_NAME": spec.name, "PYTHONUNBUFFERED": "1"}
         env |= dict(spec.env)
         if self._bwrap is None:
             env["HIVE_SOCKET"] = str(spec.socket_dir / "mcp.sock")
@@ -535,7 +536,7 @@ class LocalBackend:
             (extra.path, ["--bind" if extra.writable else "--ro-bind", str(extra.path), str(extra.path)])
             for extra in spec.extra_dirs
         )
-        mounts.append((spec.work_dir, ["--bind", str(spec.work_dir), str(spec.work_dir)]))
+        mounts.extend((path, ["--bind", str(path), str(path)]) for path in dict.fromkeys([spec.work_dir, _home(spec)]))
         mounts.append((SANDBOX_SOCKET_DIR, ["--bind", str(spec.socket_dir), str(SANDBOX_SOCKET_DIR)]))
         if spec.claude_config_dir is not None:
             # Read-write: claude keeps its sessions (for --resume) and token refreshes there ...
@@ -564,6 +565,11 @@ class LocalBackend:
         existing = [p for p in dict.fromkeys(candidates) if p.is_dir() and p != Path("/")]
         # A dir inside another masked one is hidden with it.
         return [p for p in existing if not any(o != p and o in p.parents for o in existing)]
+
+
+def _home(spec: AgentSpec) -> Path:
+    """The agent's HOME: its work dir, or beside it when the work dir is a clone (caches stay out of its commits)."""
+    return spec.work_dir.parent / "home" if spec.repo is not None else spec.work_dir
 
 
 def _note_oom(child: _Child) -> bool:
