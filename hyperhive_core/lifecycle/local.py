@@ -54,6 +54,7 @@ logger = logging.getLogger(__name__)
 SANDBOX_SOCKET_DIR = Path("/run/hive")
 SANDBOX_CLAUDE_DIR = Path("/run/claude")
 CLAUDE_SETTINGS = "settings.json"
+NO_CLAUDE_SETTINGS = "no-claude-settings.json"
 # In the sandbox's private /run, so the bind's mount point is made there, never in the operator's dir.
 SANDBOX_CLAUDE_SETTINGS = Path("/run/claude-settings.json")
 KILL_WAIT_S = 5.0
@@ -544,8 +545,11 @@ class LocalBackend:
             # ... but claude reads its settings (the login, hooks, permissions) from a read-only bind
             # of the operator's file, not from that shared dir: what an agent wrote there would be run
             # or honoured by every agent's claude. No file: an empty one (claude's defaults).
-            settings = spec.claude_config_dir / CLAUDE_SETTINGS
-            source = settings if settings.is_file() else Path(os.devnull)
+            source = spec.claude_config_dir / CLAUDE_SETTINGS
+            if not source.is_file():
+                # a regular empty file, in the agent's state dir (the sandbox's /dev is nodev: no /dev/null)
+                source = spec.log_path.parent / NO_CLAUDE_SETTINGS
+                source.write_bytes(b"")
             mounts.append((SANDBOX_CLAUDE_SETTINGS, ["--ro-bind", str(source), str(SANDBOX_CLAUDE_SETTINGS)]))
         for _, arguments in sorted(mounts, key=lambda mount: len(mount[0].parts)):
             argv += arguments
