@@ -174,6 +174,11 @@ async def test_an_agent_has_only_the_tools_and_the_permission_mode_and_model_its
     assert "mcp__hive__send" in requests[0].tool_names
     assert {"mcp__hive__recv", "mcp__hive__report_events"}.isdisjoint(requests[0].tool_names)
     assert all("sonnet" in str(r.body.get("model")) for r in requests)
+    # the hive server's instructions, which reach the model, name only tools bob is given
+    said = requests[0].context_text.split("\n## hive\n", 1)[1].split("\n\n", 1)[0]
+    named = re.findall(r"\b(send|recv|ack|inbox|whoami|peers|report_events)\b", said)
+    assert "send" in named
+    assert all(f"mcp__hive__{tool}" in requests[0].tool_names for tool in named)
     [init] = [e for e in events if e.get("subtype") == "init"]
     assert init["permissionMode"] == "dontAsk"
     # the agent file on main says so, for the operator and for git
