@@ -257,9 +257,11 @@ class HiveClient:
         """Propose new settings for an agent (the manager's tool)."""
         return await self.call("propose", {"name": name, "changes": changes, "reason": reason}, ProposalView)
 
-    async def propose_spawn(self, name: str, *, role: str = "", driver: str = "auto", reason: str = "") -> ProposalView:
-        """Propose a new agent (the manager's `spawn`)."""
-        arguments = {"name": name, "role": role, "driver": driver, "reason": reason}
+    async def propose_spawn(
+        self, name: str, *, role: str = "", driver: str = "auto", reason: str = "", **settings: Any
+    ) -> ProposalView:
+        """Propose a new agent (the manager's `spawn`); `settings`: tools, permission_mode, repo..."""
+        arguments = {"name": name, "role": role, "driver": driver, "reason": reason, **settings}
         return await self.call("spawn", arguments, ProposalView)
 
     async def propose_kill(self, name: str, reason: str = "") -> ProposalView:
