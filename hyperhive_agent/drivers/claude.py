@@ -151,7 +151,8 @@ class ClaudeDriver:
         argv += ["--permission-mode", settings.permission_mode]
         if settings.model is not None:
             argv += ["--model", settings.model]
-        argv += [f"--add-dir={path}" for path in settings.add_dirs]
+        # a dir the backend did not bind (not applied there) is left out, not an error of claude's
+        argv += [f"--add-dir={path}" for path in settings.add_dirs if Path(path).is_dir()]
         if session is not None:
             argv += ["--resume", session]
         # the built-in tools offered at all: a tool left out cannot be allowed by any settings file

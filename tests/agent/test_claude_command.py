@@ -1,5 +1,6 @@
 """What the turn loop asks of claude for one agent: its settings from the daemon, onto claude's command line."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -51,18 +52,23 @@ def test_an_agents_settings_from_the_daemon_reach_claudes_command_line(tmp_path:
         "HIVE_CLAUDE_TOOLS": '["Read", "Bash(git commit *)", "mcp__hive__send"]',
         "HIVE_CLAUDE_PERMISSION_MODE": "dontAsk",
         "HIVE_CLAUDE_MODEL": "sonnet",
-        "HIVE_CLAUDE_ADD_DIRS": '["/srv/data", "/srv/out"]',
+        "HIVE_CLAUDE_ADD_DIRS": json.dumps([str(tmp_path / "data"), str(tmp_path / "out"), "/nonexistent/dir"]),
         "HIVE_CLAUDE_SETTINGS": "/run/claude-settings.json",
     }
+    (tmp_path / "data").mkdir()
+    (tmp_path / "out").mkdir()
     argv = command(AgentConfig.from_env(env, work_dir=tmp_path))
     # a rule offers its tool, and allows only what it says; MCP tools are not built-in tools
     assert "--tools=Read,Bash" in argv
     assert values(argv, "--allowedTools") == ["mcp__hive", "Read", "Bash(git commit *)", "mcp__hive__send"]
     assert argv[argv.index("--permission-mode") + 1] == "dontAsk"
     assert argv[argv.index("--model") + 1] == "sonnet"
-    assert ["--add-dir=/srv/data", "--add-dir=/srv/out"] == [a for a in argv if a.startswith("--add-dir")]
+    # a dir this sandbox does not have is left out (a backend that does not bind extra dirs)
+    assert [f"--add-dir={tmp_path / 'data'}", f"--add-dir={tmp_path / 'out'}"] == [
+        a for a in argv if a.startswith("--add-dir")
+    ]
     # only the operator's settings, as the daemon bound them read-only
-    assert ["--setting-sources=", "--settings=/run/claude-settings.json"] == [a for a in argv if "setting" in a]
+    assert ["--setting-sources=", "--settings=/run/claude-settings.json"] == [a for a in argv if a.startswith("--setting")]
 
 
 def test_no_tools_leaves_claude_only_the_hives(tmp_path: Path) -> None:
