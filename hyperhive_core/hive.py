@@ -249,7 +249,7 @@ class Hive:
         work_dir = self.config.agent_state_dir(name) / "work"
         event: dict[str, Any]
         try:
-            head = await anyio.to_thread.run_sync(publish_branch, name, Path(repo), work_dir)
+            head = await anyio.to_thread.run_sync(publish_branch, name, Path(repo), work_dir, abandon_on_cancel=True)
             if head is None or self._published.get(name) == head:
                 return
             self._published[name] = head

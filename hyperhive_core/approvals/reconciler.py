@@ -41,6 +41,8 @@ STABLE_S = 60.0
 # Steps of the daemon's own bring-up and removal.
 BRING_UP = frozenset({"create", "start", "restart", "rebuild"})
 TEAR_DOWN = frozenset({"remove", "prune"})
+# How long a removed agent's branch may take to reach its repository.
+PUBLISH_WAIT_S = 30.0
 
 
 @runtime_checkable
@@ -524,7 +526,9 @@ class Reconciler:
             if state is not None:
                 # Its branch is the operator's work: published into the repository one last time, and
                 # kept there (and its clone in its state dir); removing an agent deletes no branch.
-                await self.hive.publish(name, _applied_file(state))
+                # Bounded: a git that hangs must not hold the removal (the clone keeps the commits).
+                with anyio.move_on_after(PUBLISH_WAIT_S):
+                    await self.hive.publish(name, _applied_file(state))
             await backend.destroy(name)
             await self._close_socket(name)
 
