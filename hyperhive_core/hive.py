@@ -3,7 +3,8 @@
 A registry and messaging rules: the desired hive lives in the state repo and the reconciler
 (`approvals.reconciler`) is the one place agents are started, rebuilt and stopped; it keeps this
 registry (main's agents, and those whose removal is pending) and says how each agent stands
-against main (`sync`), which `list` and `status` show beside what the backend reports.
+against main (`sync`), which `list` and `status` show beside what the backend reports. An agent
+that works on a repository (`--repo`) has its branch published there after each of its turns.
 """
 
 import logging
