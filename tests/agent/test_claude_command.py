@@ -68,7 +68,9 @@ def test_an_agents_settings_from_the_daemon_reach_claudes_command_line(tmp_path:
         a for a in argv if a.startswith("--add-dir")
     ]
     # only the operator's settings, as the daemon bound them read-only
-    assert ["--setting-sources=", "--settings=/run/claude-settings.json"] == [a for a in argv if a.startswith("--setting")]
+    assert ["--setting-sources=", "--settings=/run/claude-settings.json"] == [
+        a for a in argv if a.startswith("--setting")
+    ]
 
 
 def test_no_tools_leaves_claude_only_the_hives(tmp_path: Path) -> None:
