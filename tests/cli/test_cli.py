@@ -520,25 +520,24 @@ def test_spawn_options_go_into_the_agent_file_and_a_repo_agent_gets_its_own_clon
     assert "none yet" in out_text
 
 
-@pytest.mark.parametrize(
-    ("args", "says"),
-    [
-        (["--repo", "/nonexistent/project"], "/nonexistent/project: no such directory; give the path of a git"),
-        (["--repo", "."], "not a git repository with a commit"),
-        (["--ro-dir", "/nonexistent/data"], "/nonexistent/data: no such directory on this host"),
-        (["--rw-dir", "STATE"], "it overlaps the hive's own"),
-        (["--tools", "Read,rm -rf"], "claude.tools: Value error, 'rm -rf' is no tool name or rule"),
-        (["--model", "a b"], "claude.model: Value error, give a model name or alias"),
-    ],
-    ids=["no-repo", "not-a-repo", "no-dir", "state-dir", "bad-tool", "bad-model"],
-)
+REFUSED_SETTINGS = [
+    (["--repo", "/nonexistent/project"], "/nonexistent/project: no such directory; give the path of a git"),
+    (["--repo", "."], "not a git repository with a commit"),
+    (["--ro-dir", "/nonexistent/data"], "/nonexistent/data: no such directory on this host"),
+    (["--rw-dir", "STATE"], "it overlaps the hive's own"),
+    (["--tools", "Read,rm -rf"], "claude.tools: Value error, 'rm -rf' is no tool name or rule"),
+    (["--model", "a b"], "claude.model: Value error, give a model name or alias"),
+]
+
+
 def test_spawn_refuses_settings_it_cannot_apply_and_commits_nothing(
-    hive: LiveHive, short_tmpdir: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], says: str
+    hive: LiveHive, short_tmpdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    args = [str(hive.config.state_dir) if a == "STATE" else a for a in args]
     (short_tmpdir / "plain").mkdir()
     monkeypatch.chdir(short_tmpdir / "plain")  # `--repo .` is resolved from here
-    line = error_line(hive.run("spawn", "alice", *args))
-    assert says in line
+    for args, says in REFUSED_SETTINGS:
+        given = [str(hive.config.state_dir) if a == "STATE" else a for a in args]
+        line = error_line(hive.run("spawn", "alice", *given))
+        assert says in line, given
     assert hive.json("list") == []
     assert "agents/alice.toml" not in _git(hive.config.state_repo, "ls-tree", "-r", "--name-only", "main")
