@@ -294,7 +294,6 @@ class Hive:
         file = self._require(name)
         unread = await self.broker.unread_counts()
         info = await self._info(name, unread)
-        info.settings = settings_diff(file)
         info.branch = await self.branch(name, file)
         return info
 
@@ -338,4 +337,5 @@ class Hive:
             applied_rev=sync.applied_rev if sync is not None else None,
             attempted_rev=sync.attempted_rev if sync is not None else None,
             not_applied=sync.not_applied if sync is not None else [],
+            settings=settings_diff(row),
         )
