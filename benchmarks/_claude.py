@@ -5,9 +5,13 @@ process per turn, as turns ran before) a daemon child spawns one claude agent in
 the operator sends it messages one after another; the fake API's scripted model answers each with
 one `send`. Per turn: message stored → claude's first API request; the end of the API answer that
 made claude call `send` → the reply stored; model requests per turn. Then the resident memory of
-the agent's process tree between turns (the turn loop, claude, its MCP bridge).
+the agent's process tree between turns (the turn loop, claude, its MCP bridge). Last, with claude
+kept, working turns: the model runs a Bash command before it answers, and the time from the API
+answer that called Bash to claude's next request (the command run in the sandbox, its output back)
+is measured with the model requests such a turn takes.
 """
 
+import json
 import os
 import select
 import signal
@@ -24,12 +28,26 @@ from typing import Any
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from benchmarks._rpc import LineClient, connect_socket
-from tests.fakes.messages_api import SEND, ApiRequest, MessagesApi, Turn, serve_messages_api
+from tests.fakes.messages_api import (
+    SEND,
+    ApiRequest,
+    MessagesApi,
+    Reply,
+    ToolUse,
+    Turn,
+    call,
+    replying_model,
+    say,
+    send,
+    serve_messages_api,
+)
 
 CLAUDE_BIN_DIR = Path(__file__).resolve().parent.parent / ".tools" / "node_modules" / ".bin"
 TURN_TIMEOUT_S = 120.0
 READY_TIMEOUT_S = 60.0
 AGENT = "bench"
+# What a working turn's model runs: a shell, git, and a look at the work dir.
+WORK_COMMAND = "git --version && ls -a"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +69,8 @@ class ModeResult:
     turns: list[TurnTimes]
     tree_rss_mb: float
     claude_rss_mb: float
+    # (Bash call answered → claude's next request, model requests) of each working turn
+    work: list[tuple[float, int]]
 
 
 def claude_installed() -> bool:
@@ -66,9 +86,16 @@ def fake_api() -> Generator[tuple[MessagesApi, BlockingPortal]]:
 
 
 def measure_mode(
-    root: Path, api: MessagesApi, portal: BlockingPortal, turns: int, mode: str, agent_env: list[str]
+    root: Path,
+    api: MessagesApi,
+    portal: BlockingPortal,
+    turns: int,
+    mode: str,
+    agent_env: list[str],
+    work_turns: int = 0,
 ) -> ModeResult:
-    """Spawn one claude agent in a fresh daemon and time `turns` turns (one more, first, is not timed)."""
+    """Spawn one claude agent in a fresh daemon and time `turns` turns (one more, first, is not timed),
+    then `work_turns` working turns."""
     claude_dir = root / "claude"
     api.write_settings(claude_dir)
     with claude_daemon(root, claude_dir, agent_env) as run_dir, connect_socket(run_dir / "host.sock") as operator:
@@ -78,7 +105,44 @@ def measure_mode(
         measured = [run_turn(operator, api, portal, f"turn {i}") for i in range(turns)]
         pid = operator.call("agent_status", {"name": AGENT})["pid"]
         tree, claude = tree_rss_mb(int(pid))
-    return ModeResult(mode, first, measured, tree, claude)
+        work: list[tuple[float, int]] = []
+        if work_turns:
+            api.model = working_model
+            try:
+                work = [run_work_turn(operator, api, portal, f"work {i}") for i in range(work_turns)]
+            finally:
+                api.model = replying_model
+    return ModeResult(mode, first, measured, tree, claude, work)
+
+
+def working_model(request: ApiRequest) -> Reply:
+    """Each hive message: run WORK_COMMAND with Bash, then answer with what it printed, then end the turn."""
+    last = [use.get("name") for use in request.last_tool_uses()]
+    if request.answers_tools and last == ["Bash"]:
+        [(sender, message_id)] = _prompted(request)
+        return call(send(sender, f"ran it: {json.dumps(request.tool_results(-1))[:200]}", message_id))
+    if request.answers_tools:
+        return say("Done.")
+    if request.hive_messages():
+        return call(ToolUse("Bash", {"command": WORK_COMMAND, "description": "look around"}))
+    return say("Nothing to answer.")
+
+
+def _prompted(request: ApiRequest) -> list[tuple[str, int]]:
+    """The (sender, id) of the hive messages of the turn's prompt."""
+    return [(m.sender, m.id) for m in request.hive_messages()]
+
+
+def run_work_turn(operator: LineClient, api: MessagesApi, portal: BlockingPortal, body: str) -> tuple[float, int]:
+    """One working turn; (the Bash call answered → claude's next request, the model requests it took)."""
+    run_turn(operator, api, portal, body)
+    turn = [r for r in api.model_requests() if body in r.prompt()]
+    [bash] = [
+        r for r in turn if isinstance(r.reply, Turn) and any(getattr(b, "name", "") == "Bash" for b in r.reply.blocks)
+    ]
+    after = turn[turn.index(bash) + 1]
+    assert bash.answered_at is not None
+    return after.received_at - bash.answered_at, len(turn)
 
 
 def run_turn(operator: LineClient, api: MessagesApi, portal: BlockingPortal, body: str) -> TurnTimes:

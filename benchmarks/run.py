@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx2
 
-from benchmarks._claude import ModeResult, claude_installed, fake_api, measure_mode
+from benchmarks._claude import WORK_COMMAND, ModeResult, claude_installed, fake_api, measure_mode
 from benchmarks._dashboard import (
     Dashboard,
     dashboard_of,
@@ -963,7 +963,9 @@ def measure_claude(root: Path, sizes: Sizes) -> list[Row]:
     results: list[ModeResult] = []
     with fake_api() as (api, portal):
         for i, (mode, _, agent_env) in enumerate(CLAUDE_MODES):
-            results.append(measure_mode(root / f"c{i}", api, portal, sizes.claude_turns, mode, agent_env))
+            # working turns once, with claude kept (the default): what a tool call adds to a turn
+            work = sizes.claude_turns if i == 0 else 0
+            results.append(measure_mode(root / f"c{i}", api, portal, sizes.claude_turns, mode, agent_env, work))
     rows: list[Row] = []
     for result, (_, how, _) in zip(results, CLAUDE_MODES, strict=True):
         start_median, start_p99 = ms([t.to_first_request for t in result.turns])
@@ -1000,6 +1002,21 @@ def measure_claude(root: Path, sizes: Sizes) -> list[Row]:
             )
         )
     kept = results[0]
+    bash_median, bash_p99 = ms([t for t, _ in kept.work])
+    rows.append(
+        Row(
+            "claude Bash call",
+            f"a working turn ({WORK_COMMAND!r} in the work dir, in {_sandbox()}): the API answer calling Bash → "
+            f"claude's next request with its output; {len(kept.work)} turns, claude kept",
+            f"{bash_median:.0f} ms; model requests per working turn: "
+            f"{', '.join(map(str, sorted({n for _, n in kept.work})))}",
+            "-",
+            None,
+            bash_median,
+            bash_p99,
+            extra={"model_requests_per_working_turn": [n for _, n in kept.work]},
+        )
+    )
     per_gib = 1024 / kept.tree_rss_mb
     rows.append(
         Row(

@@ -158,9 +158,10 @@ class HiveClient:
         """Everyone this principal can send to."""
         return await self.call("peers", {}, PeerList)
 
-    async def spawn(self, name: str, *, role: str = "", driver: str = "auto") -> AgentInfo:
-        """Add and start an agent."""
-        return await self.call("spawn", {"name": name, "role": role, "driver": driver}, AgentInfo)
+    async def spawn(self, name: str, *, role: str = "", driver: str = "auto", **settings: Any) -> AgentInfo:
+        """Add and start an agent; `settings` are the spawn tool's other arguments (tools, repo, extra_dirs...)."""
+        arguments = {"name": name, "role": role, "driver": driver, **settings}
+        return await self.call("spawn", arguments, AgentInfo)
 
     async def spawn_manager(self, *, role: str = "", driver: str = "auto") -> AgentInfo:
         """Start the manager agent, hm1nd."""
@@ -256,9 +257,11 @@ class HiveClient:
         """Propose new settings for an agent (the manager's tool)."""
         return await self.call("propose", {"name": name, "changes": changes, "reason": reason}, ProposalView)
 
-    async def propose_spawn(self, name: str, *, role: str = "", driver: str = "auto", reason: str = "") -> ProposalView:
-        """Propose a new agent (the manager's `spawn`)."""
-        arguments = {"name": name, "role": role, "driver": driver, "reason": reason}
+    async def propose_spawn(
+        self, name: str, *, role: str = "", driver: str = "auto", reason: str = "", **settings: Any
+    ) -> ProposalView:
+        """Propose a new agent (the manager's `spawn`); `settings`: tools, permission_mode, repo..."""
+        arguments = {"name": name, "role": role, "driver": driver, "reason": reason, **settings}
         return await self.call("spawn", arguments, ProposalView)
 
     async def propose_kill(self, name: str, reason: str = "") -> ProposalView:

@@ -8,7 +8,8 @@
     ├── AgentExistsError
     ├── NotPermittedError            (a principal called a tool that is not theirs)
     ├── BackendError
-    │   └── BackendUnavailableError  (the backend's tool is missing on this host)
+    │   ├── BackendUnavailableError  (the backend's tool is missing on this host)
+    │   └── WorkspaceError           (an agent's repository or extra dir cannot be used)
     ├── BrokerError
     │   ├── BodyTooLargeError
     │   ├── EmptyBodyError
@@ -103,6 +104,16 @@ class BackendError(HiveError):
 
 class BackendUnavailableError(BackendError):
     """The backend's tool is not installed on this host."""
+
+
+class WorkspaceError(BackendError):
+    """An agent's repository (`--repo`) or extra dir cannot be used as asked."""
+
+    def __init__(self, agent: str, path: str, problem: str) -> None:
+        super().__init__(f"agent {agent!r}: {path}: {problem}")
+        self.agent = agent
+        self.path = path
+        self.problem = problem
 
 
 class BrokerError(HiveError):

@@ -3,7 +3,8 @@
 A registry and messaging rules: the desired hive lives in the state repo and the reconciler
 (`approvals.reconciler`) is the one place agents are started, rebuilt and stopped; it keeps this
 registry (main's agents, and those whose removal is pending) and says how each agent stands
-against main (`sync`), which `list` and `status` show beside what the backend reports.
+against main (`sync`), which `list` and `status` show beside what the backend reports. An agent
+that works on a repository (`--repo`) has its branch published there after each of its turns.
 """
 
 import logging
@@ -13,9 +14,12 @@ import signal
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
-from hyperhive_core.approvals.agentfile import AgentFile
+import anyio
+
+from hyperhive_core.approvals.agentfile import AgentFile, settings_diff
 from hyperhive_core.broker.broker import Broker
 from hyperhive_core.broker.events import EventLog
 from hyperhive_core.broker.guard import RunawayGuard
@@ -27,9 +31,10 @@ from hyperhive_core.budget.keeper import BudgetKeeper
 from hyperhive_core.budget.store import BudgetStore
 from hyperhive_core.budget.views import limits_view, pause_reason, usage_view
 from hyperhive_core.config import HiveConfig
-from hyperhive_core.errors import HiveError, UnknownAgentError
+from hyperhive_core.errors import HiveError, UnknownAgentError, WorkspaceError
 from hyperhive_core.lifecycle.base import AgentStatus, LifecycleBackend
-from hyperhive_core.mcp.models import AgentInfo, AgentResources, MessageView, PeerInfo
+from hyperhive_core.lifecycle.workspace import branch_of, branch_state, publish_branch
+from hyperhive_core.mcp.models import AgentInfo, AgentResources, BranchView, MessageView, PeerInfo
 from hyperhive_core.names import OPERATOR
 from hyperhive_core.states import SyncState
 
@@ -111,6 +116,8 @@ class Hive:
         self.started_at = time.time()
         self.sync: SyncSource | None = None
         self._agents: dict[str, AgentFile] = {}
+        # The head of each repo agent's branch as last published into its repository.
+        self._published: dict[str, str] = {}
         # The driver each agent last said it answers with (its `driver` events); in memory, as an
         # agent that starts again (also after a daemon restart) says it again at once.
         self._drivers_in_use: dict[str, str] = {}
@@ -204,6 +211,7 @@ class Hive:
         """Forget an agent the reconciler removed; its messages stay as history."""
         self._agents.pop(name, None)
         self._drivers_in_use.pop(name, None)
+        self._published.pop(name, None)
 
     def settings_of(self, name: str) -> AgentFile:
         """The settings agent `name` has on main (or runs with, while its removal is pending).
@@ -224,17 +232,70 @@ class Hive:
             if event.get("type") == "hive" and event.get("subtype") == "driver" and isinstance(in_use, str):
                 self._drivers_in_use[name] = in_use[:MAX_DRIVER_IN_USE_CHARS]
 
+    # an agent's branch (`--repo`)
+
+    async def after_events(self, name: str, events: list[dict[str, Any]]) -> None:
+        """After a turn of an agent that works on a repository: publish its branch there."""
+        file = self._agents.get(name)
+        if file is None or file.sandbox.repo is None:
+            return
+        if any(e.get("type") == "hive" and e.get("subtype") in ("turn_end", "turn_error") for e in events):
+            await self.publish(name, file)
+
+    async def publish(self, name: str, file: AgentFile) -> None:
+        """Fetch agent `name`'s branch into its repository; when it moved, say so in the agent's log."""
+        repo = file.sandbox.repo
+        if repo is None:
+            return
+        work_dir = self.config.agent_state_dir(name) / "work"
+        event: dict[str, Any]
+        try:
+            head = await anyio.to_thread.run_sync(publish_branch, name, Path(repo), work_dir, abandon_on_cancel=True)
+            if head is None or self._published.get(name) == head:
+                return
+            self._published[name] = head
+            view = await self.branch(name, file)
+            assert view is not None
+            listed = "; ".join(view.commits[:5]) or "nothing that HEAD lacks"
+            message = f"{view.branch} is at {head[:12]} in {repo}: {view.ahead} commit(s) not in its HEAD: {listed}"
+            event = {"type": "hive", "subtype": "branch", "message": message, "branch": view.branch, "head": head}
+            event["commits"] = view.commits
+        except WorkspaceError as exc:
+            logger.warning("could not publish the branch of %s: %s", name, exc)
+            event = {"type": "hive", "subtype": "branch_error", "message": str(exc)}
+        try:
+            await self.events.append(name, [event])
+        except HiveError:
+            logger.warning("could not log the branch of %s", name, exc_info=True)
+
+    async def branch(self, name: str, file: AgentFile) -> BranchView | None:
+        """Agent `name`'s branch as its repository has it; None when it works on no repository."""
+        repo = file.sandbox.repo
+        if repo is None:
+            return None
+        view = BranchView(repo=repo, branch=branch_of(name), work_dir=str(self.config.agent_state_dir(name) / "work"))
+        try:
+            state = await anyio.to_thread.run_sync(branch_state, name, Path(repo))
+        except WorkspaceError as exc:
+            view.error = str(exc)
+            return view
+        view.head, view.ahead = state.head, state.ahead
+        view.commits = [f"{sha} {subject}" for sha, subject in state.commits]
+        return view
+
     # views
 
     async def status(self, name: str) -> AgentInfo:
-        """The agent's state, process, uptime and unread count.
+        """The agent's state, process, uptime and unread count; its settings and branch.
 
         Raises:
             UnknownAgentError: no agent has that name.
         """
-        self._require(name)
+        file = self._require(name)
         unread = await self.broker.unread_counts()
-        return await self._info(name, unread)
+        info = await self._info(name, unread)
+        info.branch = await self.branch(name, file)
+        return info
 
     async def list(self) -> list[AgentInfo]:
         """Every agent of the hive, by name."""
@@ -276,4 +337,5 @@ class Hive:
             applied_rev=sync.applied_rev if sync is not None else None,
             attempted_rev=sync.attempted_rev if sync is not None else None,
             not_applied=sync.not_applied if sync is not None else [],
+            settings=settings_diff(row),
         )

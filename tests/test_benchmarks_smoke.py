@@ -31,6 +31,7 @@ ROWS = [
     "claude turn start (per turn)",
     "claude turn end (kept)",
     "claude turn end (per turn)",
+    "claude Bash call",
     "claude RSS per agent",
     "floor: raw JSON line",
     "floor: MCP no-op",
@@ -64,4 +65,7 @@ def test_a_smoke_run_of_the_benchmarks_reports_every_row() -> None:
         assert row["p99_ms"] is not None
     [memory] = [row for row in report["rows"] if row["what"] == "claude RSS per agent"]
     assert memory["extra"]["claude_rss_mb"] > 0
+    # a working turn: Bash, send, the closing words
+    [work] = [row for row in report["rows"] if row["what"] == "claude Bash call"]
+    assert set(work["extra"]["model_requests_per_working_turn"]) == {3}
     assert report["machine"]["cores"]

@@ -188,6 +188,11 @@ def _claude_driver(config: AgentConfig, socket_path: Path, redactor: Redactor) -
         turn_timeout_s=config.turn_timeout_s,
         secrets=config.secrets,
         keep_alive_s=config.claude_keep_alive_s,
+        tools=config.claude_tools,
+        permission_mode=config.permission_mode,
+        model=config.claude_model,
+        add_dirs=config.add_dirs,
+        settings_file=config.settings_file,
     )
     return ClaudeDriver(settings, redactor=redactor)
 

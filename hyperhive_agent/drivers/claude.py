@@ -1,7 +1,7 @@
 """The claude driver: claude-code runs each turn, with the hive as its MCP server.
 
-claude answers by calling `mcp__hive__send` itself, through `hive-agent mcp` (configured in
-`<work dir>/.hive-mcp.json`, `alwaysLoad` so the hive tools are in the first request, with no
+claude answers by calling `mcp__hive__send` itself, through `hive-agent mcp` (configured on
+claude's command line, `alwaysLoad` so the hive tools are in the first request, with no
 ToolSearch round trip). One `claude -p --input-format stream-json` process serves turn after
 turn (each prompt is one stream-json user message; the turn ends at claude's `result` event), so
 a turn does not pay claude's start-up. Every stream-json line claude prints becomes a turn event,
@@ -12,6 +12,12 @@ crash, a hang, an agent restart) resumes it; a session claude cannot resume is d
 turn rerun once in a new one. A turn past the timeout is killed with the whole process group
 (claude, its MCP bridge, their children). A claude that is not logged in, or whose credentials
 the API refuses (401), raises `ClaudeUnavailableError` at once instead of retrying for minutes.
+
+What claude may do is the agent's settings, from the daemon: the built-in tools it is offered
+(`--tools`) and may use without asking (`--allowedTools`), its permission mode and model. All of it
+is on claude's command line, and claude reads no settings from the work dir (`--setting-sources
+user`, or only the operator's file the daemon binds read-only): nothing the agent can write widens
+its own tools.
 """
 
 import json
@@ -26,7 +32,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from hyperhive_agent import wire
-from hyperhive_agent.config import KEEP_ALIVE_S
+from hyperhive_agent.config import DEFAULT_PERMISSION_MODE, KEEP_ALIVE_S, WORKING_SET
 from hyperhive_agent.drivers._process import ClaudeProcess, Ending
 from hyperhive_agent.errors import ClaudeUnavailableError, TurnFailedError
 from hyperhive_agent.events import EventLog, Redactor, hive_event
@@ -37,9 +43,8 @@ from hyperhive_agent.usage import UsageMeter
 logger = logging.getLogger(__name__)
 
 CLAUDE_EXECUTABLE = "claude"
-MCP_CONFIG_FILE = ".hive-mcp.json"
 SESSION_FILE = ".hive-claude-session"
-# claude -p may use the hive's tools without asking (nobody is there to ask) ...
+# claude -p may use the hive's tools without asking (nobody is there to ask), and the agent's own ...
 ALLOWED_TOOLS = ("mcp__hive",)
 # ... except these, which claude then does not offer the model at all: the loop owns the
 # agent's inbox (it takes the messages and acknowledges them once their turn is done) and its
@@ -69,6 +74,14 @@ class ClaudeSettings:
     # How long an idle claude is kept for the next turn; 0: a fresh claude per turn (resuming the
     # session), as before keep-alive existed.
     keep_alive_s: float = KEEP_ALIVE_S
+    # Tool names or rules ("Bash(git *)"): their built-in tools are offered, and the rules allowed.
+    tools: tuple[str, ...] = WORKING_SET
+    permission_mode: str = DEFAULT_PERMISSION_MODE
+    model: str | None = None
+    add_dirs: tuple[str, ...] = ()
+    # The operator's settings, read-only (the daemon's bind): claude then reads no other settings
+    # file. None: only the user's settings (claude's config dir), never the work dir's.
+    settings_file: Path | None = None
 
 
 @dataclass(slots=True)
@@ -111,11 +124,6 @@ class ClaudeDriver:
         return "claude"
 
     @property
-    def mcp_config_path(self) -> Path:
-        """The `--mcp-config` file, in the work dir."""
-        return self.settings.work_dir / MCP_CONFIG_FILE
-
-    @property
     def session_path(self) -> Path:
         """Where the session id to resume is kept, in the work dir."""
         return self.settings.work_dir / SESSION_FILE
@@ -131,13 +139,45 @@ class ClaudeDriver:
 
         `--allowedTools`/`--disallowedTools` take every following argument, so they come last.
         """
-        argv = [self.settings.executable, "-p", "--input-format", "stream-json"]
+        settings = self.settings
+        argv = [settings.executable, "-p", "--input-format", "stream-json"]
         argv += ["--output-format", "stream-json", "--verbose"]
-        argv += [f"--mcp-config={self.mcp_config_path}", "--strict-mcp-config"]
+        argv += [f"--mcp-config={self.mcp_config()}", "--strict-mcp-config"]
+        # the operator's settings (the login) only: the work dir's .claude/ is the agent's to write
+        if settings.settings_file is not None:
+            argv += ["--setting-sources=", f"--settings={settings.settings_file}"]
+        else:
+            argv += ["--setting-sources", "user"]
+        argv += ["--permission-mode", settings.permission_mode]
+        if settings.model is not None:
+            argv += ["--model", settings.model]
+        # a dir the backend did not bind (not applied there) is left out, not an error of claude's
+        argv += [f"--add-dir={path}" for path in settings.add_dirs if Path(path).is_dir()]
         if session is not None:
             argv += ["--resume", session]
-        argv += ["--allowedTools", *ALLOWED_TOOLS, "--disallowedTools", *DISALLOWED_TOOLS]
+        # the built-in tools offered at all: a tool left out cannot be allowed by any settings file
+        builtins = dict.fromkeys(t.split("(", 1)[0] for t in settings.tools if not t.startswith("mcp__"))
+        argv.append(f"--tools={','.join(builtins)}")
+        argv += ["--allowedTools", *ALLOWED_TOOLS, *settings.tools, "--disallowedTools", *DISALLOWED_TOOLS]
         return argv
+
+    def mcp_config(self) -> str:
+        """The hive's MCP server for claude, as the JSON `--mcp-config` takes.
+
+        On the command line rather than in a file: the work dir is the agent's to write, and a
+        server it added there would get the hive's trust (`mcp__hive` is allowed without asking).
+        """
+        server = {
+            # this interpreter, not the hive-agent script: it works in any install (venv, nix, checkout)
+            "command": sys.executable,
+            # -I: claude starts it in the work dir, which must not be able to shadow the bridge.
+            "args": ["-I", "-m", "hyperhive_agent", "mcp"],
+            "env": {"HIVE_SOCKET": str(self.settings.socket_path)},
+            # every hive tool in the first request: without it claude defers MCP tools behind
+            # ToolSearch, a model round trip before the first send of every session
+            "alwaysLoad": True,
+        }
+        return json.dumps({"mcpServers": {"hive": server}}, separators=(",", ":"))
 
     def run_turn(self, messages: Sequence[Message], tools: AgentTools, events: EventLog) -> None:
         """Hand `messages` to claude as one prompt; claude replies through the hive tools itself.
@@ -146,7 +186,6 @@ class ClaudeDriver:
             ClaudeUnavailableError: claude is not installed, not logged in, or its credentials were refused.
             TurnFailedError: claude hung past the turn timeout, crashed, or the turn was cancelled.
         """
-        self._write_mcp_config()
         deadline = time.monotonic() + self.settings.turn_timeout_s
         turn = _Turn()
         for _ in range(2):
@@ -317,21 +356,6 @@ class ClaudeDriver:
         if turn.result is not None and turn.result.get("is_error"):
             lines.append(self._redactor.text(str(turn.result.get("result") or turn.result.get("subtype"))))
         return " | ".join(line.strip() for line in (lines or ["no output"])[-5:])
-
-    def _write_mcp_config(self) -> None:
-        # this interpreter, not the hive-agent script: it works in any install (venv, nix, checkout)
-        server = {
-            "command": sys.executable,
-            # -I: claude starts it in the work dir, which must not be able to shadow the bridge.
-            "args": ["-I", "-m", "hyperhive_agent", "mcp"],
-            "env": {"HIVE_SOCKET": str(self.settings.socket_path)},
-            # every hive tool in the first request: without it claude defers MCP tools behind
-            # ToolSearch, a model round trip before the first send of every session
-            "alwaysLoad": True,
-        }
-        text = json.dumps({"mcpServers": {"hive": server}}, indent=2) + "\n"
-        if _read_text(self.mcp_config_path) != text:
-            self.mcp_config_path.write_text(text)
 
     def _load_session(self) -> str | None:
         return (_read_text(self.session_path) or "").strip() or None

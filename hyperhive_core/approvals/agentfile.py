@@ -25,6 +25,9 @@ AGENT_SUFFIX = ".toml"
 DAY_S = 86_400.0
 Driver = Literal["auto", "claude", "echo"]
 PermissionMode = Literal["default", "acceptEdits", "bypassPermissions", "plan", "dontAsk"]
+# The agent's turn loop checks the same shape (hyperhive_agent.config.TOOL_RULE).
+TOOL_RULE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*(\(.*\))?")
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}")
 
 
 class _Section(BaseModel):
@@ -33,13 +36,32 @@ class _Section(BaseModel):
 
 
 class ClaudeSettings(_Section):
-    """[claude]: how claude runs in this agent. Recorded today; the claude driver reads it (issue 13)."""
+    """[claude]: how claude runs in this agent (the turn loop passes it to claude at every start)."""
 
     model: str | None = Field(default=None, description="The model claude uses; none: claude's default.")
     tools: list[str] | None = Field(
-        default=None, description="Tools claude may use (--allowedTools); none: the hive's working set."
+        default=None,
+        description="Tools claude is offered and may use without asking: names or rules (Bash(git *)); "
+        "none: the hive's working set (Bash, Read, Edit, Write, Glob, Grep); []: the hive's tools only.",
     )
-    permission_mode: PermissionMode | None = Field(default=None, description="claude's --permission-mode.")
+    permission_mode: PermissionMode | None = Field(
+        default=None, description="claude's --permission-mode; none: default (allowed tools run, others are refused)."
+    )
+
+    @field_validator("tools")
+    @classmethod
+    def _tool_rules(cls, tools: list[str] | None) -> list[str] | None:
+        for tool in tools or ():
+            if not TOOL_RULE.fullmatch(tool):
+                raise ValueError(f"{tool!r} is no tool name or rule (like Read, Bash or Bash(git *))")
+        return tools
+
+    @field_validator("model")
+    @classmethod
+    def _model_name(cls, model: str | None) -> str | None:
+        if model is not None and not MODEL_NAME.fullmatch(model):
+            raise ValueError("give a model name or alias, like sonnet or claude-sonnet-4-5")
+        return model
 
 
 class ExtraDir(_Section):
@@ -61,9 +83,19 @@ class SandboxSettings(_Section):
 
     network: bool | None = Field(default=None, description="Share the host's network; none: the daemon's setting.")
     extra_dirs: list[ExtraDir] = Field(
-        default_factory=list[ExtraDir], description="More host dirs in the sandbox (issue 13)."
+        default_factory=list[ExtraDir], description="More host dirs in the sandbox, read-only or read-write."
     )
-    repo: str | None = Field(default=None, description="A git repository the agent works in, on a branch of its own.")
+    repo: str | None = Field(
+        default=None,
+        description="A git repository (absolute path): the agent works in its own clone of it, on branch hive/<name>.",
+    )
+
+    @field_validator("repo")
+    @classmethod
+    def _absolute_repo(cls, repo: str | None) -> str | None:
+        if repo is not None and not repo.startswith("/"):
+            raise ValueError("give an absolute path")
+        return repo
 
 
 class Limits(_Section):
@@ -128,13 +160,22 @@ class HiveSettings(_Section):
 # Fields this daemon applies today (some on one backend only); any other field set to a
 # non-default value is reported as not applied (in the plan and the agent's status), never
 # silently ignored.
-APPLIED_FIELDS = frozenset({"role", "driver", "backend", "generation", "sandbox.network"})
+# claude's settings travel in the agent's environment, which every backend passes to it.
+APPLIED_FIELDS = frozenset(
+    {
+        "role",
+        "driver",
+        "backend",
+        "generation",
+        "sandbox.network",
+        "claude.model",
+        "claude.tools",
+        "claude.permission_mode",
+    }
+)
 APPLIED_BY_BACKEND = {
-    "local": frozenset({"limits.memory_mb", "limits.pids", "limits.cpus"}),
-    "nixos": frozenset(
-        {"nixos.packages", "claude.model", "claude.tools", "claude.permission_mode"}
-        | {"limits.memory_mb", "limits.pids", "limits.cpus"}
-    ),
+    "local": frozenset({"limits.memory_mb", "limits.pids", "limits.cpus", "sandbox.extra_dirs", "sandbox.repo"}),
+    "nixos": frozenset({"nixos.packages", "limits.memory_mb", "limits.pids", "limits.cpus"}),
 }
 
 

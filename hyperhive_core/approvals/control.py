@@ -10,6 +10,8 @@ state repo, migrates the agents an older release kept in SQLite (once), and reco
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -32,6 +34,8 @@ from hyperhive_core.approvals.repo import MAIN, Snapshot, StateRepo
 from hyperhive_core.approvals.views import CommitReceipt, ProposalKind, ProposalView, ReconcileReport
 from hyperhive_core.errors import ApprovalError, BackendError, HiveError, NotPermittedError, StateRepoError
 from hyperhive_core.hive import Hive
+from hyperhive_core.lifecycle.base import ExtraMount
+from hyperhive_core.lifecycle.workspace import check_extra_dirs, check_repo
 from hyperhive_core.mcp.models import AgentInfo, HistoryEntry, HiveStatus
 from hyperhive_core.names import MANAGER, OPERATOR, validate_agent_name
 from hyperhive_core.states import ProposalState, SyncState
@@ -193,17 +197,24 @@ class HiveControl:
         role: str = "",
         driver: Driver = "auto",
         limits: Mapping[str, int | float | None] | None = None,
+        claude: Mapping[str, Any] | None = None,
+        sandbox: Mapping[str, Any] | None = None,
         by: str = OPERATOR,
     ) -> AgentInfo:
-        """Add an agent to main and start it (`spawn_manager` for hm1nd); `limits` left out are the daemon's.
+        """Add an agent to main and start it (`spawn_manager` for hm1nd); settings left out are the defaults.
+
+        `claude` and `sandbox` are sections of its agent file (`{"tools": [...]}`, `{"repo": "/src/app"}`);
+        `limits` left out are the daemon's.
 
         Raises:
             InvalidAgentNameError: the name breaks the naming rules (or is reserved).
             AgentExistsError: main has an agent of that name.
+            InvalidChangeError: a setting breaks the agent file's rules.
+            WorkspaceError: its repository or an extra dir cannot be used (nothing is committed).
             BackendError: it is on main but did not start (it is retried with backoff).
         """
         validate_agent_name(name)
-        return await self._spawn(name, role=role, driver=driver, limits=limits, by=by)
+        return await self._spawn(name, role=role, driver=driver, limits=limits, claude=claude, sandbox=sandbox, by=by)
 
     async def spawn_manager(self, *, role: str = "", driver: Driver = "auto", by: str = OPERATOR) -> AgentInfo:
         """Add the manager, hm1nd, to main and start it.
@@ -215,13 +226,41 @@ class HiveControl:
         return await self._spawn(MANAGER, role=role, driver=driver, by=by)
 
     async def _spawn(
-        self, name: str, *, role: str, driver: Driver, by: str, limits: Mapping[str, int | float | None] | None = None
+        self,
+        name: str,
+        *,
+        role: str,
+        driver: Driver,
+        by: str,
+        limits: Mapping[str, int | float | None] | None = None,
+        claude: Mapping[str, Any] | None = None,
+        sandbox: Mapping[str, Any] | None = None,
     ) -> AgentInfo:
         wanted = {k: v for k, v in (limits or {}).items() if v is not None}
-        file = changes.edited(name, AgentFile(), AgentEdit(role=role, driver=driver, limits=wanted or None))
+        edit = AgentEdit(
+            role=role,
+            driver=driver,
+            limits=wanted or None,
+            claude={k: v for k, v in (claude or {}).items() if v is not None} or None,
+            sandbox={k: v for k, v in (sandbox or {}).items() if v is not None} or None,
+        )
+        file = changes.edited(name, AgentFile(), edit)
+        await self.check_workspace(name, file)
         rev, change = await self._commit(lambda s: _built(changes.spawn(s, name, file)), by=by)
         self._check(await self._applied(rev, change, by=by), rev, change)
         return await self.hive.status(name)
+
+    async def check_workspace(self, name: str, file: AgentFile) -> None:
+        """Refuse, before anything is committed, a repository or extra dir this host cannot give the agent.
+
+        Raises:
+            WorkspaceError: which path, and why.
+        """
+        config = self.hive.config
+        mounts = [ExtraMount(Path(d.path), d.mode == "rw") for d in file.sandbox.extra_dirs]
+        await anyio.to_thread.run_sync(check_extra_dirs, name, mounts, (config.state_dir, config.run_dir))
+        if file.sandbox.repo is not None:
+            await anyio.to_thread.run_sync(check_repo, name, Path(file.sandbox.repo))
 
     async def kill(self, name: str, *, by: str = OPERATOR) -> None:
         """Remove an agent from main and stop it.
@@ -329,6 +368,7 @@ class HiveControl:
         if kind == "spawn":
             validate_agent_name(name)
             file = changes.edited(name, AgentFile(), edit or AgentEdit())
+            await self.check_workspace(name, file)
 
             async def build(snapshot: Snapshot) -> Change:
                 return changes.spawn(snapshot, name, file)

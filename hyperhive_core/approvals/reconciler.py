@@ -14,6 +14,7 @@ import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable, Collection
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import anyio
@@ -29,7 +30,7 @@ from hyperhive_core.approvals.views import PlanStep, PlanView, ReconcileReport, 
 from hyperhive_core.broker.models import AgentStateRow
 from hyperhive_core.errors import BackendError, HiveError, UnknownAgentError
 from hyperhive_core.hive import AgentSync, Hive
-from hyperhive_core.lifecycle.base import AgentSpec, AgentStatus, Limits
+from hyperhive_core.lifecycle.base import AgentSpec, AgentStatus, ExtraMount, Limits
 from hyperhive_core.lifecycle.nixos import NixosBackend, container_name
 from hyperhive_core.names import MANAGER
 from hyperhive_core.states import AgentState, SyncState
@@ -41,6 +42,8 @@ STABLE_S = 60.0
 # Steps of the daemon's own bring-up and removal.
 BRING_UP = frozenset({"create", "start", "restart", "rebuild"})
 TEAR_DOWN = frozenset({"remove", "prune"})
+# How long a removed agent's branch may take to reach its repository.
+PUBLISH_WAIT_S = 30.0
 
 
 @runtime_checkable
@@ -472,6 +475,7 @@ class Reconciler:
         else:
             command = config.agent_command or (sys.executable, "-I", "-u", "-m", "hyperhive_agent", "serve")
         env = {"HIVE_ROLE": file.role, "HIVE_DRIVER": file.driver, "HIVE_TURN_TIMEOUT_S": f"{config.turn_timeout_s:g}"}
+        env |= claude_env(file)
         agent_dir = config.agent_state_dir(name)
         network = file.sandbox.network
         limits = file.limits
@@ -487,6 +491,8 @@ class Reconciler:
             claude_config_dir=config.claude_config_dir,
             packages=tuple(file.nixos.packages),
             claude_settings=managed_settings(file.claude),
+            extra_dirs=tuple(ExtraMount(Path(d.path), d.mode == "rw") for d in file.sandbox.extra_dirs),
+            repo=Path(file.sandbox.repo) if file.sandbox.repo is not None else None,
             limits=Limits(
                 memory_bytes=None if memory_mb is None else memory_mb * 1024 * 1024,
                 pids=limits.pids if limits.pids is not None else config.agent_pids,
@@ -518,6 +524,13 @@ class Reconciler:
         backend = self.hive.backend
         with anyio.CancelScope(shield=True):
             await backend.stop(name, grace_s=self.hive.config.stop_grace_s)
+            state = self._states.get(name)
+            if state is not None:
+                # Its branch is the operator's work: published into the repository one last time, and
+                # kept there (and its clone in its state dir); removing an agent deletes no branch.
+                # Bounded: a git that hangs must not hold the removal (the clone keeps the commits).
+                with anyio.move_on_after(PUBLISH_WAIT_S):
+                    await self.hive.publish(name, _applied_file(state))
             await backend.destroy(name)
             await self._close_socket(name)
 
@@ -633,6 +646,21 @@ class Reconciler:
         )
         self._states[name] = state
         return state
+
+
+def claude_env(file: AgentFile) -> dict[str, str]:
+    """How the agent's turn loop runs claude (hyperhive_agent.config reads it): only what the file sets."""
+    claude = file.claude
+    env: dict[str, str] = {}
+    if claude.tools is not None:
+        env["HIVE_CLAUDE_TOOLS"] = json.dumps(claude.tools)
+    if claude.permission_mode is not None:
+        env["HIVE_CLAUDE_PERMISSION_MODE"] = claude.permission_mode
+    if claude.model is not None:
+        env["HIVE_CLAUDE_MODEL"] = claude.model
+    if file.sandbox.extra_dirs:
+        env["HIVE_CLAUDE_ADD_DIRS"] = json.dumps([d.path for d in file.sandbox.extra_dirs])
+    return env
 
 
 def _applied_file(state: AgentStateRow) -> AgentFile:

@@ -12,6 +12,7 @@ from rich.text import Text
 from hyperhive_core.cli._safe import printable
 from hyperhive_core.mcp.models import (
     AgentInfo,
+    BranchView,
     BudgetLimits,
     BudgetList,
     BudgetView,
@@ -184,6 +185,11 @@ def agent_panel(a: AgentInfo) -> Table:
             rows.append(("attempted", Text(f"main {a.attempted_rev[:12]}")))
     if a.not_applied:
         rows.append(("not applied", printable(", ".join(a.not_applied), style="yellow")))
+    shown = {k: v for k, v in a.settings.items() if k.startswith(("claude.", "sandbox."))}
+    if shown:
+        rows.append(("settings", printable("; ".join(f"{k} = {json.dumps(v)}" for k, v in shown.items()))))
+    if a.branch is not None:
+        rows += [(key, branch_text(a.branch, key)) for key in ("branch", "commits")]
     for entry in a.history:
         line = Text(
             f"{entry.at.astimezone():%H:%M:%S} {entry.step} {entry.state}", style=HISTORY_STYLE.get(entry.state, "")
@@ -193,6 +199,19 @@ def agent_panel(a: AgentInfo) -> Table:
     for key, value in rows:
         table.add_row(key, value)
     return table
+
+
+def branch_text(b: BranchView, part: str) -> Text:
+    """An agent's branch (`part` "branch"), or the commits on it that its repository's HEAD lacks ("commits")."""
+    if part == "branch":
+        return printable(f"{b.branch} of {b.repo} (its clone: {b.work_dir})")
+    if b.error:
+        return printable(b.error, style="yellow")
+    if b.head is None:
+        return Text("none yet", style="dim")
+    listed = "".join(f"\n{commit}" for commit in b.commits)
+    more = f"\n... and {b.ahead - len(b.commits)} more" if b.ahead > len(b.commits) else ""
+    return printable(f"{b.ahead} not in the repository's HEAD (at {b.head[:12]}){listed}{more}")
 
 
 def _mib_or_dash(n: int | None) -> str:

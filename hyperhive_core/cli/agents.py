@@ -7,10 +7,12 @@ fails; then each is applied and each outcome reported, exit 1 if any failed.
 
 from collections.abc import Callable
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
 from pydantic import BaseModel
+from rich.text import Text
 
 from hyperhive_core.cli._client import OperatorClient
 from hyperhive_core.cli._common import (
@@ -24,7 +26,7 @@ from hyperhive_core.cli._common import (
     report_failure,
     use_dirs,
 )
-from hyperhive_core.cli._render import agent_panel, agents_table, event_line, hive_panel
+from hyperhive_core.cli._render import agent_panel, agents_table, branch_text, event_line, hive_panel
 from hyperhive_core.errors import AgentExistsError, HiveError, InvalidAgentNameError, ToolCallError, UnknownAgentError
 from hyperhive_core.mcp.models import AgentInfo, AgentList, EventList, HiveStatus, StopReceipt
 from hyperhive_core.names import validate_agent_name
@@ -40,6 +42,34 @@ class Driver(StrEnum):
     AUTO = "auto"
     CLAUDE = "claude"
     ECHO = "echo"
+
+
+class PermissionMode(StrEnum):
+    """claude's permission modes (`claude --permission-mode`)."""
+
+    DEFAULT = "default"
+    ACCEPT_EDITS = "acceptEdits"
+    BYPASS_PERMISSIONS = "bypassPermissions"
+    PLAN = "plan"
+    DONT_ASK = "dontAsk"
+
+
+def split_tools(text: str) -> list[str]:
+    """`--tools "Read,Grep,Bash(git add, git commit)"`: split at the commas outside parentheses."""
+    tools: list[str] = []
+    depth, start = 0, 0
+    for index, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            tools.append(text[start:index])
+            start = index + 1
+    tools.append(text[start:])
+    return [tool.strip() for tool in tools if tool.strip()]
+
+
+def _absolute(path: Path) -> str:
+    # The daemon has its own working dir: a path is sent as the operator means it, from here.
+    return str(path.expanduser().resolve())
 
 
 Names = Annotated[list[str], typer.Argument(help="Agent names: lowercase letters, digits, '-', at most 9.")]
@@ -118,6 +148,30 @@ def spawn(
     memory_mb: Annotated[int | None, typer.Option(min=16, help="Memory limit in MiB (default: the daemon's).")] = None,
     pids: Annotated[int | None, typer.Option(min=8, help="Most processes and threads at once.")] = None,
     cpus: Annotated[float | None, typer.Option(min=0.01, help="CPUs it may use, e.g. 0.5.")] = None,
+    tools: Annotated[
+        str | None,
+        typer.Option(
+            help="claude's tools, comma-separated names or rules: 'Read,Grep,Bash(git *)'; '' for the hive's "
+            "tools only. Default: Bash, Read, Edit, Write, Glob, Grep (the sandbox is the boundary).",
+        ),
+    ] = None,
+    permission_mode: Annotated[
+        PermissionMode | None, typer.Option(help="claude's permission mode (default: tools not allowed are refused).")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="claude's model, e.g. sonnet (default: claude's own).")] = None,
+    network: Annotated[
+        bool | None, typer.Option("--network/--no-network", help="Share the host's network (default: the daemon's).")
+    ] = None,
+    ro_dir: Annotated[
+        list[Path] | None, typer.Option("--ro-dir", help="A host dir the agent may read, at the same path (repeat).")
+    ] = None,
+    rw_dir: Annotated[
+        list[Path] | None, typer.Option("--rw-dir", help="A host dir the agent may write, at the same path (repeat).")
+    ] = None,
+    repo: Annotated[
+        Path | None,
+        typer.Option(help="A git repository: the agent works in its own clone of it, on branch hive/NAME."),
+    ] = None,
     json: Json = False,
     run_dir: RunDir = None,
     state_dir: StateDir = None,
@@ -126,6 +180,19 @@ def spawn(
     use_dirs(ctx, run_dir, state_dir)
     if manager == bool(names):
         raise fail("give agent names, or --manager alone")
+    extra_dirs = [{"path": _absolute(p), "mode": "ro"} for p in ro_dir or ()]
+    extra_dirs += [{"path": _absolute(p), "mode": "rw"} for p in rw_dir or ()]
+    settings: dict[str, Any] = {
+        "tools": split_tools(tools) if tools is not None else None,
+        "permission_mode": permission_mode.value if permission_mode is not None else None,
+        "model": model,
+        "network": network,
+        "extra_dirs": extra_dirs or None,
+        "repo": _absolute(repo) if repo is not None else None,
+    }
+    settings = {key: value for key, value in settings.items() if value is not None}
+    if manager and settings:
+        raise fail(f"--manager takes --role and --driver only, not {', '.join(sorted(settings))}")
 
     def act(client: OperatorClient) -> list[Outcome]:
         if manager:
@@ -140,7 +207,7 @@ def spawn(
             wanted,
             lambda name: client.call(
                 "spawn",
-                {"name": name, "role": role, "driver": driver.value, **limits},
+                {"name": name, "role": role, "driver": driver.value, **limits, **settings},
                 AgentInfo,
                 wait_s=LIFECYCLE_WAIT_S,
             ),
@@ -245,6 +312,12 @@ def logs(
 
     def act(client: OperatorClient) -> None:
         page = client.call("agent_logs", {"name": name, "limit": lines}, EventList)
+        if not json:
+            # an agent on a repository: its branch and commits first, as the repository has them now
+            branch = client.call("agent_status", {"name": name}, AgentInfo).branch
+            if branch is not None:
+                for part in ("branch", "commits"):
+                    console.print(Text(f"{part}: ", style="dim") + branch_text(branch, part), soft_wrap=True)
         show(page)
         while follow:
             arguments = {"name": name, "after": page.last_id or 0, "limit": 1000, "wait_s": FOLLOW_WAIT_S}

@@ -26,6 +26,14 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class ExtraMount:
+    """A host dir bound into the agent's sandbox at the same path."""
+
+    path: Path
+    writable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     """What an agent uses now, as its cgroups count it; None where no hierarchy counts it."""
 
@@ -54,6 +62,9 @@ class AgentSpec:
     packages: tuple[str, ...] = ()
     claude_settings: Mapping[str, object] = field(default_factory=dict[str, object])
     limits: Limits = field(default_factory=Limits)  # memory, process count, CPU; None in one: unlimited
+    extra_dirs: tuple[ExtraMount, ...] = ()
+    # A git repository the work dir is a clone of (on branch hive/<name>); None: a plain work dir.
+    repo: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)

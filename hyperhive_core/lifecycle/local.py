@@ -4,8 +4,12 @@ Inside the sandbox the agent is root of its own user namespace with no capabilit
 make another; it sees only its own processes. The root filesystem is read-only; /tmp and /run are
 private; the hive's state and run dirs and the host's homes are empty and read-only; the host's
 password hashes and ssh host keys cannot be read; its socket dir is bound at /run/hive and its
-work dir is the only other writable place. Without `bwrap` on PATH (and sandbox="auto") agents run
-as plain subprocesses, and the backend says so in a warning.
+work dir (with the extra dirs it was given read-write) is the only other writable place. An agent
+with `--repo` works in its own clone (`workspace`), and the repository's checkouts are masked.
+claude reads the operator's settings file through a read-only bind, never from the claude dir the
+agents share read-write: a hook or permission written there would be run or honoured by them all.
+Without `bwrap` on PATH (and sandbox="auto") agents run as plain subprocesses, and the backend says
+so in a warning.
 
 Containment is the kernel's, not the agent's to undo: a seccomp filter denies ptrace and every
 other way to reach into the sandbox's init (pid 1 of its pid namespace) or out of the sandbox, and
@@ -42,12 +46,17 @@ from hyperhive_core.lifecycle._cgroup import AgentCgroup, CgroupHost, group_of_d
 from hyperhive_core.lifecycle._procs import ProcessRef, SandboxRecord, alive, kill_and_wait, start_time
 from hyperhive_core.lifecycle._seccomp import filter_fd, native_arch
 from hyperhive_core.lifecycle.base import AgentSpec, AgentStatus, BackendInfo
+from hyperhive_core.lifecycle.workspace import check_extra_dirs, hidden_paths, prepare_clone
 from hyperhive_core.states import AgentState
 
 logger = logging.getLogger(__name__)
 
 SANDBOX_SOCKET_DIR = Path("/run/hive")
 SANDBOX_CLAUDE_DIR = Path("/run/claude")
+CLAUDE_SETTINGS = "settings.json"
+NO_CLAUDE_SETTINGS = "no-claude-settings.json"
+# In the sandbox's private /run, so the bind's mount point is made there, never in the operator's dir.
+SANDBOX_CLAUDE_SETTINGS = Path("/run/claude-settings.json")
 KILL_WAIT_S = 5.0
 # How long bwrap may take to say which process is its sandbox's init.
 INFO_WAIT_S = 10.0
@@ -174,8 +183,17 @@ class LocalBackend:
             self._tg = None
 
     async def create(self, spec: AgentSpec) -> None:
-        """Make the agent's work and socket dirs; idempotent."""
-        for path in (spec.work_dir, spec.socket_dir, spec.log_path.parent):
+        """Make the agent's work and socket dirs (its work dir a clone of its repo, if it has one); idempotent.
+
+        Raises:
+            WorkspaceError: its repository cannot be cloned, or an extra dir cannot be bound.
+        """
+        for path in (spec.socket_dir, spec.log_path.parent):
+            path.mkdir(parents=True, exist_ok=True)
+        await anyio.to_thread.run_sync(check_extra_dirs, spec.name, spec.extra_dirs, self._hidden)
+        if spec.repo is not None:
+            await anyio.to_thread.run_sync(prepare_clone, spec.name, spec.repo, spec.work_dir)
+        for path in {spec.work_dir, _home(spec)}:
             path.mkdir(parents=True, exist_ok=True)
 
     async def start(self, spec: AgentSpec) -> None:
@@ -207,7 +225,9 @@ class LocalBackend:
                 seccomp = filter_fd(self._arch)
                 passed.append(seccomp)
                 options += ["--seccomp", str(seccomp)]
-        argv, env = self._command(spec, options)
+        # The repository's checkouts (the operator's files, other agents' worktrees) are out of reach.
+        repo_paths = await anyio.to_thread.run_sync(hidden_paths, spec.name, spec.repo) if spec.repo else []
+        argv, env = self._command(spec, options, repo_paths)
         if cgroup is not None:
             argv = ["/bin/sh", "-c", JOIN_CGROUPS, "hyperhive-join", *map(str, cgroup.procs_files), "--", *argv]
         log = AgentLog(spec.log_path)
@@ -468,9 +488,11 @@ class LocalBackend:
         except ProcessLookupError:
             pass
 
-    def _command(self, spec: AgentSpec, options: Sequence[str] = ()) -> tuple[list[str], dict[str, str]]:
+    def _command(
+        self, spec: AgentSpec, options: Sequence[str] = (), repo_paths: Sequence[Path] = ()
+    ) -> tuple[list[str], dict[str, str]]:
         env = {k: v for k in PASSTHROUGH_ENV if (v := os.environ.get(k)) is not None}
-        env |= {"HOME": str(spec.work_dir), "HIVE_AGENT_NAME": spec.name, "PYTHONUNBUFFERED": "1"}
+        env |= {"HOME": str(_home(spec)), "HIVE_AGENT_NAME": spec.name, "PYTHONUNBUFFERED": "1"}
         env |= dict(spec.env)
         if self._bwrap is None:
             env["HIVE_SOCKET"] = str(spec.socket_dir / "mcp.sock")
@@ -479,8 +501,11 @@ class LocalBackend:
                 env["CLAUDE_CONFIG_DIR"] = str(spec.claude_config_dir)
             return list(spec.command), env
         env["HIVE_SOCKET"] = str(SANDBOX_SOCKET_DIR / "mcp.sock")
+        # claude refuses bypassPermissions as root unless it knows it runs in a sandbox: it does.
+        env["IS_SANDBOX"] = "1"
         if spec.claude_config_dir is not None:
             env["CLAUDE_CONFIG_DIR"] = str(SANDBOX_CLAUDE_DIR)
+            env["HIVE_CLAUDE_SETTINGS"] = str(SANDBOX_CLAUDE_SETTINGS)
         # bwrap's --die-with-parent ties the sandbox to bwrap, not bwrap to us: setpriv makes the
         # kernel kill bwrap when the daemon dies (even by kill -9), so no agent is left orphaned.
         argv = [self._setpriv, "--pdeathsig", "KILL", "--"] if self._setpriv else []
@@ -493,7 +518,7 @@ class LocalBackend:
         for mem in INIT_MEM:
             argv += ["--ro-bind", "/dev/null", mem]
         argv += ["--tmpfs", "/tmp", "--tmpfs", "/run"]
-        masked = self._masked()
+        masked = self._masked(repo_paths)
         # (destination, arguments): applied parents first, so a mount on a deeper path always lands
         # on top: a masked state dir inside a checkout bound back stays masked, and the interpreter
         # bound back inside a masked home stays visible.
@@ -508,11 +533,24 @@ class LocalBackend:
             for path in needed
             if _under(path, (Path("/tmp"), Path("/run"), *masked))
         )
-        mounts.append((spec.work_dir, ["--bind", str(spec.work_dir), str(spec.work_dir)]))
+        mounts.extend(
+            (extra.path, ["--bind" if extra.writable else "--ro-bind", str(extra.path), str(extra.path)])
+            for extra in spec.extra_dirs
+        )
+        mounts.extend((path, ["--bind", str(path), str(path)]) for path in dict.fromkeys([spec.work_dir, _home(spec)]))
         mounts.append((SANDBOX_SOCKET_DIR, ["--bind", str(spec.socket_dir), str(SANDBOX_SOCKET_DIR)]))
         if spec.claude_config_dir is not None:
-            # Read-write: claude keeps its sessions (for --resume) and token refreshes there.
+            # Read-write: claude keeps its sessions (for --resume) and token refreshes there ...
             mounts.append((SANDBOX_CLAUDE_DIR, ["--bind", str(spec.claude_config_dir), str(SANDBOX_CLAUDE_DIR)]))
+            # ... but claude reads its settings (the login, hooks, permissions) from a read-only bind
+            # of the operator's file, not from that shared dir: what an agent wrote there would be run
+            # or honoured by every agent's claude. No file: an empty one (claude's defaults).
+            source = spec.claude_config_dir / CLAUDE_SETTINGS
+            if not source.is_file():
+                # a regular empty file, in the agent's state dir (the sandbox's /dev is nodev: no /dev/null)
+                source = spec.log_path.parent / NO_CLAUDE_SETTINGS
+                source.write_bytes(b"")
+            mounts.append((SANDBOX_CLAUDE_SETTINGS, ["--ro-bind", str(source), str(SANDBOX_CLAUDE_SETTINGS)]))
         for _, arguments in sorted(mounts, key=lambda mount: len(mount[0].parts)):
             argv += arguments
         argv += ["--chdir", str(spec.work_dir)]
@@ -524,12 +562,18 @@ class LocalBackend:
             argv += ["--setenv", key, value]
         return [*argv, "--", *spec.command], env
 
-    def _masked(self) -> list[Path]:
-        """The dirs the agent sees empty and read-only: the hive's state and run dirs, the host's homes."""
-        candidates = [*self._hidden, *HOST_HOMES, Path.home().resolve()]
+    def _masked(self, extra: Sequence[Path] = ()) -> list[Path]:
+        """The dirs the agent sees empty and read-only: the hive's state and run dirs, the host's homes,
+        and `extra` (its repository's checkouts)."""
+        candidates = [*self._hidden, *HOST_HOMES, Path.home().resolve(), *(p.resolve() for p in extra)]
         existing = [p for p in dict.fromkeys(candidates) if p.is_dir() and p != Path("/")]
         # A dir inside another masked one is hidden with it.
         return [p for p in existing if not any(o != p and o in p.parents for o in existing)]
+
+
+def _home(spec: AgentSpec) -> Path:
+    """The agent's HOME: its work dir, or beside it when the work dir is a clone (caches stay out of its commits)."""
+    return spec.work_dir.parent / "home" if spec.repo is not None else spec.work_dir
 
 
 def _note_oom(child: _Child) -> bool:

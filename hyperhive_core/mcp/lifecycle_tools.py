@@ -24,7 +24,23 @@ from hyperhive_core.approvals.views import (
     Verdict,
 )
 from hyperhive_core.errors import NotPermittedError
-from hyperhive_core.mcp._params import AgentName, Cpus, DriverName, MemoryMb, Pids, Role, tool_errors
+from hyperhive_core.mcp._params import (
+    AgentName,
+    Cpus,
+    DriverName,
+    ExtraDirs,
+    MemoryMb,
+    Model,
+    Network,
+    PermissionModeName,
+    Pids,
+    Repo,
+    Role,
+    Tools,
+    claude_section,
+    sandbox_section,
+    tool_errors,
+)
 from hyperhive_core.mcp.models import AgentInfo, AgentList, StopReceipt
 from hyperhive_core.names import MANAGER, OPERATOR
 from hyperhive_core.states import ProposalState
@@ -33,10 +49,10 @@ Why = Annotated[
     str, Field(max_length=4000, description="Why: what the operator reads when deciding, and the commit says.")
 ]
 ProposalId = Annotated[int, Field(ge=1, le=2**63 - 1, description="The proposal's id (from approvals or proposals).")]
+NetworkChange = Annotated[bool | None, Field(description="Share the host's network; null: leave as it is.")]
 StateFilter = Annotated[
     Literal["pending", "decided", "all"], Field(description="pending: waiting for a verdict; decided; all.")
 ]
-Network = Annotated[bool | None, Field(description="Share the host's network; null: leave as it is.")]
 
 
 def _states(which: str) -> list[ProposalState] | None:
@@ -75,10 +91,23 @@ def register_manager_lifecycle(server: MCPServer[Any], control: HiveControl) -> 
     """hm1nd's lifecycle tools: each change is a proposal the operator approves or denies."""
 
     @server.tool()
-    async def spawn(name: AgentName, role: Role = "", driver: DriverName = "auto", reason: Why = "") -> ProposalView:
+    async def spawn(
+        name: AgentName,
+        role: Role = "",
+        driver: DriverName = "auto",
+        reason: Why = "",
+        tools: Tools = None,
+        permission_mode: PermissionModeName = None,
+        model: Model = None,
+        network: Network = None,
+        extra_dirs: ExtraDirs = None,
+        repo: Repo = None,
+    ) -> ProposalView:
         """Propose a new agent; returns the proposal at once. It runs only once the operator approves."""
         with tool_errors():
-            edit = AgentEdit(role=role, driver=driver)
+            claude = {k: v for k, v in claude_section(tools, permission_mode, model).items() if v is not None}
+            sandbox = {k: v for k, v in sandbox_section(network, extra_dirs, repo).items() if v is not None}
+            edit = AgentEdit(role=role, driver=driver, claude=claude or None, sandbox=sandbox or None)
             return await control.propose("spawn", name, message=reason, edit=edit)
 
     @server.tool()
@@ -122,11 +151,24 @@ def register_operator_lifecycle(server: MCPServer[Any], control: HiveControl) ->
         memory_mb: MemoryMb = None,
         pids: Pids = None,
         cpus: Cpus = None,
+        tools: Tools = None,
+        permission_mode: PermissionModeName = None,
+        model: Model = None,
+        network: Network = None,
+        extra_dirs: ExtraDirs = None,
+        repo: Repo = None,
     ) -> AgentInfo:
-        """Add an agent: commit it to main as the operator (its limits too), and start it."""
+        """Add an agent: commit it to main as the operator (its limits and settings too), and start it."""
         with tool_errors():
             limits = {"memory_mb": memory_mb, "pids": pids, "cpus": cpus}
-            return await control.spawn(name, role=role, driver=driver, limits=limits)
+            return await control.spawn(
+                name,
+                role=role,
+                driver=driver,
+                limits=limits,
+                claude=claude_section(tools, permission_mode, model),
+                sandbox=sandbox_section(network, extra_dirs, repo),
+            )
 
     @server.tool()
     async def spawn_manager(role: Role = "", driver: DriverName = "auto") -> AgentInfo:
@@ -146,7 +188,7 @@ def register_operator_lifecycle(server: MCPServer[Any], control: HiveControl) ->
         name: AgentName,
         role: Annotated[str | None, Field(description="A new role; null: unchanged.")] = None,
         driver: Annotated[DriverName | None, Field(description="A new driver; null: unchanged.")] = None,
-        network: Network = None,
+        network: NetworkChange = None,
     ) -> AgentInfo:
         """Rebuild an agent; with new settings, commit them to main first."""
         with tool_errors():

@@ -162,6 +162,18 @@ class AgentResources(BaseModel):
     oom_kills: int = Field(default=0, description="Processes of it the kernel killed for going over its memory limit.")
 
 
+class BranchView(BaseModel):
+    """An agent's branch in the repository it works on (`--repo`), as that repository has it."""
+
+    repo: str
+    branch: str = Field(description="hive/<name>: the agent's branch, in its clone and in the repository.")
+    work_dir: str = Field(description="The agent's clone, where it commits.")
+    head: str | None = Field(default=None, description="The branch's commit in the repository; null: none yet.")
+    ahead: int = Field(default=0, description="Commits on the branch that the repository's HEAD does not have.")
+    commits: list[str] = Field(default_factory=list[str], description="'<sha> <subject>' of those, newest first.")
+    error: str = Field(default="", description="Why the branch could not be read or published, if so.")
+
+
 class AgentInfo(BaseModel):
     """One agent of the hive, as the operator sees it."""
 
@@ -205,6 +217,11 @@ class AgentInfo(BaseModel):
     history: list[HistoryEntry] = Field(
         default_factory=list[HistoryEntry], description="Its latest reconcile steps (agent_status only)."
     )
+    settings: dict[str, Any] = Field(
+        default_factory=dict[str, Any],
+        description="Its settings on main that differ from the defaults (claude.tools, sandbox.repo...).",
+    )
+    branch: BranchView | None = Field(default=None, description="Its branch, when it works on a repository.")
 
 
 class AgentList(BaseModel):

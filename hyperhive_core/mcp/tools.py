@@ -366,6 +366,8 @@ def _register_agent_extras(server: MCPServer[Any], hive: Hive, name: str) -> Non
             usage = hive.budgets.usage_rows(name, events)
             stored = await hive.events.append(name, events, also=usage)
             await hive.budgets.counted(name, usage)
+            # after the events are stored: the branch's own event follows the turn's end in the log
+            await hive.after_events(name, events)
         return EventReceipt(stored=stored)
 
 

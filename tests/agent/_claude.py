@@ -4,7 +4,6 @@ claude is the pinned claude-code that `scripts/test` installs into `.tools/` (en
 `settings.json` in the rig's config dir points it at a `MessagesApi` the test serves on 127.0.0.1.
 """
 
-import json
 import os
 import sys
 from dataclasses import dataclass
@@ -87,9 +86,6 @@ class ClaudeRig:
         """The session id the agent keeps for --resume."""
         path = self.work_dir / ".hive-claude-session"
         return path.read_text().strip() if path.exists() else None
-
-    def mcp_config(self) -> dict[str, Any]:
-        return cast(dict[str, Any], json.loads((self.work_dir / ".hive-mcp.json").read_text()))
 
 
 def make_rig(root: Path) -> ClaudeRig:

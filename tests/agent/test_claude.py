@@ -67,7 +67,17 @@ async def test_a_claude_turn_replies_through_the_bridge_with_the_hive_tools_load
     # the loop's own tools are never offered to the model
     for request in (first, second):
         assert {"mcp__hive__recv", "mcp__hive__ack", "mcp__hive__report_events"}.isdisjoint(request.tool_names)
-    assert rig.mcp_config()["mcpServers"]["hive"]["alwaysLoad"] is True
+    # by default claude works with the hive's working set of built-in tools, and nothing more
+    assert {name for name in first.tool_names if not name.startswith("mcp__")} - {"DeferredToolPlaceholder"} == {
+        "Bash",
+        "Read",
+        "Edit",
+        "Write",
+        "Glob",
+        "Grep",
+    }
+    # the hive's MCP server is on claude's command line: no file in the work dir the agent could edit
+    assert not (rig.work_dir / ".hive-mcp.json").exists()
 
 
 async def test_later_turns_reuse_one_claude_and_a_restarted_agent_resumes_the_session(short_tmpdir: Path) -> None:

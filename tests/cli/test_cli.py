@@ -466,3 +466,78 @@ def test_spawn_manager_starts_hm1nd_and_refuses_names_beside_it(short_tmpdir: Pa
         assert (manager["name"], manager["state"]) == ("hm1nd", "running")
         assert "give agent names, or --manager alone" in error_line(hive.run("spawn", "bob", "--manager"))
         assert "give agent names, or --manager alone" in error_line(hive.run("spawn"))
+
+
+# spawn options: claude's tools, mode and model, the sandbox's network, extra dirs and repository
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
+
+
+def _project(path: Path) -> Path:
+    path.mkdir()
+    _git(path, "init", "-q", "-b", "main")
+    (path / "README").write_text("hi\n")
+    _git(path, "add", "README")
+    _git(path, "-c", "user.name=op", "-c", "user.email=op@example.invalid", "commit", "-qm", "start")
+    return path
+
+
+def test_spawn_options_go_into_the_agent_file_and_a_repo_agent_gets_its_own_clone(
+    hive: LiveHive, short_tmpdir: Path
+) -> None:
+    repo, data, out = _project(short_tmpdir / "project"), short_tmpdir / "data", short_tmpdir / "out"
+    data.mkdir()
+    out.mkdir()
+    hive.ok(
+        "spawn", "alice", "--tools", "Read,Grep,Bash(git commit, git add *)", "--permission-mode", "dontAsk",
+        "--model", "sonnet", "--no-network", "--ro-dir", str(data), "--rw-dir", str(out), "--repo", str(repo),
+    )  # fmt: skip
+    text = _git(hive.config.state_repo, "show", "main:agents/alice.toml")
+    for line in (
+        'model = "sonnet"',
+        'tools = ["Read", "Grep", "Bash(git commit, git add *)"]',
+        'permission_mode = "dontAsk"',
+        "network = false",
+        f'repo = "{repo}"',
+    ):
+        assert line in text
+    status = hive.json("status", "alice")
+    assert status["settings"]["sandbox.extra_dirs"] == [
+        {"path": str(data), "mode": "ro"},
+        {"path": str(out), "mode": "rw"},
+    ]
+    assert status["not_applied"] == []
+    assert status["branch"]["branch"] == "hive/alice"
+    assert status["branch"]["head"] is None  # nothing published yet
+    clone = hive.config.agent_state_dir("alice") / "work"
+    assert _git(clone, "branch", "--show-current").strip() == "hive/alice"
+    assert _git(clone, "rev-parse", "HEAD") == _git(repo, "rev-parse", "HEAD")
+    assert (clone / "README").read_text() == "hi\n"
+    out_text = hive.ok("status", "alice").stdout
+    assert "hive/alice" in out_text
+    assert "none yet" in out_text
+
+
+REFUSED_SETTINGS = [
+    (["--repo", "/nonexistent/project"], "/nonexistent/project: no such directory; give the path of a git"),
+    (["--repo", "."], "not a git repository with a commit"),
+    (["--ro-dir", "/nonexistent/data"], "/nonexistent/data: no such directory on this host"),
+    (["--rw-dir", "STATE"], "it overlaps the hive's own"),
+    (["--tools", "Read,rm -rf"], "claude.tools: Value error, 'rm -rf' is no tool name or rule"),
+    (["--model", "a b"], "claude.model: Value error, give a model name or alias"),
+]
+
+
+def test_spawn_refuses_settings_it_cannot_apply_and_commits_nothing(
+    hive: LiveHive, short_tmpdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (short_tmpdir / "plain").mkdir()
+    monkeypatch.chdir(short_tmpdir / "plain")  # `--repo .` is resolved from here
+    for args, says in REFUSED_SETTINGS:
+        given = [str(hive.config.state_dir) if a == "STATE" else a for a in args]
+        line = error_line(hive.run("spawn", "alice", *given))
+        assert says in line, given
+    assert hive.json("list") == []
+    assert "agents/alice.toml" not in _git(hive.config.state_repo, "ls-tree", "-r", "--name-only", "main")

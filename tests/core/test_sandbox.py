@@ -289,7 +289,7 @@ def test_an_agent_gets_only_the_passthrough_environment(probed: Probed) -> None:
     env: dict[str, str] = probed.report["env"]
     ours = {"HOME", "HIVE_AGENT_NAME", "PYTHONUNBUFFERED", "HIVE_SOCKET", "HIVE_ROLE", "HIVE_DRIVER"}
     # PWD: bwrap's, for --chdir; LC_CTYPE: python's own C-locale coercion
-    ours |= {"HIVE_TURN_TIMEOUT_S", "PWD", "LC_CTYPE"}
+    ours |= {"HIVE_TURN_TIMEOUT_S", "PWD", "LC_CTYPE", "IS_SANDBOX"}
     assert set(env) <= {*PASSTHROUGH_ENV, *ours}
     assert SECRET not in json.dumps(env)
     assert env["HOME"] == str(probed.alice_work)
@@ -325,3 +325,82 @@ async def test_an_agent_configured_without_network_reaches_nothing(short_tmpdir:
     probed = await run_probe(hive_config(short_tmpdir, sandbox="bwrap", share_net=False))
     assert probed.report["net"] == "ConnectionRefusedError"
     assert not probed.reached_listener
+
+
+# claude's settings, and the operator's dirs given to an agent
+
+SETTINGS_PROBE = r"""
+import json, os, sys
+def write(path):
+    try:
+        with open(path, "a") as f:
+            f.write("x")
+        return True
+    except OSError as exc:
+        return exc.strerror
+r = {
+    "settings": open(os.environ["HIVE_CLAUDE_SETTINGS"]).read(),
+    "write_settings": write(os.environ["HIVE_CLAUDE_SETTINGS"]),
+    "write_claude_dir": write("/run/claude/.claude.json"),
+    "listed_claude_dir": sorted(os.listdir("/run/claude")),
+    "write_ro": write(sys.argv[1] + "/f"),
+    "write_rw": write(sys.argv[2] + "/f"),
+    "env": {k: v for k, v in os.environ.items() if k.startswith(("HIVE_CLAUDE_", "IS_SANDBOX", "CLAUDE_"))},
+}
+with open("report.json", "w") as f:
+    json.dump(r, f)
+"""
+
+
+@pytest.mark.parametrize("has_settings", [True, False], ids=["settings", "no-settings"])
+async def test_claude_reads_the_operators_settings_read_only_and_the_claude_dir_stays_writable(
+    short_tmpdir: Path, has_settings: bool
+) -> None:
+    claude_dir, ro, rw = (short_tmpdir / name for name in ("claude", "ro", "rw"))
+    for path in (claude_dir, ro, rw):
+        path.mkdir()
+    if has_settings:
+        (claude_dir / "settings.json").write_text('{"env": {"ANTHROPIC_BASE_URL": "http://127.0.0.1:9"}}')
+    config = hive_config(
+        short_tmpdir,
+        sandbox="bwrap",
+        claude_config_dir=claude_dir,
+        agent_command=(sys.executable, "-c", SETTINGS_PROBE, str(ro), str(rw)),
+    )
+    with anyio.fail_after(BOUND_S):
+        async with running_daemon(config) as daemon, open_hive_client(config.host_socket) as operator:
+            await operator.spawn(
+                "alice",
+                tools=["Read"],
+                permission_mode="plan",
+                model="opus",
+                extra_dirs=[{"path": str(ro), "mode": "ro"}, {"path": str(rw), "mode": "rw"}],
+            )
+            backend = daemon.hive.backend
+            assert isinstance(backend, LocalBackend)
+            code = await backend.wait_exit("alice")
+    work = config.agent_state_dir("alice") / "work"
+    assert code == 0, (config.agent_state_dir("alice") / "agent.log").read_text()
+    report = json.loads((work / "report.json").read_text())
+    assert report["settings"] == ((claude_dir / "settings.json").read_text() if has_settings else "")
+    assert report["write_settings"] == "Read-only file system"
+    assert report["write_claude_dir"] is True  # claude keeps its sessions there
+    # nothing was made in the operator's claude dir for the bind
+    assert (
+        "settings.json" in report["listed_claude_dir"]
+        if has_settings
+        else "settings.json" not in os.listdir(claude_dir)
+    )
+    assert report["write_ro"] == "Read-only file system"
+    assert report["write_rw"] is True
+    assert (rw / "f").read_text() == "x"
+    assert not (ro / "f").exists()
+    assert report["env"] == {
+        "CLAUDE_CONFIG_DIR": "/run/claude",
+        "HIVE_CLAUDE_SETTINGS": "/run/claude-settings.json",
+        "HIVE_CLAUDE_TOOLS": '["Read"]',
+        "HIVE_CLAUDE_PERMISSION_MODE": "plan",
+        "HIVE_CLAUDE_MODEL": "opus",
+        "HIVE_CLAUDE_ADD_DIRS": json.dumps([str(ro), str(rw)]),
+        "IS_SANDBOX": "1",
+    }

@@ -176,3 +176,26 @@ async def test_the_manager_cannot_act_without_approval_nor_on_itself(short_tmpdi
         assert verdict.proposal.state == ProposalState.APPLIED
         assert [a.name for a in await h.operator.list_agents()] == ["hm1nd"]
         assert not h.config.agent_socket("alice").exists()
+
+
+async def test_the_manager_proposes_an_agent_with_its_tools_and_repository_and_a_bad_repository_is_refused(
+    short_tmpdir: Path,
+) -> None:
+    repo = short_tmpdir / "project"
+    repo.mkdir()
+    for args in (
+        ["init", "-q"],
+        ["-c", "user.name=op", "-c", "user.email=op@x.invalid", "commit", "-q", "--allow-empty", "-m", "start"],
+    ):
+        await anyio.run_process(["git", "-C", str(repo), *args])
+    async with managed_hive(short_tmpdir) as h:
+        proposal = await h.manager.propose_spawn(
+            "worker", tools=["Read", "Grep"], permission_mode="dontAsk", repo=str(repo), reason="reads the code"
+        )
+        detail = await h.operator.approval(proposal.id)
+        assert '+tools = ["Read", "Grep"]' in detail.diff
+        assert f'+repo = "{repo}"' in detail.diff
+        with pytest.raises(ToolCallError) as caught:
+            await h.manager.propose_spawn("other", repo=str(short_tmpdir / "missing"))
+        assert "no such directory; give the path of a git repository" in caught.value.reason
+        assert [p.id for p in await h.operator.approvals()] == [proposal.id]
