@@ -7,7 +7,7 @@ for people or JSON with `--json`, and exits 1 with one line on stderr when somet
 import typer
 
 from hyperhive_core.cli import agents, approvals, budget, daemon, dashboard, database, messages
-from hyperhive_core.cli._common import RunDir, StateDir, make_dirs
+from hyperhive_core.cli._common import RunDir, StateDir, make_dirs, size_consoles
 
 app = typer.Typer(
     name="hivectl",
@@ -21,6 +21,7 @@ app = typer.Typer(
 @app.callback()
 def root(ctx: typer.Context, run_dir: RunDir = None, state_dir: StateDir = None) -> None:
     """Run and steer a hive of Claude Code agents, each in its own sandbox."""
+    size_consoles()
     ctx.obj = make_dirs(run_dir, state_dir)
 
 

@@ -1,6 +1,7 @@
 """Shared by every hivectl command: the directory options, the consoles, and the call-the-daemon shell."""
 
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,12 +20,28 @@ from hyperhive_core.errors import HiveError
 
 T = TypeVar("T")
 
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
 # Piped or captured (a script, the demo's log), rich would cut every table at 80 columns and
 # leave "ali…" for alice; like `kubectl get`, the lines are as long as the table needs instead.
-# A terminal keeps its own width; COLUMNS still wins when set.
-_PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 240
-console = Console(highlight=False, width=_PIPED_WIDTH)
-err_console = Console(stderr=True, highlight=False)
+PIPED_WIDTH = 240
+
+
+def size_consoles() -> None:
+    """Size the output for where this run's output goes: COLUMNS when set, else the terminal, else wide.
+
+    Done per command, not at import: rich reads COLUMNS once, when a console is made, and an
+    environment that changes between runs in one process (tests, a shell embedding us) must count.
+    """
+    columns = os.environ.get("COLUMNS", "")
+    for out, stream in ((console, sys.stdout), (err_console, sys.stderr)):
+        if columns.isdigit():
+            out.width = int(columns)
+        elif stream.isatty():
+            out.width = shutil.get_terminal_size().columns
+        else:
+            out.width = PIPED_WIDTH
+
 
 RunDir = Annotated[
     Path | None,
