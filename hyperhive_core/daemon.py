@@ -27,7 +27,9 @@ from hyperhive_core.approvals.records import ApprovalRecords
 from hyperhive_core.approvals.repo import StateRepo
 from hyperhive_core.broker.broker import Broker, DiskGuard
 from hyperhive_core.broker.database import AS_IS, StartFrom, close_database, mark_running, open_database
-from hyperhive_core.broker.store import DbLimits, HiveStore
+from hyperhive_core.broker.sqlite import SqliteMessageStore
+from hyperhive_core.broker.storage import MessageStore
+from hyperhive_core.broker.store import DbLimits
 from hyperhive_core.config import HiveConfig
 from hyperhive_core.errors import ConfigError
 from hyperhive_core.hive import Hive
@@ -115,7 +117,10 @@ class Daemon:
         try:
             disk = DiskGuard(config.state_dir, config.min_free_mb * 1024 * 1024)
             broker = Broker(
-                store, max_body_bytes=config.max_body_bytes, max_inbox_depth=config.max_inbox_depth, disk=disk
+                SqliteMessageStore(store),
+                max_body_bytes=config.max_body_bytes,
+                max_inbox_depth=config.max_inbox_depth,
+                disk=disk,
             )
             await self._run(broker, engine, task_status)
         finally:
@@ -232,7 +237,7 @@ def _build_control(config: HiveConfig, hive: Hive, engine: Engine, sockets: Sock
     return control
 
 
-async def _keep_marker(db: Path, store: HiveStore) -> None:
+async def _keep_marker(db: Path, store: MessageStore) -> None:
     """Record the highest committed id every few seconds, so losing those messages later is noticed."""
     marked = store.last_id
     while True:
@@ -240,7 +245,7 @@ async def _keep_marker(db: Path, store: HiveStore) -> None:
         if store.last_id != marked:
             marked = store.last_id
             try:
-                await anyio.to_thread.run_sync(mark_running, db, store)
+                await anyio.to_thread.run_sync(mark_running, db, marked)
             except OSError:
                 logger.warning("could not update the database's marker", exc_info=True)
 

@@ -22,7 +22,7 @@ from hyperhive_core.broker.guard import RunawayGuard
 from hyperhive_core.broker.models import MessageRow
 from hyperhive_core.broker.readers import ReaderRegistry
 from hyperhive_core.broker.refusals import RefusalLog
-from hyperhive_core.broker.store import Appended
+from hyperhive_core.broker.storage import Appended
 from hyperhive_core.budget.keeper import BudgetKeeper
 from hyperhive_core.budget.store import BudgetStore
 from hyperhive_core.budget.views import limits_view, pause_reason, usage_view
