@@ -106,6 +106,9 @@ class Daemon:
                 path.chmod(0o700)
             except OSError as exc:
                 raise ConfigError(f"cannot create {path}: {exc}") from exc
+        if config.database is not None:
+            await self._serve_on_postgres(config.database, task_status)
+            return
         limits = DbLimits(
             busy_timeout_ms=round(config.db_busy_timeout_s * 1000),
             max_bytes=config.max_db_mb * 1024 * 1024 if config.max_db_mb else None,
@@ -126,6 +129,27 @@ class Daemon:
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(close_database, db, engine, store)
+
+    async def _serve_on_postgres(self, url: str, task_status: TaskStatus[None]) -> None:
+        """Run on a PostgreSQL database other daemons may share: its store, and a listener for their commits."""
+        # Imported here: psycopg (and libpq) cost nothing to a daemon on SQLite.
+        from hyperhive_core.broker.listener import listen_for_messages
+        from hyperhive_core.broker.postgres import open_pg_store
+
+        config = self.config
+        if self._start != AS_IS:
+            raise ConfigError(
+                "--restore and --salvage are for the SQLite database; on PostgreSQL use its own tools (pg_restore)"
+            )
+        disk = DiskGuard(config.state_dir, config.min_free_mb * 1024 * 1024)
+        async with open_pg_store(url, lease_hold_s=config.lease_hold_s) as store:
+            broker = Broker(
+                store, max_body_bytes=config.max_body_bytes, max_inbox_depth=config.max_inbox_depth, disk=disk
+            )
+            async with anyio.create_task_group() as tg:
+                await tg.start(functools.partial(listen_for_messages, url, store, broker))
+                await self._run(broker, store.engine, task_status)
+                tg.cancel_scope.cancel()
 
     async def _run(self, broker: Broker, engine: Engine, task_status: TaskStatus[None]) -> None:
         config = self.config
@@ -164,7 +188,8 @@ class Daemon:
                     # shutdown` returns), the dashboard's port is free for the next daemon.
                     async with _dashboard(config, hive, operator):
                         pid_file.write_text(f"{os.getpid()}\n")
-                        tg.start_soon(_keep_marker, config.broker_path, broker.store)
+                        if config.database is None:
+                            tg.start_soon(_keep_marker, config.broker_path, broker.store)
                         logger.info(
                             "hyperhive daemon ready: %d agents, operator socket %s, state %s",
                             len(hive.agent_names),
@@ -189,6 +214,10 @@ class Daemon:
 def _dashboard(config: HiveConfig, hive: Hive, operator: MCPServer[Any]) -> AbstractAsyncContextManager[None]:
     """The dashboard while the daemon runs (the page acts through `operator`, the toolset behind host.sock)."""
     if config.dashboard is None:
+        return nullcontext()
+    if config.database is not None:
+        # It reads the SQLite file directly (read-only, beside the daemon's writer).
+        logger.warning("the dashboard is not served with --database: it reads the SQLite database only, for now")
         return nullcontext()
     # Imported here: starlette and uvicorn cost nothing to a daemon without a dashboard.
     from hyperhive_core.dashboard.server import open_dashboard

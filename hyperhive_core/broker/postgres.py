@@ -12,6 +12,7 @@ names the connection string (it may hold a password).
 """
 
 import logging
+import secrets
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Sequence
@@ -73,6 +74,8 @@ _PEEK = (
 )
 # SQLSTATE of a full disk on the server.
 _DISK_FULL = "53100"
+# The channel a commit that stored messages notifies, once per recipient: "<store id> <recipient>".
+CHANNEL = "hive_message"
 
 
 def pg_storage_error(exc: BaseException) -> StorageError:
@@ -112,6 +115,11 @@ def create_schema(engine: Engine) -> None:
     """
     try:
         SQLModel.metadata.create_all(engine)
+        with engine.begin() as conn:
+            # The re-check counts every recipient's queue each second: only queued rows in the index.
+            conn.exec_driver_sql(
+                f"CREATE INDEX IF NOT EXISTS ix_message_queued ON message (recipient) WHERE state = '{_QUEUED}'"
+            )
     except Exception as exc:
         raise pg_storage_error(exc) from exc
 
@@ -133,7 +141,9 @@ async def open_pg_store(
     engine = open_pg_engine(conninfo)
     pool: AsyncConnectionPool[AsyncConnection[TupleRow]] = AsyncConnectionPool(
         conninfo,
-        min_size=1,
+        # A fixed size, all opened before the store is used: a pool that grows opens connections in
+        # the background, and closing it while one is being opened leaks that one.
+        min_size=pool_size,
         max_size=pool_size,
         open=False,
         timeout=CONNECT_TIMEOUT_S,
@@ -172,6 +182,8 @@ class PgStore(EngineTables):
         self._hold_due: dict[str, float] = {}
         self._tally = Counter[tuple[str, MessageState]]()
         self._last_id = 0
+        # Names this store's notifications, so its own listener skips what it already knows.
+        self.store_id = secrets.token_hex(6)
 
     @property
     def last_id(self) -> int:
@@ -180,12 +192,17 @@ class PgStore(EngineTables):
 
     @asynccontextmanager
     async def _transaction(self, *, durable: bool = True) -> AsyncGenerator[AsyncConnection[TupleRow]]:
-        """One transaction on a pooled connection; `durable=False` for state that may be redone."""
+        """One transaction on a pooled connection; `durable=False` for state that may be redone.
+
+        Shielded, as a write in SQLite's worker thread is: a started transaction runs to its end (and
+        its connection goes back to the pool) even if the caller is cancelled meanwhile.
+        """
         try:
-            async with self._pool.connection() as conn, conn.transaction():
-                if not durable:
-                    await conn.execute("SET LOCAL synchronous_commit TO off")
-                yield conn
+            with anyio.CancelScope(shield=True):
+                async with self._pool.connection() as conn, conn.transaction():
+                    if not durable:
+                        await conn.execute("SET LOCAL synchronous_commit TO off")
+                    yield conn
         except (PoolTimeout, psycopg.Error) as exc:
             raise pg_storage_error(exc) from exc
 
@@ -237,6 +254,45 @@ class PgStore(EngineTables):
         self._hold_due = {str(recipient): float(due) for recipient, due in holds}
         self._last_id = max(self._last_id, int(row[0]) if row else 0)
 
+    async def recount(self, recipient: str) -> int:
+        """Read how many messages wait for `recipient` (another daemon stored one); returns it.
+
+        Raises:
+            StorageError: the server refused.
+        """
+        async with self._transaction() as conn:
+            row = await (
+                await conn.execute(
+                    f"SELECT count(*) FROM message WHERE recipient = %s AND state = '{_QUEUED}'", (recipient,)
+                )
+            ).fetchone()
+        queued = int(row[0]) if row else 0
+        self._tally[(recipient, MessageState.QUEUED)] = queued
+        return queued
+
+    async def recheck(self) -> list[str]:
+        """Re-read every recipient's queue length; returns those with more waiting than this store counted.
+
+        What other daemons stored reaches this one by notification; this finds it when one was lost.
+
+        Raises:
+            StorageError: the server refused.
+        """
+        async with self._transaction() as conn:
+            rows = await (
+                await conn.execute(
+                    f"SELECT recipient, count(*) FROM message WHERE state = '{_QUEUED}' GROUP BY recipient"
+                )
+            ).fetchall()
+        queued = {str(recipient): int(n) for recipient, n in rows}
+        grown = [r for r, n in queued.items() if n > self._tally[(r, MessageState.QUEUED)]]
+        for recipient, state in list(self._tally):
+            if state == MessageState.QUEUED and recipient not in queued:
+                self._tally[(recipient, state)] = 0
+        for recipient, n in queued.items():
+            self._tally[(recipient, MessageState.QUEUED)] = n
+        return grown
+
     # messages
 
     async def append_many(self, requests: Sequence[AppendRequest]) -> list[Appended | BrokerError]:
@@ -263,6 +319,13 @@ class PgStore(EngineTables):
                     mine.clear()
                 delta.update(mine)
                 outcomes.append(outcome)
+            woken = sorted({o.row.recipient for o in outcomes if isinstance(o, Appended) and not o.duplicate})
+            if woken:
+                # Delivered at commit, to every daemon listening: the recipient's may be another host's.
+                await conn.execute(
+                    "SELECT pg_notify(%s::text, %s::text || ' ' || r) FROM unnest(%s::text[]) r",
+                    (CHANNEL, self.store_id, woken),
+                )
         self._tally.update(delta)
         stored = [o.row.id or 0 for o in outcomes if isinstance(o, Appended)]
         self._last_id = max(self._last_id, *stored) if stored else self._last_id
@@ -485,11 +548,14 @@ class PgStore(EngineTables):
         return await self._select(_PEEK, (recipient, limit, MAX_BATCH_BYTES))
 
     async def _select(self, statement: LiteralString, params: tuple[Any, ...]) -> list[MessageRow]:
+        rows: list[MessageRow] = []
         try:
-            async with self._pool.connection() as conn:
-                return [message_row(r) for r in await (await conn.execute(statement, params)).fetchall()]
+            with anyio.CancelScope(shield=True):
+                async with self._pool.connection() as conn:
+                    rows = [message_row(r) for r in await (await conn.execute(statement, params)).fetchall()]
         except (PoolTimeout, psycopg.Error) as exc:
             raise pg_storage_error(exc) from exc
+        return rows
 
     def queued(self, recipient: str) -> int:
         """See `MessageStore.queued`."""

@@ -1,0 +1,124 @@
+"""The hive on a real PostgreSQL: daemons sharing one database wake each other's readers (NOTIFY, and a
+re-check when a notification is lost), never share a message, and a daemon serves its agents from it."""
+
+import functools
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from hyperhive_core.broker.broker import Broker
+from hyperhive_core.broker.listener import listen_for_messages
+from hyperhive_core.broker.postgres import open_pg_store
+from hyperhive_core.cli import app
+from hyperhive_core.client import open_hive_client
+from hyperhive_core.daemon import running_daemon
+from tests.helpers import IDLE_AGENT, hive_config
+from tests.postgres import PgServer
+
+
+@asynccontextmanager
+async def daemon_broker(url: str, *, recheck_s: float) -> AsyncGenerator[Broker]:
+    """What one daemon runs on a shared database: its store, its broker, its listener."""
+    async with open_pg_store(url) as store, anyio.create_task_group() as tg:
+        broker = Broker(store)
+        await tg.start(functools.partial(listen_for_messages, url, store, broker, recheck_s=recheck_s))
+        yield broker
+        tg.cancel_scope.cancel()
+
+
+async def test_a_send_through_one_daemon_wakes_a_recv_waiting_on_another(pg_server: PgServer) -> None:
+    url = pg_server.new_database()
+    got: list[str] = []
+    # The re-check is far off: only the notification can wake the reader in time.
+    async with daemon_broker(url, recheck_s=600) as a, daemon_broker(url, recheck_s=600) as b:
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+
+                async def wait_for_one() -> None:
+                    got.extend(m.body for m in (await b.recv("alice", timeout_s=60, limit=1)).messages)
+
+                tg.start_soon(wait_for_one)
+                await anyio.wait_all_tasks_blocked()
+                await a.send("bob", "alice", "across hosts")
+    assert got == ["across hosts"]
+
+
+async def test_a_message_whose_notification_was_lost_is_delivered_by_the_recheck(pg_server: PgServer) -> None:
+    url = pg_server.new_database()
+    got: list[str] = []
+    async with daemon_broker(url, recheck_s=0.2) as b:
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+
+                async def wait_for_one() -> None:
+                    got.extend(m.body for m in (await b.recv("alice", timeout_s=60, limit=1)).messages)
+
+                tg.start_soon(wait_for_one)
+                await anyio.wait_all_tasks_blocked()
+                # Committed with no NOTIFY at all: as if the notification was lost.
+                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                    await conn.execute(
+                        "INSERT INTO message (sender, recipient, body, created_at, state, leased, deliveries) "
+                        "VALUES ('bob', 'alice', 'unannounced', 0, 'QUEUED', false, 0)"
+                    )
+    assert got == ["unannounced"]
+
+
+async def test_two_daemons_reading_one_inbox_never_share_a_message(pg_server: PgServer) -> None:
+    url = pg_server.new_database()
+    total = 200
+    received: list[int] = []
+    sent: list[int] = []
+    async with daemon_broker(url, recheck_s=0.5) as a, daemon_broker(url, recheck_s=0.5) as b:
+
+        async def consume(broker: Broker) -> None:
+            while len(received) < total:
+                rows = (await broker.recv("alice", timeout_s=0.5, limit=5)).messages
+                received.extend(r.id or 0 for r in rows)
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                for broker in (a, b, a, b):
+                    tg.start_soon(consume, broker)
+                sent.extend(
+                    [(await (a if i % 2 else b).send("bob", "alice", f"m{i}")).row.id or 0 for i in range(total)]
+                )
+    assert sorted(received) == sorted(sent)
+
+
+async def test_a_daemon_on_postgresql_keeps_what_it_was_sent_across_a_restart(
+    pg_server: PgServer, short_tmpdir: Path
+) -> None:
+    config = hive_config(short_tmpdir, agent_command=IDLE_AGENT, database=pg_server.new_database())
+    with anyio.fail_after(60):
+        async with running_daemon(config), open_hive_client(config.host_socket) as operator:
+            await operator.spawn("alice")
+            sent = await operator.send("alice", "kept in postgres")
+            async with open_hive_client(config.agent_socket("alice")) as alice:
+                await alice.send("operator", "hello from alice")
+            got = (await operator.recv(timeout_s=5, max=10)).messages
+            assert [m.body for m in got] == ["hello from alice"]
+        async with running_daemon(config), open_hive_client(config.agent_socket("alice")) as alice:
+            back = (await alice.recv(timeout_s=5, max=10)).messages
+            assert [(m.id, m.body) for m in back] == [(sent.id, "kept in postgres")]
+
+
+def test_a_database_url_with_a_password_is_refused_and_the_password_never_shown() -> None:
+    result = CliRunner().invoke(
+        app, ["serve", "--database", "postgresql://hive:s3cret@db.example/hive", "--no-dashboard"]
+    )
+    assert result.exit_code == 1
+    assert "passfile=PATH" in result.output
+    assert "s3cret" not in result.output
+
+
+@pytest.mark.parametrize("url", ["mysql://db/hive", "sqlite:///x.db"], ids=["mysql", "sqlite"])
+def test_a_database_url_that_is_not_postgresql_is_refused(url: str) -> None:
+    result = CliRunner().invoke(app, ["serve", "--database", url, "--no-dashboard"])
+    assert result.exit_code == 1
+    assert "must start with postgresql://" in result.output
