@@ -22,9 +22,10 @@ import psycopg
 
 from hyperhive_core.broker.postgres import create_schema, open_pg_engine
 
-# The server's own settings for tests: no fsync (a test never survives power loss), and enough
-# connections for several daemons' pools at once.
-SERVER_OPTIONS = ("-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=300")
+# Enough connections for several daemons' pools at once.
+SERVER_OPTIONS = ("-c", "max_connections=300")
+# For tests only: no fsync (a test never survives power loss). Benchmarks keep it on.
+NO_FSYNC = ("-c", "fsync=off", "-c", "full_page_writes=off")
 TEMPLATE = "hive_template"
 START_TIMEOUT_S = 60
 
@@ -70,8 +71,11 @@ def _run(args: list[str | Path], server_user: pwd.struct_passwd | None) -> None:
 
 
 @contextmanager
-def running_postgres(bindir: Path) -> Generator[PgServer]:
-    """Start a PostgreSQL server in a new temp dir with the hive's template database; stop it after."""
+def running_postgres(bindir: Path, *, durable: bool = False) -> Generator[PgServer]:
+    """Start a PostgreSQL server in a new temp dir with the hive's template database; stop it after.
+
+    `durable`: fsync as a real server does (benchmarks); tests run without it.
+    """
     root = Path(tempfile.mkdtemp(prefix="pg-", dir="/tmp"))
     server_user = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
     if server_user is not None:
@@ -83,7 +87,9 @@ def running_postgres(bindir: Path) -> Generator[PgServer]:
         [bindir / "initdb", "-D", data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"],
         server_user,
     )
-    options = " ".join(("-k", str(root), "-c", "listen_addresses=", "-p", str(port), *SERVER_OPTIONS))
+    options = " ".join(
+        ("-k", str(root), "-c", "listen_addresses=", "-p", str(port), *SERVER_OPTIONS, *(() if durable else NO_FSYNC))
+    )
     ctl: list[str | Path] = [bindir / "pg_ctl", "-D", data, "-l", root / "server.log", "-w", "-t", str(START_TIMEOUT_S)]
     _run([*ctl, "-o", options, "start"], server_user)
     try:
