@@ -7,6 +7,7 @@ explicit flag, then `HYPERHIVE_RUN_DIR`/`HYPERHIVE_STATE_DIR`, then systemd's
 """
 
 import os
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -114,6 +115,9 @@ class HiveConfig(BaseModel):
     # A PostgreSQL URL (no password in it: see broker/dburl.py): the hive's messages, events and
     # records live there, shared with the daemons of other hosts. None: SQLite in the state dir.
     database: str | None = None
+    # This daemon's host in a hive of several hosts (on a shared database): the HOST its agents are
+    # placed on. Tests give each daemon its own.
+    host_name: str = Field(default_factory=socket.gethostname, min_length=1)
     # Sends are refused while the state dir's disk has less than this free, so what is queued can
     # still be handed out and acknowledged (the operator reads its agents' last words).
     min_free_mb: int = Field(default=MIN_FREE_MB, ge=0)

@@ -134,6 +134,7 @@ class Daemon:
         """Run on a PostgreSQL database other daemons may share: its store, and a listener for their commits."""
         # Imported here: psycopg (and libpq) cost nothing to a daemon on SQLite.
         from hyperhive_core.broker.listener import listen_for_messages
+        from hyperhive_core.broker.placement import Placement, heartbeat
         from hyperhive_core.broker.postgres import open_pg_store
 
         config = self.config
@@ -146,12 +147,26 @@ class Daemon:
             broker = Broker(
                 store, max_body_bytes=config.max_body_bytes, max_inbox_depth=config.max_inbox_depth, disk=disk
             )
+            placement = Placement(store.pool, config.host_name)
+            await placement.create()
+
+            def placed(hive: Hive, tg: TaskGroup) -> None:
+                hive.directory = placement
+                tg.start_soon(heartbeat, placement, lambda: hive.agent_names)
+
             async with anyio.create_task_group() as tg:
                 await tg.start(functools.partial(listen_for_messages, url, store, broker))
-                await self._run(broker, store.engine, task_status)
+                await self._run(broker, store.engine, task_status, on_ready=placed)
                 tg.cancel_scope.cancel()
 
-    async def _run(self, broker: Broker, engine: Engine, task_status: TaskStatus[None]) -> None:
+    async def _run(
+        self,
+        broker: Broker,
+        engine: Engine,
+        task_status: TaskStatus[None],
+        *,
+        on_ready: Callable[[Hive, TaskGroup], None] | None = None,
+    ) -> None:
         config = self.config
         backend = create_backend(config)
         for warning in backend.info.warnings:
@@ -190,6 +205,8 @@ class Daemon:
                         pid_file.write_text(f"{os.getpid()}\n")
                         if config.database is None:
                             tg.start_soon(_keep_marker, config.broker_path, broker.store)
+                        if on_ready is not None:
+                            on_ready(hive, tg)
                         logger.info(
                             "hyperhive daemon ready: %d agents, operator socket %s, state %s",
                             len(hive.agent_names),

@@ -22,7 +22,7 @@ from hyperhive_core.broker.guard import RunawayGuard
 from hyperhive_core.broker.models import MessageRow
 from hyperhive_core.broker.readers import ReaderRegistry
 from hyperhive_core.broker.refusals import RefusalLog
-from hyperhive_core.broker.storage import Appended
+from hyperhive_core.broker.storage import AgentDirectory, Appended
 from hyperhive_core.budget.keeper import BudgetKeeper
 from hyperhive_core.budget.store import BudgetStore
 from hyperhive_core.budget.views import limits_view, pause_reason, usage_view
@@ -110,6 +110,8 @@ class Hive:
         self.boot_id = secrets.token_hex(4)
         self.started_at = time.time()
         self.sync: SyncSource | None = None
+        # Set on a database shared by several hosts' daemons: where agents this daemon does not run live.
+        self.directory: AgentDirectory | None = None
         self._agents: dict[str, AgentFile] = {}
         # The driver each agent last said it answers with (its `driver` events); in memory, as an
         # agent that starts again (also after a daemon restart) says it again at once.
@@ -128,9 +130,11 @@ class Hive:
         except KeyError:
             raise UnknownAgentError(name, self._agents) from None
 
-    def _recipient(self, name: str) -> str:
+    async def _recipient(self, name: str) -> str:
         if name == OPERATOR or name in self._agents:
             return name
+        if self.directory is not None and await self.directory.host_of(name) is not None:
+            return name  # another host's agent: stored here, its own daemon hands it out
         raise UnknownAgentError(name, [*self._agents, OPERATOR])
 
     async def notify(self, recipient: str, body: str, *, key: str) -> None:
@@ -154,7 +158,7 @@ class Hive:
             ConversationLimitError: the runaway guard refused it.
             BrokerError: the broker refused the message (size, inbox depth, reply_to, key, storage).
         """
-        recipient = self._recipient(to)
+        recipient = await self._recipient(to)
         self.guard.admit(sender, recipient)
         try:
             appended = await self.broker.send(sender, recipient, body, reply_to=reply_to, key=key)

@@ -186,6 +186,11 @@ class PgStore(EngineTables):
         self.store_id = secrets.token_hex(6)
 
     @property
+    def pool(self) -> AsyncConnectionPool[AsyncConnection[TupleRow]]:
+        """The store's connections, for the other shared tables (placement)."""
+        return self._pool
+
+    @property
     def last_id(self) -> int:
         """The highest message id this daemon knows committed (its own, and what `refresh` saw)."""
         return self._last_id

@@ -181,3 +181,11 @@ class MessageStore(Protocol):
     def delete_agent(self, name: str) -> None:
         """Remove an agent from the desired hive; its messages stay as history."""
         ...
+
+
+class AgentDirectory(Protocol):
+    """Which host runs an agent this daemon does not (the daemons of several hosts share one database)."""
+
+    async def host_of(self, name: str) -> str | None:
+        """The live host that runs `name`, or None."""
+        ...

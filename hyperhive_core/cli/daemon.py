@@ -249,6 +249,14 @@ def serve(
             "Default: SQLite in the state dir.",
         ),
     ] = None,
+    host_name: Annotated[
+        str | None,
+        typer.Option(
+            envvar="HYPERHIVE_HOST_NAME",
+            show_default=False,
+            help="With --database: the name of this host its agents are placed on (default: the machine's name).",
+        ),
+    ] = None,
     run_dir: RunDir = None,
     state_dir: StateDir = None,
 ) -> None:
@@ -286,6 +294,8 @@ def serve(
         dashboard_hosts=tuple(dashboard_host or ()),
         database=database,
     )
+    if host_name:
+        config = config.model_copy(update={"host_name": host_name})
     start = StartFrom(restore=restore.resolve() if restore else None, salvage=salvage)
     if detach:
         _detach(config, start, log_level)

@@ -17,6 +17,7 @@ from hyperhive_core.broker.postgres import open_pg_store
 from hyperhive_core.cli import app
 from hyperhive_core.client import open_hive_client
 from hyperhive_core.daemon import running_daemon
+from hyperhive_core.errors import ToolCallError
 from tests.helpers import IDLE_AGENT, hive_config
 from tests.postgres import PgServer
 
@@ -122,3 +123,44 @@ def test_a_database_url_that_is_not_postgresql_is_refused(url: str) -> None:
     result = CliRunner().invoke(app, ["serve", "--database", url, "--no-dashboard"])
     assert result.exit_code == 1
     assert "must start with postgresql://" in result.output
+
+
+async def placed_on(url: str, name: str) -> str:
+    """Wait until `name` is placed on a live host (its daemon's heartbeat published it); returns the host."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        while True:
+            row = await (await conn.execute("SELECT host FROM placement WHERE name = %s", (name,))).fetchone()
+            if row is not None:
+                return str(row[0])
+            await anyio.sleep(0.05)
+
+
+async def test_agents_of_two_daemons_on_one_database_talk_across_hosts(pg_server: PgServer, short_tmpdir: Path) -> None:
+    url = pg_server.new_database()
+    one = hive_config(short_tmpdir / "one", agent_command=IDLE_AGENT, database=url, host_name="host-one")
+    two = hive_config(short_tmpdir / "two", agent_command=IDLE_AGENT, database=url, host_name="host-two")
+    with anyio.fail_after(60):
+        async with (
+            running_daemon(one),
+            running_daemon(two),
+            open_hive_client(one.host_socket) as operator_one,
+            open_hive_client(two.host_socket) as operator_two,
+        ):
+            await operator_one.spawn("alice")
+            await operator_two.spawn("bob")
+            assert (await placed_on(url, "alice"), await placed_on(url, "bob")) == ("host-one", "host-two")
+            async with (
+                open_hive_client(one.agent_socket("alice")) as alice,
+                open_hive_client(two.agent_socket("bob")) as bob,
+            ):
+                sent = await alice.send("bob", "hello from host one")
+                # bob's daemon is woken by the commit's notification: well within recv's 30 s.
+                [got] = (await bob.recv(timeout_s=30, max=10)).messages
+                assert (got.id, got.sender, got.body) == (sent.id, "alice", "hello from host one")
+                await bob.send("alice", "and back", reply_to=got.id)
+                [answer] = (await alice.recv(timeout_s=30, max=10)).messages
+                assert (answer.sender, answer.body, answer.reply_to) == ("bob", "and back", got.id)
+            # An agent no host runs is still refused, with the names the sender may use.
+            with pytest.raises(ToolCallError) as caught:
+                await operator_one.send("carol", "anyone?")
+            assert "carol" in caught.value.reason
