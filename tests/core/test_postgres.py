@@ -16,9 +16,11 @@ from hyperhive_core.broker.listener import listen_for_messages
 from hyperhive_core.broker.postgres import open_pg_store
 from hyperhive_core.cli import app
 from hyperhive_core.client import open_hive_client
+from hyperhive_core.config import HiveConfig
 from hyperhive_core.daemon import running_daemon
 from hyperhive_core.errors import ToolCallError
-from tests.helpers import IDLE_AGENT, hive_config
+from hyperhive_core.mcp.models import RecvResult
+from tests.helpers import IDLE_AGENT, daemon_process, hive_config
 from tests.postgres import PgServer
 
 
@@ -164,3 +166,63 @@ async def test_agents_of_two_daemons_on_one_database_talk_across_hosts(pg_server
             with pytest.raises(ToolCallError) as caught:
                 await operator_one.send("carol", "anyone?")
             assert "carol" in caught.value.reason
+
+
+async def test_a_daemon_killed_under_load_loses_no_acknowledged_send_and_stores_none_twice(
+    pg_server: PgServer, short_tmpdir: Path
+) -> None:
+    url = pg_server.new_database()
+    one = hive_config(short_tmpdir / "one", agent_command=IDLE_AGENT)
+    two = hive_config(short_tmpdir / "two", agent_command=IDLE_AGENT, database=url, host_name="host-two")
+    on_one = {"database": url, "host_name": "host-one"}
+    total, kill_at = 60, 25
+    acknowledged: dict[int, int] = {}  # i -> the id the daemon answered with
+    received: list[int] = []
+    with anyio.fail_after(120):
+        async with running_daemon(two), open_hive_client(two.host_socket) as operator_two:
+            await operator_two.spawn("bob")
+            async with daemon_process(one, overrides=on_one) as doomed:
+                async with open_hive_client(one.host_socket) as operator_one:
+                    await operator_one.spawn("alice")
+                await placed_on(url, "bob")
+                async with open_hive_client(one.agent_socket("alice")) as alice, anyio.create_task_group() as tg:
+
+                    async def send_until_killed() -> None:
+                        for i in range(total):
+                            if i == kill_at:
+                                doomed.kill()  # SIGKILL, with sends going on both sides
+                            try:
+                                acknowledged[i] = (await alice.send("bob", f"m{i}", key=f"k{i}")).id
+                            except Exception:  # the daemon died under this call: its outcome is unknown
+                                return
+
+                    tg.start_soon(send_until_killed)
+                    cursor = 0
+                    while len(received) < kill_at - 1:
+                        got = (await bob_recv(two, cursor)).messages
+                        received.extend(m.id for m in got)
+                        cursor = max([cursor, *received])
+                assert await doomed.wait() == -9
+            # The host comes back: its agent again, and the same sends retried with their keys.
+            async with daemon_process(one, overrides=on_one), open_hive_client(one.agent_socket("alice")) as alice:
+                for i in range(total):
+                    receipt = await alice.send("bob", f"m{i}", key=f"k{i}")
+                    assert acknowledged.setdefault(i, receipt.id) == receipt.id  # stored once, before or now
+                cursor = max(received, default=0)
+                while len(set(received)) < total:
+                    got = (await bob_recv(two, cursor)).messages
+                    received.extend(m.id for m in got)
+                    cursor = max([cursor, *received])
+    # Every send is there once, and bob got each exactly once (his cursor acknowledged as he went).
+    assert sorted(received) == sorted(acknowledged.values())
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        rows = await (
+            await conn.execute("SELECT body, count(*) FROM message GROUP BY body HAVING count(*) > 1")
+        ).fetchall()
+        assert rows == []
+
+
+async def bob_recv(config: HiveConfig, cursor: int) -> RecvResult:
+    """One cursor read of bob's inbox on `config`'s daemon, as the turn loop reads."""
+    async with open_hive_client(config.agent_socket("bob")) as bob:
+        return await bob.recv(timeout_s=10, max=20, after=cursor, reader="turn-loop")
