@@ -59,6 +59,11 @@ class Placement:
         try:
             with anyio.CancelScope(shield=True):
                 async with self._pool.connection() as conn, conn.transaction():
+                    found = await (
+                        await conn.execute("SELECT to_regclass('daemon_host'), to_regclass('placement')")
+                    ).fetchone()
+                    if found is not None and None not in found:
+                        return  # as in create_schema: a daemon's role may not touch the schema
                     for statement in SCHEMA:
                         await conn.execute(statement.encode())
         except (PoolTimeout, psycopg.Error) as exc:

@@ -114,6 +114,17 @@ def create_schema(engine: Engine) -> None:
         StorageError: the server refused (or cannot be reached).
     """
     try:
+        with engine.connect() as conn:
+            present = {
+                str(name)
+                for (name,) in conn.exec_driver_sql(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                ).fetchall()
+            }
+        # A daemon's role may hold row privileges only (see trust.py): touch the schema only when
+        # something is missing.
+        if {table.name for table in SQLModel.metadata.sorted_tables} <= present:
+            return
         SQLModel.metadata.create_all(engine)
         with engine.begin() as conn:
             # The re-check counts every recipient's queue each second: only queued rows in the index.
@@ -316,6 +327,13 @@ class PgStore(EngineTables):
                     # Another daemon stored the same key first: its message is the answer.
                     outcome = await self._keyed(conn, request) or BrokerError(
                         "the message could not be stored (its key was taken meanwhile); send it again"
+                    )
+                except psycopg.errors.InsufficientPrivilege as exc:
+                    # Row-level security (trust.py): this daemon's role may not write as that sender.
+                    logger.warning("the database refused a message from %s: %s", request.sender, _first_line(exc))
+                    outcome = BrokerError(
+                        f"the database refused to store a message from {request.sender!r}: this host's role may "
+                        "only send as the agents placed on its host; nothing was stored"
                     )
                 except (psycopg.DataError, psycopg.IntegrityError) as exc:
                     # The tools bound every field; this is the last line, for callers that do not.

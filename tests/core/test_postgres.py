@@ -2,6 +2,7 @@
 re-check when a notification is lost), never share a message, and a daemon serves its agents from it."""
 
 import functools
+import time
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -9,16 +10,19 @@ from pathlib import Path
 import anyio
 import psycopg
 import pytest
+from psycopg import sql
 from typer.testing import CliRunner
 
 from hyperhive_core.broker.broker import Broker
 from hyperhive_core.broker.listener import listen_for_messages
+from hyperhive_core.broker.placement import Placement
 from hyperhive_core.broker.postgres import open_pg_store
+from hyperhive_core.broker.trust import TRUST_DDL, grant_host
 from hyperhive_core.cli import app
 from hyperhive_core.client import open_hive_client
 from hyperhive_core.config import HiveConfig
 from hyperhive_core.daemon import running_daemon
-from hyperhive_core.errors import ToolCallError
+from hyperhive_core.errors import BrokerError, ToolCallError
 from hyperhive_core.mcp.models import RecvResult
 from tests.helpers import IDLE_AGENT, daemon_process, hive_config
 from tests.postgres import PgServer
@@ -226,3 +230,48 @@ async def bob_recv(config: HiveConfig, cursor: int) -> RecvResult:
     """One cursor read of bob's inbox on `config`'s daemon, as the turn loop reads."""
     async with open_hive_client(config.agent_socket("bob")) as bob:
         return await bob.recv(timeout_s=10, max=20, after=cursor, reader="turn-loop")
+
+
+async def test_the_database_refuses_a_daemon_writing_as_another_hosts_agent(pg_server: PgServer) -> None:
+    admin_url = pg_server.new_database()
+    database = admin_url.split("/")[3].split("?")[0]
+    roles = {"host-one": f"one_{database}", "host-two": f"two_{database}"}
+    async with await psycopg.AsyncConnection.connect(admin_url, autocommit=True) as admin:
+        for role in roles.values():
+            await admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    async with open_pg_store(admin_url) as store:
+        await Placement(store.pool, "nobody").create()
+    async with await psycopg.AsyncConnection.connect(admin_url, autocommit=True) as admin:
+        for statement in TRUST_DDL:
+            await admin.execute(statement.encode())
+        for host, role in roles.items():
+            for statement in grant_host(role, host):
+                await admin.execute(statement)
+    one_url, two_url = (pg_server.url(database, user=roles[h]) for h in ("host-one", "host-two"))
+    async with open_pg_store(one_url) as one, open_pg_store(two_url) as two:
+        assert await Placement(one.pool, "host-one").publish(["alice"], now=time.time()) == []
+        assert await Placement(two.pool, "host-two").publish(["bob"], now=time.time()) == []
+        broker = Broker(one)
+        sent = await broker.send("alice", "bob", "from alice, placed here")
+        assert sent.row.sender == "alice"
+        # host-one's daemon writes as bob, who is host-two's: the database says no, whatever Python does.
+        with pytest.raises(BrokerError) as caught:
+            await broker.send("bob", "alice", "forged")
+        assert "only send as the agents placed on its host" in str(caught.value)
+        async with await psycopg.AsyncConnection.connect(one_url, autocommit=True) as rogue:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                await rogue.execute(
+                    "INSERT INTO message (sender, recipient, body, created_at, state, leased, deliveries) "
+                    "VALUES ('bob', 'alice', 'forged by hand', 0, 'QUEUED', false, 0)"
+                )
+            # ...nor place bob on its own host to get round it.
+            moved = await rogue.execute("UPDATE placement SET host = 'host-one' WHERE name = 'bob'")
+            assert moved.rowcount == 0  # another host's rows are not its to change
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                await rogue.execute("INSERT INTO placement VALUES ('mallory', 'host-two', 0)")
+        assert await Placement(one.pool, "host-one").publish(["alice", "bob"], now=time.time()) == ["bob"]
+    async with await psycopg.AsyncConnection.connect(admin_url) as admin:
+        rows = await (await admin.execute("SELECT sender, body FROM message ORDER BY id")).fetchall()
+        assert rows == [("alice", "from alice, placed here")]
+        placed = await (await admin.execute("SELECT name, host FROM placement ORDER BY name")).fetchall()
+        assert placed == [("alice", "host-one"), ("bob", "host-two")]
