@@ -31,7 +31,7 @@ from hyperhive_core.errors import HiveError, UnknownAgentError
 from hyperhive_core.lifecycle.base import AgentStatus, LifecycleBackend
 from hyperhive_core.mcp.models import AgentInfo, AgentResources, MessageView, PeerInfo
 from hyperhive_core.names import OPERATOR
-from hyperhive_core.states import SyncState
+from hyperhive_core.states import AgentState, SyncState
 
 logger = logging.getLogger(__name__)
 
@@ -241,9 +241,27 @@ class Hive:
         return await self._info(name, unread)
 
     async def list(self) -> list[AgentInfo]:
-        """Every agent of the hive, by name."""
+        """Every agent of the hive, by name (on a database shared by several hosts: theirs too)."""
         unread = await self.broker.unread_counts()
-        return [await self._info(name, unread) for name in self.agent_names]
+        local = [await self._info(name, unread) for name in self.agent_names]
+        if self.directory is None:
+            return local
+        here = self.directory.host
+        for info in local:
+            info.host = here
+        remote = [
+            AgentInfo(
+                name=p.name,
+                backend="-",
+                state=AgentState.RUNNING if p.up else AgentState.MISSING,
+                host=p.host,
+                unread=unread.get(p.name, 0),
+                detail="" if p.up else f"its host {p.host} stopped heart-beating",
+            )
+            for p in await self.directory.everyone()
+            if p.name not in self._agents
+        ]
+        return sorted([*local, *remote], key=lambda a: a.name)
 
     async def _info(self, name: str, unread: dict[str, int]) -> AgentInfo:
         row = self._agents[name]

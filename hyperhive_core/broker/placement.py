@@ -10,7 +10,6 @@ that runs an agent of that name takes it over.
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import LiteralString
 
 import anyio
@@ -20,6 +19,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from hyperhive_core.broker.postgres import pg_storage_error
+from hyperhive_core.broker.storage import Placed
 from hyperhive_core.errors import HiveError
 
 logger = logging.getLogger(__name__)
@@ -32,15 +32,6 @@ SCHEMA = (
     "heartbeat_at double precision NOT NULL)",
     "CREATE INDEX IF NOT EXISTS ix_placement_host ON placement (host)",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Placed:
-    """One agent's host, and whether that host heart-beats."""
-
-    name: str
-    host: str
-    up: bool
 
 
 class Placement:

@@ -183,9 +183,27 @@ class MessageStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """One agent of a hive of several hosts: its host, and whether that host heart-beats."""
+
+    name: str
+    host: str
+    up: bool
+
+
 class AgentDirectory(Protocol):
     """Which host runs an agent this daemon does not (the daemons of several hosts share one database)."""
 
+    @property
+    def host(self) -> str:
+        """This daemon's host."""
+        ...
+
     async def host_of(self, name: str) -> str | None:
         """The live host that runs `name`, or None."""
+        ...
+
+    async def everyone(self) -> list[Placed]:
+        """Every placed agent of every host, by name."""
         ...

@@ -94,6 +94,10 @@ def agents_table(agents: list[AgentInfo]) -> Table:
         title="hive",
         title_justify="left",
     )
+    # A hive of several hosts (a shared database): which host runs each agent.
+    several_hosts = any(a.host for a in agents)
+    if several_hosts:
+        table.add_column("HOST")
     for a in agents:
         state = Text(a.state.value, style=STATE_STYLE.get(a.state, ""))
         if a.detail:
@@ -114,6 +118,7 @@ def agents_table(agents: list[AgentInfo]) -> Table:
             usd(a.usage_total.cost_usd),
             printable(a.backend),
             printable(a.sandbox or "-"),
+            *([printable(a.host or "-")] if several_hosts else []),
         )
     if not agents:
         table.caption = "no agents yet: hivectl spawn NAME"

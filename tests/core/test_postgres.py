@@ -24,6 +24,7 @@ from hyperhive_core.config import HiveConfig
 from hyperhive_core.daemon import running_daemon
 from hyperhive_core.errors import BrokerError, ToolCallError
 from hyperhive_core.mcp.models import RecvResult
+from hyperhive_core.states import AgentState
 from tests.helpers import IDLE_AGENT, daemon_process, hive_config
 from tests.postgres import PgServer
 
@@ -166,6 +167,10 @@ async def test_agents_of_two_daemons_on_one_database_talk_across_hosts(pg_server
                 await bob.send("alice", "and back", reply_to=got.id)
                 [answer] = (await alice.recv(timeout_s=30, max=10)).messages
                 assert (answer.sender, answer.body, answer.reply_to) == ("bob", "and back", got.id)
+            # Either host's operator sees the whole hive, each agent with its host.
+            for operator in (operator_one, operator_two):
+                listed = {a.name: (a.host, a.state) for a in await operator.list_agents()}
+                assert listed == {"alice": ("host-one", AgentState.RUNNING), "bob": ("host-two", AgentState.RUNNING)}
             # An agent no host runs is still refused, with the names the sender may use.
             with pytest.raises(ToolCallError) as caught:
                 await operator_one.send("carol", "anyone?")
