@@ -10,10 +10,14 @@ row privileges, so RLS binds them (a table's owner would bypass it).
 """
 
 import re
+from collections.abc import Mapping
 
+import anyio
+import psycopg
 from psycopg import sql
-from psycopg.abc import Query
 
+from hyperhive_core.broker.placement import Placement
+from hyperhive_core.broker.postgres import create_schema, open_pg_engine, open_pg_store, pg_storage_error
 from hyperhive_core.names import OPERATOR
 
 ROLE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -39,7 +43,7 @@ TRUST_DDL: tuple[str, ...] = (
 )
 
 
-def grant_host(role: str, host: str) -> list[Query]:
+def grant_host(role: str, host: str) -> list[sql.Composed]:
     """The statements that let `role` (an existing login role) run the daemon of `host`.
 
     Raises:
@@ -57,3 +61,31 @@ def grant_host(role: str, host: str) -> list[Query]:
             "INSERT INTO host_role (role, host) VALUES ({}, {}) ON CONFLICT (role) DO UPDATE SET host = EXCLUDED.host"
         ).format(sql.Literal(role), sql.Literal(host)),
     ]
+
+
+async def prepare_database(conninfo: str, grants: Mapping[str, str]) -> None:
+    """As the database's administrator: create the hive's tables and, with `grants` (role -> host),
+    the trust rules and each host role's rights. Idempotent.
+
+    Raises:
+        ValueError: a role is not a plain SQL name.
+        StorageError: the server refused (or cannot be reached).
+    """
+    statements = [q for role, host in sorted(grants.items()) for q in grant_host(role, host)]
+    engine = open_pg_engine(conninfo)
+    try:
+        await anyio.to_thread.run_sync(create_schema, engine)
+    finally:
+        engine.dispose()
+    async with open_pg_store(conninfo, pool_size=1) as store:
+        await Placement(store.pool, "").create()
+    if not grants:
+        return
+    try:
+        async with await psycopg.AsyncConnection.connect(conninfo) as conn, conn.transaction():
+            for statement in TRUST_DDL:
+                await conn.execute(statement.encode())
+            for query in statements:
+                await conn.execute(query)
+    except psycopg.Error as exc:
+        raise pg_storage_error(exc) from exc

@@ -17,7 +17,7 @@ from hyperhive_core.broker.broker import Broker
 from hyperhive_core.broker.listener import listen_for_messages
 from hyperhive_core.broker.placement import Placement
 from hyperhive_core.broker.postgres import open_pg_store
-from hyperhive_core.broker.trust import TRUST_DDL, grant_host
+from hyperhive_core.broker.trust import prepare_database
 from hyperhive_core.cli import app
 from hyperhive_core.client import open_hive_client
 from hyperhive_core.config import HiveConfig
@@ -244,14 +244,7 @@ async def test_the_database_refuses_a_daemon_writing_as_another_hosts_agent(pg_s
     async with await psycopg.AsyncConnection.connect(admin_url, autocommit=True) as admin:
         for role in roles.values():
             await admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
-    async with open_pg_store(admin_url) as store:
-        await Placement(store.pool, "nobody").create()
-    async with await psycopg.AsyncConnection.connect(admin_url, autocommit=True) as admin:
-        for statement in TRUST_DDL:
-            await admin.execute(statement.encode())
-        for host, role in roles.items():
-            for statement in grant_host(role, host):
-                await admin.execute(statement)
+    await prepare_database(admin_url, {role: host for host, role in roles.items()})
     one_url, two_url = (pg_server.url(database, user=roles[h]) for h in ("host-one", "host-two"))
     async with open_pg_store(one_url) as one, open_pg_store(two_url) as two:
         assert await Placement(one.pool, "host-one").publish(["alice"], now=time.time()) == []
@@ -280,3 +273,17 @@ async def test_the_database_refuses_a_daemon_writing_as_another_hosts_agent(pg_s
         assert rows == [("alice", "from alice, placed here")]
         placed = await (await admin.execute("SELECT name, host FROM placement ORDER BY name")).fetchall()
         assert placed == [("alice", "host-one"), ("bob", "host-two")]
+
+
+def test_migrate_makes_a_database_ready_and_refuses_a_grant_it_cannot_read(pg_server: PgServer) -> None:
+    url = pg_server.new_database()
+    done = CliRunner().invoke(app, ["migrate", "--database", url, "--grant", "hive_a=host-a"])
+    assert done.exit_code == 1  # no such role yet: the database says so, nothing half-done
+    assert "hive database refused" in done.output
+    pg_server.execute("DO $$ BEGIN CREATE ROLE hive_a LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    done = CliRunner().invoke(app, ["migrate", "--database", url, "--grant", "hive_a=host-a"])
+    assert done.exit_code == 0, done.output
+    assert "hive_a runs host-a" in done.output
+    bad = CliRunner().invoke(app, ["migrate", "--database", url, "--grant", "host-a"])
+    assert bad.exit_code == 1
+    assert "is not ROLE=HOST" in bad.output
