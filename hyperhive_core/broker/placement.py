@@ -25,6 +25,8 @@ from hyperhive_core.errors import HiveError
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_S = 1.0
+# How often the agents' names (in memory) are compared with what was last published.
+CHANGE_CHECK_S = 0.05
 DOWN_AFTER_S = 10.0
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS daemon_host (host text PRIMARY KEY, heartbeat_at double precision NOT NULL)",
@@ -131,15 +133,26 @@ class Placement:
 
 
 async def heartbeat(placement: Placement, names: Callable[[], Sequence[str]]) -> None:
-    """Publish this host's agents every `HEARTBEAT_S`, until cancelled; a failed beat is logged and retried."""
+    """Publish this host's agents every `HEARTBEAT_S`, and within `CHANGE_CHECK_S` of a change to them
+    (a spawned agent can send once placed), until cancelled; a failed beat is logged and retried."""
     warned: set[str] = set()
+    published: list[str] | None = None
+    failing = False
+    due = 0.0
     while True:
-        try:
-            taken = await placement.publish(names(), now=time.time())
-        except HiveError as exc:
-            logger.warning("could not publish this host's agents (%s); trying again", exc)
-        else:
-            for name in set(taken) - warned:
-                logger.warning("agent %s runs here but is placed on another live host; messages go there", name)
-            warned = set(taken)
-        await anyio.sleep(HEARTBEAT_S)
+        current = sorted(names())
+        # After a failure, the next try waits for the beat: no hammering of a database that is down.
+        if (current != published and not failing) or anyio.current_time() >= due:
+            try:
+                taken = await placement.publish(current, now=time.time())
+            except HiveError as exc:
+                failing = True
+                logger.warning("could not publish this host's agents (%s); trying again", exc)
+            else:
+                failing = False
+                published = current
+                for name in set(taken) - warned:
+                    logger.warning("agent %s runs here but is placed on another live host; messages go there", name)
+                warned = set(taken)
+            due = anyio.current_time() + HEARTBEAT_S
+        await anyio.sleep(CHANGE_CHECK_S)
