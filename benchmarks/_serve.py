@@ -3,7 +3,8 @@
 `python -m benchmarks._serve raw SOCKET` answers JSON lines on the daemon's own socket and event
 loop stack, minus MCP; `... mcp SOCKET` serves an SDK `MCPServer` whose one tool does nothing,
 over the daemon's own transport; `... daemon RUN_DIR STATE_DIR` runs the real `Daemon` with
-`sleep infinity` as every agent's process, so nothing but the benchmark takes their messages;
+`sleep infinity` as every agent's process, so nothing but the benchmark takes their messages (and
+`... daemon RUN_DIR STATE_DIR DATABASE_URL` the same on a PostgreSQL database);
 `... claude RUN_DIR STATE_DIR CLAUDE_DIR [NAME=VALUE...]` runs it with real agents and claude's
 login in CLAUDE_DIR, for the claude turn rows.
 Each writes `ready` on stdout once it listens and runs until SIGTERM.
@@ -98,6 +99,8 @@ def main(argv: list[str]) -> None:
         # Any free port (the dashboard rows read it from the run dir): never the default one.
         "dashboard": "127.0.0.1:0",
     }
+    if kind == "daemon" and len(argv) > 3:
+        values |= {"database": argv[3], "dashboard": None}
     if kind == "claude":
         # `claude RUN STATE CLAUDE_DIR AGENT_ENV...`: real agents in the default sandbox, claude
         # logged in by CLAUDE_DIR; AGENT_ENV (NAME=VALUE) is set for the turn loop through env(1)

@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Generator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from benchmarks._dashboard import (
     seed_messages,
     sse_clients,
 )
+from benchmarks._postgres import DAEMONS, durable_server, wake_samples
 from benchmarks._rpc import LineClient, connect_socket, start_bridge
 
 READY_TIMEOUT_S = 60.0
@@ -204,9 +205,12 @@ class Hive:
 
 
 @contextmanager
-def idle_daemon(root: Path) -> Generator[Hive]:
-    """A real daemon whose agents are `sleep infinity`: only the benchmark takes their messages."""
-    with child("daemon", str(root / "run"), str(root / "state")) as process:
+def idle_daemon(root: Path, database: str | None = None) -> Generator[Hive]:
+    """A real daemon whose agents are `sleep infinity`: only the benchmark takes their messages.
+
+    With `database`, on that PostgreSQL database instead of SQLite in its state dir.
+    """
+    with child("daemon", str(root / "run"), str(root / "state"), *([database] if database else [])) as process:
         yield Hive(root / "run", root / "state", process.pid)
 
 
@@ -491,8 +495,12 @@ def measure_report_events(hive: Hive, floors: Floors, sizes: Sizes) -> Row:
     )
 
 
-def measure_throughput(hive: Hive, floors: Floors, sizes: Sizes, pairs: int = 10, *, keyed: bool = False) -> Row:
+def measure_throughput(
+    hive: Hive | list[Hive], floors: Floors, sizes: Sizes, pairs: int = 10, *, keyed: bool = False, what: str = ""
+) -> Row:
     """`pairs` senders, each sending to its own receiver as fast as it can; receivers drain with `recv`.
+
+    With several hives (daemons on one PostgreSQL database), pair i runs on hive i mod n.
 
     `keyed`: the turn loop's way, every send with an idempotency key and every recv a leased one
     under a reader name whose cursor acknowledges what came before.
@@ -530,8 +538,9 @@ def measure_throughput(hive: Hive, floors: Floors, sizes: Sizes, pairs: int = 10
         except BaseException as exc:
             errors.append(exc)
 
-    senders = [connect_socket(hive.agent_socket(f"s{i}")) for i in range(pairs)]
-    receivers = [connect_socket(hive.agent_socket(f"r{i}")) for i in range(pairs)]
+    hives = hive if isinstance(hive, list) else [hive]
+    senders = [connect_socket(hives[i % len(hives)].agent_socket(f"s{i}")) for i in range(pairs)]
+    receivers = [connect_socket(hives[i % len(hives)].agent_socket(f"r{i}")) for i in range(pairs)]
     send_threads = [threading.Thread(target=send_loop, args=(i, c)) for i, c in enumerate(senders)]
     recv_threads = [threading.Thread(target=recv_loop, args=(i, c)) for i, c in enumerate(receivers)]
     for thread in recv_threads:
@@ -558,7 +567,7 @@ def measure_throughput(hive: Hive, floors: Floors, sizes: Sizes, pairs: int = 10
     # The ceiling if every message cost one fsync'd commit and nothing else.
     one_commit_per_message = 1e3 / floors.commit
     return Row(
-        "throughput, keyed sends and leased reads" if keyed else "throughput",
+        what or ("throughput, keyed sends and leased reads" if keyed else "throughput"),
         f"{pairs} senders → {pairs} receivers draining, {sizes.throughput_s:g} s; median/p99 = one send under load"
         + ("; sends with idempotency keys, recv by cursor under a reader name" if keyed else ""),
         f"{rate:,.0f} msg/s",
@@ -1138,6 +1147,43 @@ def measure_fairness(hive: Hive, sizes: Sizes, flood: int = 200_000) -> Row:
     )
 
 
+def measure_postgres(root: Path, floors: Floors, sizes: Sizes, pairs: int = 10) -> list[Row]:
+    """Throughput of 1, 2 and 4 daemons on one PostgreSQL database (fsync on), and a wake-up across two."""
+    rows: list[Row] = []
+    with durable_server() as server:
+        if server is None:
+            return [Row("PostgreSQL rows", "PostgreSQL is not installed here", "skipped", "", None)]
+        for n in DAEMONS:
+            url = server.new_database()
+            with ExitStack() as stack:
+                hives = [stack.enter_context(idle_daemon(root / f"pg{n}-{k}", url)) for k in range(n)]
+                for i in range(pairs):
+                    with hives[i % n].operator() as operator:
+                        operator.call("spawn", {"name": f"s{i}"})
+                        operator.call("spawn", {"name": f"r{i}"})
+                row = measure_throughput(
+                    hives, floors, sizes, pairs, what=f"throughput, {n} daemon{'s' if n > 1 else ''} on PostgreSQL"
+                )
+                row.how += f"; pair i on daemon i mod {n}, one database (fsync on)"
+                rows.append(row)
+        same, across = wake_samples(server, sizes.deliveries)
+    for label, samples in (("on one daemon", same), ("across two daemons", across)):
+        median, p99 = ms(samples)
+        rows.append(
+            Row(
+                f"PostgreSQL wake-up {label}",
+                f"broker level: `send` → a waiting `recv` returns {label} (across: by NOTIFY), "
+                f"{len(samples):,} messages",
+                f"{median:.3f} ms",
+                "across ≤ a few ms over one",
+                None,
+                median,
+                p99,
+            )
+        )
+    return rows
+
+
 def run(sizes: Sizes, root: Path) -> list[Row]:
     """Every row, in the table's order."""
     floors = measure_floors(root / "f", sizes)
@@ -1162,10 +1208,23 @@ def run(sizes: Sizes, root: Path) -> list[Row]:
         rows.append(measure_throughput(hive, floors, sizes, keyed=True))
         rows.append(measure_fairness(hive, sizes))
         rows += measure_dashboard(hive, dashboard_of(hive.run_dir), floors, sizes)
+    rows += measure_postgres(root / "p", floors, sizes)
     rows += measure_scale(root / "s", floors, sizes)
     rows += measure_history(root / "h", sizes)
     rows += measure_claude(root / "c", sizes)
     return rows + floors.rows
+
+
+def run_postgres(sizes: Sizes, root: Path) -> list[Row]:
+    """The PostgreSQL rows, with one daemon on SQLite measured the same way in the same run."""
+    floors = measure_floors(root / "f", sizes)
+    with idle_daemon(root / "d") as hive:
+        with hive.operator() as operator:
+            for i in range(10):
+                operator.call("spawn", {"name": f"s{i}"})
+                operator.call("spawn", {"name": f"r{i}"})
+        rows = [measure_throughput(hive, floors, sizes, what="throughput, 1 daemon on SQLite")]
+    return rows + measure_postgres(root / "p", floors, sizes)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -1176,12 +1235,15 @@ def main(argv: list[str] | None = None) -> None:
     size.add_argument("--smoke", action="store_true", help="a few iterations of each row: checks that it runs")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON ('-' for stdout)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (daemon logs, databases)")
+    parser.add_argument(
+        "--postgres-only", action="store_true", help="only the PostgreSQL rows and the SQLite throughput beside them"
+    )
     args = parser.parse_args(argv)
     sizes = SMOKE if args.smoke else QUICK if args.quick else FULL
     root = Path(tempfile.mkdtemp(prefix="hb-", dir="/tmp"))
     try:
         started = time.perf_counter()
-        rows = run(sizes, root)
+        rows = run_postgres(sizes, root) if args.postgres_only else run(sizes, root)
         elapsed = time.perf_counter() - started
     finally:
         if not args.keep:

@@ -7,11 +7,13 @@ explicit flag, then `HYPERHIVE_RUN_DIR`/`HYPERHIVE_STATE_DIR`, then systemd's
 """
 
 import os
+import socket
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hyperhive_core.broker.dburl import check_database_url
 from hyperhive_core.dashboard.address import DEFAULT_ADDRESS, Address, parse_setting
 from hyperhive_core.errors import ConfigError
 
@@ -110,6 +112,12 @@ class HiveConfig(BaseModel):
     agent_pids: int | None = Field(default=AGENT_PIDS, gt=0)
     agent_cpus: float | None = Field(default=AGENT_CPUS, gt=0)
     max_db_mb: int | None = Field(default=None, gt=0)
+    # A PostgreSQL URL (no password in it: see broker/dburl.py): the hive's messages, events and
+    # records live there, shared with the daemons of other hosts. None: SQLite in the state dir.
+    database: str | None = None
+    # This daemon's host in a hive of several hosts (on a shared database): the HOST its agents are
+    # placed on. Tests give each daemon its own.
+    host_name: str = Field(default_factory=socket.gethostname, min_length=1)
     # Sends are refused while the state dir's disk has less than this free, so what is queued can
     # still be handed out and acknowledged (the operator reads its agents' last words).
     min_free_mb: int = Field(default=MIN_FREE_MB, ge=0)
@@ -147,6 +155,11 @@ class HiveConfig(BaseModel):
     # yet journaled done; `approve-merged`: an approval is merged into main, not yet applied).
     # Empty in any real use.
     failpoints: frozenset[str] = Field(default_factory=default_failpoints)
+
+    @field_validator("database")
+    @classmethod
+    def _check_database(cls, value: str | None) -> str | None:
+        return None if value is None else check_database_url(value)
 
     @field_validator("dashboard")
     @classmethod

@@ -27,7 +27,9 @@ from hyperhive_core.approvals.records import ApprovalRecords
 from hyperhive_core.approvals.repo import StateRepo
 from hyperhive_core.broker.broker import Broker, DiskGuard
 from hyperhive_core.broker.database import AS_IS, StartFrom, close_database, mark_running, open_database
-from hyperhive_core.broker.store import DbLimits, HiveStore
+from hyperhive_core.broker.sqlite import SqliteMessageStore
+from hyperhive_core.broker.storage import MessageStore
+from hyperhive_core.broker.store import DbLimits
 from hyperhive_core.config import HiveConfig
 from hyperhive_core.errors import ConfigError
 from hyperhive_core.hive import Hive
@@ -112,6 +114,9 @@ class Daemon:
                 path.chmod(0o700)
             except OSError as exc:
                 raise ConfigError(f"cannot create {path}: {exc}") from exc
+        if config.database is not None:
+            await self._serve_on_postgres(config.database, task_status)
+            return
         limits = DbLimits(
             busy_timeout_ms=round(config.db_busy_timeout_s * 1000),
             max_bytes=config.max_db_mb * 1024 * 1024 if config.max_db_mb else None,
@@ -123,14 +128,53 @@ class Daemon:
         try:
             disk = DiskGuard(config.state_dir, config.min_free_mb * 1024 * 1024)
             broker = Broker(
-                store, max_body_bytes=config.max_body_bytes, max_inbox_depth=config.max_inbox_depth, disk=disk
+                SqliteMessageStore(store),
+                max_body_bytes=config.max_body_bytes,
+                max_inbox_depth=config.max_inbox_depth,
+                disk=disk,
             )
             await self._run(broker, engine, task_status)
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(close_database, db, engine, store)
 
-    async def _run(self, broker: Broker, engine: Engine, task_status: TaskStatus[None]) -> None:
+    async def _serve_on_postgres(self, url: str, task_status: TaskStatus[None]) -> None:
+        """Run on a PostgreSQL database other daemons may share: its store, and a listener for their commits."""
+        # Imported here: psycopg (and libpq) cost nothing to a daemon on SQLite.
+        from hyperhive_core.broker.listener import listen_for_messages
+        from hyperhive_core.broker.placement import Placement, heartbeat
+        from hyperhive_core.broker.postgres import open_pg_store
+
+        config = self.config
+        if self._start != AS_IS:
+            raise ConfigError(
+                "--restore and --salvage are for the SQLite database; on PostgreSQL use its own tools (pg_restore)"
+            )
+        disk = DiskGuard(config.state_dir, config.min_free_mb * 1024 * 1024)
+        async with open_pg_store(url, lease_hold_s=config.lease_hold_s) as store:
+            broker = Broker(
+                store, max_body_bytes=config.max_body_bytes, max_inbox_depth=config.max_inbox_depth, disk=disk
+            )
+            placement = Placement(store.pool, config.host_name)
+            await placement.create()
+
+            def placed(hive: Hive, tg: TaskGroup) -> None:
+                hive.directory = placement
+                tg.start_soon(heartbeat, placement, lambda: hive.agent_names)
+
+            async with anyio.create_task_group() as tg:
+                await tg.start(functools.partial(listen_for_messages, url, store, broker))
+                await self._run(broker, store.engine, task_status, on_ready=placed)
+                tg.cancel_scope.cancel()
+
+    async def _run(
+        self,
+        broker: Broker,
+        engine: Engine,
+        task_status: TaskStatus[None],
+        *,
+        on_ready: Callable[[Hive, TaskGroup], None] | None = None,
+    ) -> None:
         config = self.config
         backend = create_backend(config)
         for warning in backend.info.warnings:
@@ -168,7 +212,10 @@ class Daemon:
                     # shutdown` returns), the dashboard's port is free for the next daemon.
                     async with _dashboard(config, hive, operator):
                         pid_file.write_text(f"{os.getpid()}\n")
-                        tg.start_soon(_keep_marker, config.broker_path, broker.store)
+                        if config.database is None:
+                            tg.start_soon(_keep_marker, config.broker_path, broker.store)
+                        if on_ready is not None:
+                            on_ready(hive, tg)
                         logger.info(
                             "hyperhive daemon ready: %d agents, operator socket %s, state %s",
                             len(hive.agent_names),
@@ -193,6 +240,10 @@ class Daemon:
 def _dashboard(config: HiveConfig, hive: Hive, operator: MCPServer[Any]) -> AbstractAsyncContextManager[None]:
     """The dashboard while the daemon runs (the page acts through `operator`, the toolset behind host.sock)."""
     if config.dashboard is None:
+        return nullcontext()
+    if config.database is not None:
+        # It reads the SQLite file directly (read-only, beside the daemon's writer).
+        logger.warning("the dashboard is not served with --database: it reads the SQLite database only, for now")
         return nullcontext()
     # Imported here: starlette and uvicorn cost nothing to a daemon without a dashboard.
     from hyperhive_core.dashboard.server import open_dashboard
@@ -241,7 +292,7 @@ def _build_control(config: HiveConfig, hive: Hive, engine: Engine, sockets: Sock
     return control
 
 
-async def _keep_marker(db: Path, store: HiveStore) -> None:
+async def _keep_marker(db: Path, store: MessageStore) -> None:
     """Record the highest committed id every few seconds, so losing those messages later is noticed."""
     marked = store.last_id
     while True:
@@ -249,7 +300,7 @@ async def _keep_marker(db: Path, store: HiveStore) -> None:
         if store.last_id != marked:
             marked = store.last_id
             try:
-                await anyio.to_thread.run_sync(mark_running, db, store)
+                await anyio.to_thread.run_sync(mark_running, db, marked)
             except OSError:
                 logger.warning("could not update the database's marker", exc_info=True)
 

@@ -26,7 +26,7 @@ from hyperhive_core.broker.guard import RunawayGuard
 from hyperhive_core.broker.models import MessageRow
 from hyperhive_core.broker.readers import ReaderRegistry
 from hyperhive_core.broker.refusals import RefusalLog
-from hyperhive_core.broker.store import Appended
+from hyperhive_core.broker.storage import AgentDirectory, Appended
 from hyperhive_core.budget.keeper import BudgetKeeper
 from hyperhive_core.budget.store import BudgetStore
 from hyperhive_core.budget.views import limits_view, pause_reason, usage_view
@@ -36,7 +36,7 @@ from hyperhive_core.lifecycle.base import AgentStatus, LifecycleBackend
 from hyperhive_core.lifecycle.workspace import branch_of, branch_state, publish_branch
 from hyperhive_core.mcp.models import AgentInfo, AgentResources, BranchView, MessageView, PeerInfo
 from hyperhive_core.names import OPERATOR
-from hyperhive_core.states import SyncState
+from hyperhive_core.states import AgentState, SyncState
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +115,8 @@ class Hive:
         self.boot_id = secrets.token_hex(4)
         self.started_at = time.time()
         self.sync: SyncSource | None = None
+        # Set on a database shared by several hosts' daemons: where agents this daemon does not run live.
+        self.directory: AgentDirectory | None = None
         self._agents: dict[str, AgentFile] = {}
         # The head of each repo agent's branch as last published into its repository.
         self._published: dict[str, str] = {}
@@ -135,9 +137,11 @@ class Hive:
         except KeyError:
             raise UnknownAgentError(name, self._agents) from None
 
-    def _recipient(self, name: str) -> str:
+    async def _recipient(self, name: str) -> str:
         if name == OPERATOR or name in self._agents:
             return name
+        if self.directory is not None and await self.directory.host_of(name) is not None:
+            return name  # another host's agent: stored here, its own daemon hands it out
         raise UnknownAgentError(name, [*self._agents, OPERATOR])
 
     async def notify(self, recipient: str, body: str, *, key: str) -> None:
@@ -161,7 +165,7 @@ class Hive:
             ConversationLimitError: the runaway guard refused it.
             BrokerError: the broker refused the message (size, inbox depth, reply_to, key, storage).
         """
-        recipient = self._recipient(to)
+        recipient = await self._recipient(to)
         self.guard.admit(sender, recipient)
         try:
             appended = await self.broker.send(sender, recipient, body, reply_to=reply_to, key=key)
@@ -298,9 +302,27 @@ class Hive:
         return info
 
     async def list(self) -> list[AgentInfo]:
-        """Every agent of the hive, by name."""
+        """Every agent of the hive, by name (on a database shared by several hosts: theirs too)."""
         unread = await self.broker.unread_counts()
-        return [await self._info(name, unread) for name in self.agent_names]
+        local = [await self._info(name, unread) for name in self.agent_names]
+        if self.directory is None:
+            return local
+        here = self.directory.host
+        for info in local:
+            info.host = here
+        remote = [
+            AgentInfo(
+                name=p.name,
+                backend="-",
+                state=AgentState.RUNNING if p.up else AgentState.MISSING,
+                host=p.host,
+                unread=unread.get(p.name, 0),
+                detail="" if p.up else f"its host {p.host} stopped heart-beating",
+            )
+            for p in await self.directory.everyone()
+            if p.name not in self._agents
+        ]
+        return sorted([*local, *remote], key=lambda a: a.name)
 
     async def _info(self, name: str, unread: dict[str, int]) -> AgentInfo:
         row = self._agents[name]

@@ -3,12 +3,23 @@
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from hyperhive_core.broker.postgres import open_pg_store
+from hyperhive_core.broker.sqlite import SqliteMessageStore
+from hyperhive_core.broker.storage import MessageStore
+from hyperhive_core.broker.store import HiveStore, open_engine
+from hyperhive_core.config import LEASE_HOLD_S
 from hyperhive_core.lifecycle._cgroup import CgroupHost
+from tests.postgres import PgServer, postgres_bin, running_postgres
+
+# The broker's engines: every test that takes `hive_db` runs on each.
+ENGINES = ("sqlite", "postgresql")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -51,3 +62,54 @@ def restore_logging() -> Iterator[None]:
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One PostgreSQL server for the whole session (started on first use, stopped at the end)."""
+    bindir = postgres_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed here (apt-get install postgresql; CI installs it)")
+    with running_postgres(bindir) as server:
+        yield server
+
+
+@dataclass
+class HiveDb:
+    """One empty hive database on one engine; `open` gives a store on it (again: another, as a new process would)."""
+
+    engine: str
+    _open: Callable[[float], AbstractAsyncContextManager[MessageStore]]
+    _stack: AsyncExitStack
+
+    async def open(self, *, lease_hold_s: float = LEASE_HOLD_S) -> MessageStore:
+        """A store on the database, closed when the test ends."""
+        return await self._stack.enter_async_context(self._open(lease_hold_s))
+
+
+@pytest.fixture(params=ENGINES)
+async def hive_db(request: pytest.FixtureRequest, short_tmpdir: Path) -> AsyncIterator[HiveDb]:
+    """A fresh database on each of the broker's engines: SQLite's file, or a database of `pg_server`."""
+    engine: str = request.param
+    if engine == "sqlite":
+        path = short_tmpdir / "broker.sqlite"
+
+        @asynccontextmanager
+        async def open_sqlite(lease_hold_s: float) -> AsyncGenerator[MessageStore]:
+            sql = open_engine(path)
+            try:
+                yield SqliteMessageStore(HiveStore(sql, lease_hold_s=lease_hold_s))
+            finally:
+                sql.dispose()
+
+        opener = open_sqlite
+    else:
+        server: PgServer = request.getfixturevalue("pg_server")
+        url = server.new_database()
+
+        def open_postgres(lease_hold_s: float) -> AbstractAsyncContextManager[MessageStore]:
+            return open_pg_store(url, lease_hold_s=lease_hold_s)
+
+        opener = open_postgres
+    async with AsyncExitStack() as stack:
+        yield HiveDb(engine, opener, stack)

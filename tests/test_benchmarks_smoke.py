@@ -18,6 +18,11 @@ ROWS = [
     "dashboard: `send` with 10 SSE clients",
     "dashboard: throughput with 10 SSE clients",
     "dashboard: send → painted",
+    "throughput, 1 daemon on PostgreSQL",
+    "throughput, 2 daemons on PostgreSQL",
+    "throughput, 4 daemons on PostgreSQL",
+    "PostgreSQL wake-up on one daemon",
+    "PostgreSQL wake-up across two daemons",
     "scale",
     "CLI",
     "dashboard: page load",
@@ -52,7 +57,7 @@ def test_a_smoke_run_of_the_benchmarks_reports_every_row() -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=360,  # seven more daemons and a PostgreSQL server for the PostgreSQL rows
         check=False,
     )
     assert done.returncode == 0, done.stderr

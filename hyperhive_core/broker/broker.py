@@ -1,15 +1,14 @@
 """The async broker: durable send, blocking recv with in-process wake-ups, and inbox peeks.
 
-SQLite stays the source of truth; a per-recipient `anyio.Event` only says "look again", so a
-missed or spurious wake-up costs one query, never a message. Writes go through a one-slot limiter:
-one writer thread, no lock contention inside SQLite. Sends that arrive while a commit is running
-are group-committed: the next commit takes every waiting message in one transaction and one fsync,
-so throughput grows with concurrency while each `send` still returns only after its own commit.
+The database (a `MessageStore`: SQLite or PostgreSQL) stays the source of truth; a per-recipient
+`anyio.Event` only says "look again", so a missed or spurious wake-up costs one query, never a
+message. Sends that arrive while a commit is running are group-committed: the next commit takes
+every waiting message in one transaction and one fsync, so throughput grows with concurrency while
+each `send` still returns only after its own commit.
 Each message in a group is its own savepoint: one that fails fails alone. A `RecvGate` may hold a
 recipient's messages back (its turns are paused): its `recv` then hands nothing out until woken.
 """
 
-import functools
 import os
 import time
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ from typing import Protocol
 import anyio
 
 from hyperhive_core.broker.models import MessageRow
-from hyperhive_core.broker.store import Appended, AppendRequest, HiveStore
+from hyperhive_core.broker.storage import Appended, AppendRequest, MessageStore
 from hyperhive_core.config import MAX_BODY_BYTES, MAX_INBOX_DEPTH
 from hyperhive_core.errors import BodyTooLargeError, DatabaseFullError, EmptyBodyError
 from hyperhive_core.states import MessageState
@@ -95,7 +94,7 @@ class Broker:
 
     def __init__(
         self,
-        store: HiveStore,
+        store: MessageStore,
         *,
         max_body_bytes: int = MAX_BODY_BYTES,
         max_inbox_depth: int = MAX_INBOX_DEPTH,
@@ -105,7 +104,6 @@ class Broker:
         self._max_body_bytes = max_body_bytes
         self._max_inbox_depth = max_inbox_depth
         self.disk = disk or DiskGuard()
-        self._writer = anyio.CapacityLimiter(1)
         self._wakeups: dict[str, anyio.Event] = {}
         self._queue: list[_Pending] = []
         self._committing = False
@@ -115,8 +113,8 @@ class Broker:
         self._committed = anyio.Event()
 
     @property
-    def store(self) -> HiveStore:
-        """The SQL store behind the broker."""
+    def store(self) -> MessageStore:
+        """The database behind the broker."""
         return self._store
 
     async def send(
@@ -164,9 +162,7 @@ class Broker:
         batch, self._queue = self._queue, []
         try:
             requests = [p.request for p in batch]
-            outcomes: list[Appended | BaseException] = list(
-                await anyio.to_thread.run_sync(self._store.append_many, requests, limiter=self._writer)
-            )
+            outcomes: list[Appended | BaseException] = list(await self._store.append_many(requests))
         except Exception as exc:
             outcomes = [exc] * len(batch)
         finally:
@@ -228,9 +224,8 @@ class Broker:
         async def acknowledge() -> None:
             nonlocal pending_ack
             if pending_ack is not None and reader is not None:
-                ack = functools.partial(self._store.ack_through, recipient, reader, pending_ack, now=time.time())
-                pending_ack = None
-                await anyio.to_thread.run_sync(ack, limiter=self._writer)
+                last, pending_ack = pending_ack, None
+                await self._store.ack_through(recipient, reader, last, now=time.time())
 
         reclaim_first = reader is not None and returning
         deadline = anyio.current_time() + timeout_s
@@ -249,17 +244,16 @@ class Broker:
                 if reclaim_first and reader is not None:
                     reclaim_first = False
                     await acknowledge()
-                    reclaim = functools.partial(self._store.reclaim, recipient, reader, after=after or 0, now=now)
-                    if rows := await anyio.to_thread.run_sync(reclaim, limiter=self._writer):
+                    if rows := await self._store.reclaim(recipient, reader, after=after or 0, now=now):
                         return await self._received(recipient, rows)
                 if queued or due:
-                    claim = functools.partial(
-                        self._store.claim, recipient, limit, now=now, reader=reader, ack_through=pending_ack
-                    )
-                    pending_ack = None
-                    # The claim runs to completion even if the caller is cancelled meanwhile (anyio
-                    # shields worker threads), and its rows are returned, never dropped.
-                    if rows := await anyio.to_thread.run_sync(claim, limiter=self._writer):
+                    cursor, pending_ack = pending_ack, None
+                    # shielded: a claim runs to completion even if the caller is cancelled meanwhile,
+                    # and its rows are returned, never dropped.
+                    rows: list[MessageRow] = []
+                    with anyio.CancelScope(shield=True):
+                        rows = await self._store.claim(recipient, limit, now=now, reader=reader, ack_through=cursor)
+                    if rows:
                         return await self._received(recipient, rows)
                     hold_due = self._store.hold_due(recipient)
             await acknowledge()
@@ -276,29 +270,27 @@ class Broker:
         again = [r.id for r in rows if r.deliveries > 1 and r.id is not None]
         if not again:
             return Received(rows)
-        since = await anyio.to_thread.run_sync(self._store.sent_since, recipient, min(again))
+        since = await self._store.sent_since(recipient, min(again))
         return Received(rows, since)
 
     async def ack(self, recipient: str, ids: Sequence[int]) -> tuple[list[int], list[int]]:
         """Acknowledge messages handed to `recipient`: (acknowledged, not handed to it)."""
-        ack = functools.partial(self._store.ack, recipient, ids, now=time.time())
-        return await anyio.to_thread.run_sync(ack, limiter=self._writer)
+        return await self._store.ack(recipient, ids, now=time.time())
 
     async def release_reader(self, recipient: str, reader: str) -> None:
         """Return an unnamed reader's leases to `recipient`'s queue (its session ended)."""
-        if await anyio.to_thread.run_sync(self._store.release_reader, recipient, reader, limiter=self._writer):
+        if await self._store.release_reader(recipient, reader):
             self.wake(recipient)
 
     async def hold_reader(self, recipient: str, reader: str) -> None:
         """Keep a named reader's leases for it a while (its session ended; it may come back)."""
-        hold = functools.partial(self._store.hold_reader, recipient, reader, now=time.time())
-        if await anyio.to_thread.run_sync(hold, limiter=self._writer):
+        if await self._store.hold_reader(recipient, reader, now=time.time()):
             # A waiting recv must learn when the hold ends, to take the messages then.
             self.wake(recipient)
 
     async def peek(self, recipient: str, limit: int) -> list[MessageRow]:
         """Return the oldest queued messages for `recipient`, consuming nothing."""
-        return await anyio.to_thread.run_sync(self._store.peek, recipient, limit)
+        return await self._store.peek(recipient, limit)
 
     async def counts(self, recipient: str) -> dict[MessageState, int]:
         """Count `recipient`'s messages by state (kept in memory: no thread, no query)."""

@@ -143,9 +143,9 @@ def open_database(
     return engine, store
 
 
-def mark_running(db: Path, store: HiveStore) -> None:
-    """Record the highest id committed so far, so a later loss of it is noticed; blocking."""
-    write_marker(db, RunState.RUNNING, store.last_id)
+def mark_running(db: Path, last_id: int) -> None:
+    """Record `last_id`, the highest id committed so far, so a later loss of it is noticed; blocking."""
+    write_marker(db, RunState.RUNNING, last_id)
 
 
 def close_database(db: Path, engine: Engine, store: HiveStore) -> None:

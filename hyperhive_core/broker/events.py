@@ -14,7 +14,7 @@ import anyio
 from sqlmodel import SQLModel
 
 from hyperhive_core.broker.models import EventRow
-from hyperhive_core.broker.store import HiveStore
+from hyperhive_core.broker.storage import MessageStore
 
 MAX_EVENT_BYTES = 16 * 1024
 MAX_EVENTS_PER_CALL = 100
@@ -42,9 +42,9 @@ def _encode(event: dict[str, Any]) -> tuple[str, str]:
 class EventLog:
     """Append and follow agents' turn events."""
 
-    def __init__(self, store: HiveStore, *, keep: int = KEEP_EVENTS) -> None:
+    def __init__(self, store: MessageStore, *, keep: int = KEEP_EVENTS) -> None:
         self._store = store
-        # Its own writer: events never queue behind messages (SQLite's busy timeout orders the two).
+        # Its own writer: events never queue behind messages (the database orders the two).
         self._writer = anyio.CapacityLimiter(1)
         self._keep = keep
         self._wakeups: dict[str, anyio.Event] = {}

@@ -3,10 +3,14 @@
 Times are unix seconds (float): compact, ordered, and free of SQLite's timezone loss.
 """
 
-from sqlalchemy import Index, text
+from sqlalchemy import BigInteger, Index, Integer, text
 from sqlmodel import Field, SQLModel
 
 from hyperhive_core.states import MessageState
+
+# Ids that grow for the hive's life: 64-bit on PostgreSQL (a bigserial), while SQLite keeps its
+# INTEGER PRIMARY KEY, which is its 64-bit rowid (a BIGINT key there would not be).
+ID_TYPE = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class MessageRow(SQLModel, table=True):
@@ -16,17 +20,26 @@ class MessageRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_message_inbox", "recipient", "state", "id"),
         # One message per (sender, key): a retried send finds the row its first attempt stored.
-        Index("ux_message_key", "sender", "idem_key", unique=True, sqlite_where=text("idem_key IS NOT NULL")),
+        Index(
+            "ux_message_key",
+            "sender",
+            "idem_key",
+            unique=True,
+            sqlite_where=text("idem_key IS NOT NULL"),
+            postgresql_where=text("idem_key IS NOT NULL"),
+        ),
         # A reader's leases, for its cursor and for a reader that comes back.
-        Index("ix_message_reader", "recipient", "reader", sqlite_where=text("leased = 1")),
+        Index(
+            "ix_message_reader", "recipient", "reader", sqlite_where=text("leased = 1"), postgresql_where=text("leased")
+        ),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID_TYPE)
     sender: str
     recipient: str
     body: str
     created_at: float
-    reply_to: int | None = None
+    reply_to: int | None = Field(default=None, sa_type=ID_TYPE)
     state: MessageState = MessageState.QUEUED
     delivered_at: float | None = None
     acked_at: float | None = None
@@ -68,7 +81,7 @@ class EventRow(SQLModel, table=True):
     __tablename__ = "event"  # pyright: ignore[reportAssignmentType, reportIncompatibleVariableOverride]  # as above
     __table_args__ = (Index("ix_event_agent", "agent", "id"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID_TYPE)
     agent: str
     created_at: float
     type: str

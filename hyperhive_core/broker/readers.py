@@ -9,7 +9,7 @@ ends. Names are per principal, so no agent can touch another's leases.
 
 from dataclasses import dataclass, field
 
-from hyperhive_core.broker.store import UNNAMED_READER_PREFIX
+from hyperhive_core.broker.storage import UNNAMED_READER_PREFIX
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,16 +20,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, delete, event, func, text
+from sqlalchemy import Engine, Table, event, text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, SQLModel, col, create_engine, select
+from sqlmodel import SQLModel, create_engine
 
-from hyperhive_core.broker.models import AgentRow, EventRow, MessageRow
+from hyperhive_core.broker.models import MessageRow
+from hyperhive_core.broker.storage import (
+    MAX_ALREADY_SENT,
+    MAX_BATCH_BYTES,
+    MESSAGE_COLUMNS,
+    UNNAMED_READER_PREFIX,
+    Appended,
+    AppendRequest,
+    message_row,
+)
+from hyperhive_core.broker.tables import EngineTables
 from hyperhive_core.config import LEASE_HOLD_S
 from hyperhive_core.errors import (
     BrokerError,
     DatabaseFullError,
-    HiveError,
     InboxFullError,
     KeyReusedError,
     StorageError,
@@ -40,18 +49,8 @@ from hyperhive_core.states import MessageState
 logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5_000
-# At most this many of a reader's own earlier sends come with a message handed out again.
-MAX_ALREADY_SENT = 20
 # SQLAlchemy stores an enum column as the member's name.
 _QUEUED, _DELIVERED, _ACKED = MessageState.QUEUED.name, MessageState.DELIVERED.name, MessageState.ACKED.name
-_MESSAGE_COLUMNS = (
-    "id, sender, recipient, body, created_at, reply_to, state, delivered_at, acked_at, leased, reader, deliveries"
-)
-# Leases of a reader that did not name itself: "~" cannot start a name a client gives.
-UNNAMED_READER_PREFIX = "~"
-# Bodies one recv or inbox hands out at most (and always one message): bounds the bytes of every
-# answer the daemon builds, so a client that never reads its answers cannot make it hold much.
-MAX_BATCH_BYTES = 1024 * 1024
 # The ids of the oldest queued messages of a recipient: at most LIMIT of them, and no more once the
 # bodies before one reach MAX_BATCH_BYTES. Parameters: recipient, state, limit, max bytes.
 _OLDEST_QUEUED = (
@@ -59,8 +58,6 @@ _OLDEST_QUEUED = (
     "length(CAST(body AS BLOB)) AS size FROM message WHERE recipient = ? AND state = ? ORDER BY id LIMIT ?)) "
     "WHERE before < ?"
 )
-# Pruning an agent's old events costs a DELETE; do it once every this many appends.
-PRUNE_EVERY = 100
 MESSAGE_TABLE = cast(Table, MessageRow.__table__)  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType]  # sqlmodel adds __table__ at runtime
 
 
@@ -141,45 +138,6 @@ def _connect(engine: Engine, limits: DbLimits) -> sqlite3.Connection:
     return connection
 
 
-def _message(row: tuple[Any, ...]) -> MessageRow:
-    id_, sender, recipient, body, created_at, reply_to, state, delivered_at, acked_at, leased, reader, deliveries = row
-    return MessageRow(
-        id=id_,
-        sender=sender,
-        recipient=recipient,
-        body=body,
-        created_at=created_at,
-        reply_to=reply_to,
-        state=MessageState[state],
-        delivered_at=delivered_at,
-        acked_at=acked_at,
-        leased=bool(leased),
-        reader=reader,
-        deliveries=deliveries or 0,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class AppendRequest:
-    """One message to store; see `HiveStore.append`."""
-
-    sender: str
-    recipient: str
-    body: str
-    reply_to: int | None
-    now: float
-    max_depth: int
-    key: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Appended:
-    """A stored message; `duplicate` when a send with the same key had stored it before."""
-
-    row: MessageRow
-    duplicate: bool = False
-
-
 def storage_error(exc: BaseException) -> StorageError:
     """The `StorageError` for a sqlite3 or SQLAlchemy error, in words that say what to do."""
     cause = getattr(exc, "orig", None) or exc
@@ -236,13 +194,13 @@ def _transaction(db: sqlite3.Connection) -> Generator[sqlite3.Connection]:
         raise
 
 
-class HiveStore:
-    """Messages and the desired hive in one SQLite file."""
+class HiveStore(EngineTables):
+    """Messages and the desired hive in one SQLite file; blocking (`sqlite.SqliteMessageStore` is its async face)."""
 
     def __init__(
         self, engine: Engine, limits: DbLimits = DbLimits(), *, lease_hold_s: float = LEASE_HOLD_S, now: float = 0.0
     ) -> None:  # frozen
-        self._engine = engine
+        super().__init__(engine, storage_error)
         self._limits = limits
         self._lease_hold_s = lease_hold_s
         # Earliest `held_until` per recipient: a claim past it first sends expired holds back to the queue.
@@ -293,11 +251,6 @@ class HiveStore:
         ):
             self._hold_due[recipient] = due
 
-    @property
-    def engine(self) -> Engine:
-        """The engine the store was opened on: the same database, for the tables other subsystems keep."""
-        return self._engine
-
     def _on_engine_disposed(self, _engine: Engine) -> None:
         self.close()
 
@@ -305,16 +258,6 @@ class HiveStore:
         """Close the store's own connections; the engine's are the caller's."""
         self._writer.close()
         self._reader.close()
-
-    @contextmanager
-    def _session(self) -> Generator[Session]:
-        try:
-            with Session(self._engine, expire_on_commit=False) as session:
-                yield session
-        except HiveError:
-            raise
-        except SQLAlchemyError as exc:
-            raise storage_error(exc) from exc
 
     # messages
 
@@ -403,10 +346,10 @@ class HiveStore:
         sender, recipient, reply_to, now = request.sender, request.recipient, request.reply_to, request.now
         if request.key is not None:
             found = db.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE sender = ? AND idem_key = ?", (sender, request.key)
+                f"SELECT {MESSAGE_COLUMNS} FROM message WHERE sender = ? AND idem_key = ?", (sender, request.key)
             ).fetchone()
             if found is not None:
-                earlier = _message(found)
+                earlier = message_row(found)
                 if (earlier.recipient, earlier.body, earlier.reply_to) != (recipient, request.body, reply_to):
                     raise KeyReusedError(request.key, earlier.id or 0)
                 return Appended(earlier, duplicate=True)
@@ -484,13 +427,13 @@ class HiveStore:
         # One UPDATE … RETURNING: the select and the state change cannot interleave with another claim.
         statement = (
             "UPDATE message SET state = ?, delivered_at = coalesce(delivered_at, ?), deliveries = deliveries + 1, "
-            f"leased = ?, reader = ?, held_until = NULL WHERE id IN ({_OLDEST_QUEUED}) RETURNING {_MESSAGE_COLUMNS}"
+            f"leased = ?, reader = ?, held_until = NULL WHERE id IN ({_OLDEST_QUEUED}) RETURNING {MESSAGE_COLUMNS}"
         )
         params = (_DELIVERED, now, int(reader is not None), reader, recipient, _QUEUED, limit, MAX_BATCH_BYTES)
         with self._write_lock, _sqlite_errors(), _unsynced(self._writer) as db:
             acked = self._ack_through(db, recipient, reader, ack_through, now) if reader and ack_through else 0
             expired = self._requeue_expired(db, recipient, now)
-            rows = [_message(r) for r in db.execute(statement, params)]
+            rows = [message_row(r) for r in db.execute(statement, params)]
         self._tally[(recipient, MessageState.DELIVERED)] -= acked
         self._tally[(recipient, MessageState.ACKED)] += acked
         self._tally[(recipient, MessageState.DELIVERED)] -= expired
@@ -506,10 +449,10 @@ class HiveStore:
         """
         statement = (
             "UPDATE message SET held_until = NULL, deliveries = deliveries + 1 WHERE recipient = ? AND reader = ? "
-            f"AND leased = 1 AND state = ? AND id > ? RETURNING {_MESSAGE_COLUMNS}"
+            f"AND leased = 1 AND state = ? AND id > ? RETURNING {MESSAGE_COLUMNS}"
         )
         with self._write_lock, _sqlite_errors(), _unsynced(self._writer) as db:
-            rows = [_message(r) for r in db.execute(statement, (recipient, reader, _DELIVERED, after))]
+            rows = [message_row(r) for r in db.execute(statement, (recipient, reader, _DELIVERED, after))]
         return sorted(rows, key=lambda r: r.id or 0)
 
     def ack_through(self, recipient: str, reader: str, last_id: int, *, now: float) -> int:
@@ -584,15 +527,17 @@ class HiveStore:
 
     def sent_since(self, sender: str, after_id: int, limit: int = MAX_ALREADY_SENT) -> list[MessageRow]:
         """What `sender` sent after message `after_id` was stored, oldest first (ids grow with time)."""
-        statement = f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE id > ? AND sender = ? ORDER BY id LIMIT ?"
+        statement = f"SELECT {MESSAGE_COLUMNS} FROM message WHERE id > ? AND sender = ? ORDER BY id LIMIT ?"
         with self._read_lock, _sqlite_errors():
-            return [_message(r) for r in self._reader.execute(statement, (after_id, sender, limit))]
+            return [message_row(r) for r in self._reader.execute(statement, (after_id, sender, limit))]
 
     def peek(self, recipient: str, limit: int) -> list[MessageRow]:
         """Return the oldest queued messages for `recipient` without changing them."""
-        statement = f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE id IN ({_OLDEST_QUEUED}) ORDER BY id"
+        statement = f"SELECT {MESSAGE_COLUMNS} FROM message WHERE id IN ({_OLDEST_QUEUED}) ORDER BY id"
         with self._read_lock, _sqlite_errors():
-            return [_message(r) for r in self._reader.execute(statement, (recipient, _QUEUED, limit, MAX_BATCH_BYTES))]
+            return [
+                message_row(r) for r in self._reader.execute(statement, (recipient, _QUEUED, limit, MAX_BATCH_BYTES))
+            ]
 
     def queued(self, recipient: str) -> int:
         """How many messages wait for `recipient`; from memory, never blocks."""
@@ -616,63 +561,6 @@ class HiveStore:
             for (recipient, state), n in list(self._tally.items())
             if state == MessageState.QUEUED and n > 0
         }
-
-    def message_count(self) -> int:
-        """Count every stored message."""
-        with self._session() as session:
-            return session.exec(select(func.count()).select_from(MessageRow)).one()
-
-    # turn events
-
-    def append_events(
-        self, agent: str, events: Sequence[tuple[str, str]], *, now: float, keep: int, also: Sequence[SQLModel] = ()
-    ) -> int:
-        """Store `(type, json)` events for `agent`, dropping its oldest beyond `keep`; returns the last id.
-
-        `also` are rows of other tables committed in the same transaction (the usage the events report).
-        """
-        with self._session() as session:
-            rows = [EventRow(agent=agent, created_at=now, type=kind, data=data) for kind, data in events]
-            session.add_all(rows)
-            session.add_all(also)
-            session.flush()
-            last = rows[-1].id or 0
-            if last % PRUNE_EVERY < len(rows):
-                session.connection().execute(
-                    delete(EventRow).where(col(EventRow.agent) == agent, col(EventRow.id) <= last - keep)
-                )
-            session.commit()
-            return last
-
-    def events(self, agent: str, *, after: int | None, limit: int) -> list[EventRow]:
-        """`agent`'s events after id `after`, oldest first; with `after=None`, the last `limit` of them."""
-        with self._session() as session:
-            query = select(EventRow).where(col(EventRow.agent) == agent)
-            if after is None:
-                newest = session.exec(query.order_by(col(EventRow.id).desc()).limit(limit)).all()
-                return list(reversed(newest))
-            return list(session.exec(query.where(col(EventRow.id) > after).order_by(col(EventRow.id)).limit(limit)))
-
-    # the desired hive
-
-    def agents(self) -> Sequence[AgentRow]:
-        """Every agent of the desired hive, by name."""
-        with self._session() as session:
-            return session.exec(select(AgentRow).order_by(col(AgentRow.name))).all()
-
-    def put_agent(self, row: AgentRow) -> None:
-        """Insert or replace an agent of the desired hive."""
-        with self._session() as session:
-            session.merge(row)
-            session.commit()
-
-    def delete_agent(self, name: str) -> None:
-        """Remove an agent from the desired hive; its messages stay as history."""
-        with self._session() as session:
-            row = session.get(AgentRow, name)
-            if row is not None:
-                session.delete(row)
-                session.commit()
 
     def check(self) -> None:
         """Run SQLite's quick integrity check.

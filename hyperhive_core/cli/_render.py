@@ -95,7 +95,11 @@ def agents_table(agents: list[AgentInfo]) -> Table:
         title="hive",
         title_justify="left",
     )
-    # Eleven columns in an 80-column terminal: a cell folds onto a second line, never "ali…".
+    # A hive of several hosts (a shared database): which host runs each agent.
+    several_hosts = any(a.host for a in agents)
+    if several_hosts:
+        table.add_column("HOST")
+    # Eleven or twelve columns in an 80-column terminal: a cell folds onto a second line, never "ali…".
     for column in table.columns:
         column.overflow = "fold"
     for a in agents:
@@ -118,6 +122,7 @@ def agents_table(agents: list[AgentInfo]) -> Table:
             usd(a.usage_total.cost_usd),
             printable(a.backend),
             printable(a.sandbox or "-"),
+            *([printable(a.host or "-")] if several_hosts else []),
         )
     if not agents:
         table.caption = "no agents yet: hivectl spawn NAME"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
+from hyperhive_core.broker.dburl import check_database_url
 from hyperhive_core.cli._client import OperatorClient, connect_raw, wait_until_closed
 from hyperhive_core.cli._common import RunDir, StateDir, console, err_console, fail, use_dirs
 from hyperhive_core.config import (
@@ -238,6 +239,24 @@ def serve(
         list[str] | None,
         typer.Option(help="Another Host name the dashboard answers to (a proxy's, a tunnel's); repeatable."),
     ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            envvar="HYPERHIVE_DATABASE",
+            show_default=False,
+            help="A PostgreSQL URL (postgresql://USER@HOST/DBNAME?sslmode=verify-full) the daemons of several "
+            "hosts share; its password goes in a pgpass file (passfile=PATH or PGPASSFILE), never in the URL. "
+            "Default: SQLite in the state dir.",
+        ),
+    ] = None,
+    host_name: Annotated[
+        str | None,
+        typer.Option(
+            envvar="HYPERHIVE_HOST_NAME",
+            show_default=False,
+            help="With --database: the name of this host its agents are placed on (default: the machine's name).",
+        ),
+    ] = None,
     run_dir: RunDir = None,
     state_dir: StateDir = None,
 ) -> None:
@@ -249,6 +268,8 @@ def serve(
     d = use_dirs(ctx, run_dir, state_dir)
     try:
         address = None if no_dashboard else parse_setting(DEFAULT_ADDRESS if dashboard is None else dashboard)
+        if database is not None:
+            check_database_url(database)
     except ValueError as exc:
         raise fail(str(exc)) from None
     config = HiveConfig(
@@ -271,7 +292,10 @@ def serve(
         dashboard=None if address is None else str(address),
         dashboard_token_file=dashboard_token_file.resolve() if dashboard_token_file else None,
         dashboard_hosts=tuple(dashboard_host or ()),
+        database=database,
     )
+    if host_name:
+        config = config.model_copy(update={"host_name": host_name})
     start = StartFrom(restore=restore.resolve() if restore else None, salvage=salvage)
     if detach:
         _detach(config, start, log_level)

@@ -1,4 +1,5 @@
-"""`hivectl backup` (an online copy of the hive database) and `hivectl doctor` (what is wrong, and the way out).
+"""`hivectl backup` (an online copy of the hive database), `hivectl doctor` (what is wrong, and the way
+out) and `hivectl migrate` (a PostgreSQL database made ready for the daemons of several hosts).
 
 Both work with the daemon running or not: backup asks the daemon when one runs (its snapshot is
 consistent with what it writes) and copies the file itself when none does; doctor only reads.
@@ -152,3 +153,39 @@ def doctor(
         console.print(table)
     if any(c.status == "fail" for c in checks):
         raise typer.Exit(1)
+
+
+def migrate(
+    database: Annotated[
+        str,
+        typer.Option(
+            envvar="HYPERHIVE_DATABASE",
+            show_default=False,
+            help="The PostgreSQL URL, as the database's administrator (its password in a pgpass file).",
+        ),
+    ],
+    grant: Annotated[
+        list[str] | None,
+        typer.Option(help="ROLE=HOST: let login role ROLE run the daemon of HOST, and only as its agents; repeatable."),
+    ] = None,
+) -> None:
+    """Create the hive's tables on a PostgreSQL database and, with --grant, the rules that bind each host's role."""
+    import anyio
+
+    from hyperhive_core.broker.dburl import check_database_url, shown
+
+    grants: dict[str, str] = {}
+    for item in grant or []:
+        role, sep, host = item.partition("=")
+        if not sep or not role or not host:
+            raise fail(f"--grant {item!r} is not ROLE=HOST (a login role, and the --host-name of its daemon)")
+        grants[role] = host
+    try:
+        check_database_url(database)
+        from hyperhive_core.broker.trust import prepare_database
+
+        anyio.run(prepare_database, database, grants)
+    except (ValueError, HiveError) as exc:
+        raise fail(str(exc)) from None
+    granted = ", ".join(f"{role} runs {host}" for role, host in sorted(grants.items()))
+    console.print(f"{shown(database)} is ready" + (f": {granted}" if granted else ""), markup=False, soft_wrap=True)

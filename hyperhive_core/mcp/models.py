@@ -180,6 +180,9 @@ class AgentInfo(BaseModel):
     name: str
     backend: str
     state: AgentState
+    host: str = Field(
+        default="", description="The host whose daemon runs it, in a hive of several hosts; empty on one host."
+    )
     pid: int | None = None
     started_at: datetime | None = None
     uptime_s: float | None = None

@@ -125,6 +125,32 @@ in
       '';
     };
 
+    database = {
+      url = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "postgresql://hive_a@db.example/hive?sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem";
+        description = ''
+          A PostgreSQL database the daemons of several hosts share (`hivectl serve --database`),
+          with no password in it: that goes in `passwordFile`. null: SQLite in stateDir.
+        '';
+      };
+      passwordFile = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "/run/secrets/hyperhive-pgpass";
+        description = ''
+          A pgpass file (HOST:PORT:DBNAME:USER:PASSWORD, mode 0600) libpq reads the password from
+          (PGPASSFILE); a path outside the Nix store, so the password never enters it.
+        '';
+      };
+      hostName = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        description = "This host's name in a hive of several hosts (`--host-name`); null: the machine's.";
+      };
+    };
+
     extraArgs = mkOption {
       type = types.listOf types.str;
       default = [ ];
@@ -141,6 +167,10 @@ in
       {
         assertion = lib.hasPrefix "/run/" cfg.runDir;
         message = "services.hyperhive.runDir must be under /run/";
+      }
+      {
+        assertion = cfg.database.url == null || builtins.match "[^/]*//[^/@]*:[^/@]*@.*" cfg.database.url == null;
+        message = "services.hyperhive.database.url must hold no password (it would be world-readable in the Nix store): use database.passwordFile";
       }
     ];
 
@@ -168,6 +198,9 @@ in
         HYPERHIVE_DASHBOARD = cfg.dashboard.address;
         HYPERHIVE_MANAGER = if cfg.manager.enable then "1" else "0";
       }
+      // lib.optionalAttrs (cfg.database.url != null) { HYPERHIVE_DATABASE = cfg.database.url; }
+      // lib.optionalAttrs (cfg.database.passwordFile != null) { PGPASSFILE = cfg.database.passwordFile; }
+      // lib.optionalAttrs (cfg.database.hostName != null) { HYPERHIVE_HOST_NAME = cfg.database.hostName; }
       // lib.optionalAttrs (cfg.backend == "nixos") {
         # nixos-container builds each container from <nixpkgs/nixos>: pin it, as the flake pins ours.
         NIX_PATH = "nixpkgs=${cfg.nixpkgs}";

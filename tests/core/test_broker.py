@@ -1,4 +1,5 @@
-"""The broker on a real SQLite file: durability, exactly-once recv, wake-ups and limits."""
+"""The broker's conformance suite, on each engine (a real SQLite file, a real PostgreSQL database):
+durability, exactly-once recv, leases, keys, wake-ups and limits."""
 
 from pathlib import Path
 
@@ -6,6 +7,7 @@ import anyio
 import pytest
 
 from hyperhive_core.broker.broker import Broker
+from hyperhive_core.broker.sqlite import SqliteMessageStore
 from hyperhive_core.broker.store import DbLimits, HiveStore, open_engine
 from hyperhive_core.errors import (
     BodyTooLargeError,
@@ -17,24 +19,27 @@ from hyperhive_core.errors import (
     UnknownMessageError,
 )
 from hyperhive_core.states import MessageState
+from tests.conftest import HiveDb
 
 
-def open_broker(path: Path, *, max_body_bytes: int = 64 * 1024, max_inbox_depth: int = 10_000) -> Broker:
-    return Broker(HiveStore(open_engine(path)), max_body_bytes=max_body_bytes, max_inbox_depth=max_inbox_depth)
+async def open_broker(
+    db: HiveDb, *, max_body_bytes: int = 64 * 1024, max_inbox_depth: int = 10_000, lease_hold_s: float = 30.0
+) -> Broker:
+    store = await db.open(lease_hold_s=lease_hold_s)
+    return Broker(store, max_body_bytes=max_body_bytes, max_inbox_depth=max_inbox_depth)
 
 
-async def test_a_sent_message_is_in_the_file_when_send_returns(short_tmpdir: Path) -> None:
-    db = short_tmpdir / "broker.sqlite"
-    broker = open_broker(db)
+async def test_a_sent_message_is_in_the_file_when_send_returns(hive_db: HiveDb) -> None:
+    broker = await open_broker(hive_db)
     row = (await broker.send("operator", "alice", "hello")).row
-    # A second, independent engine sees the committed row: nothing waited in a buffer.
-    other = open_broker(db)
+    # A second, independent store (its own connections) sees the committed row: nothing waited in a buffer.
+    other = await open_broker(hive_db)
     rows = (await other.recv("alice", timeout_s=0, limit=10)).messages
     assert [(r.id, r.sender, r.body) for r in rows] == [(row.id, "operator", "hello")]
 
 
-async def test_recv_hands_each_message_out_once_to_concurrent_callers(short_tmpdir: Path) -> None:
-    broker = open_broker(short_tmpdir / "broker.sqlite")
+async def test_recv_hands_each_message_out_once_to_concurrent_callers(hive_db: HiveDb) -> None:
+    broker = await open_broker(hive_db)
     received: list[int] = []
     sent: list[int] = []
     total = 200
@@ -53,8 +58,8 @@ async def test_recv_hands_each_message_out_once_to_concurrent_callers(short_tmpd
     assert len(received) == len(set(received))
 
 
-async def test_a_waiting_recv_wakes_when_a_message_arrives(short_tmpdir: Path) -> None:
-    broker = open_broker(short_tmpdir / "broker.sqlite")
+async def test_a_waiting_recv_wakes_when_a_message_arrives(hive_db: HiveDb) -> None:
+    broker = await open_broker(hive_db)
     got: list[str] = []
     waiting = anyio.Event()
 
@@ -71,23 +76,23 @@ async def test_a_waiting_recv_wakes_when_a_message_arrives(short_tmpdir: Path) -
     assert got == ["wake up"]
 
 
-async def test_recv_returns_nothing_when_the_timeout_passes(short_tmpdir: Path) -> None:
-    broker = open_broker(short_tmpdir / "broker.sqlite")
+async def test_recv_returns_nothing_when_the_timeout_passes(hive_db: HiveDb) -> None:
+    broker = await open_broker(hive_db)
     await broker.send("alice", "bob", "not for alice")
     assert (await broker.recv("alice", timeout_s=0.05, limit=10)).messages == []
     assert [r.body for r in await broker.peek("bob", 10)] == ["not for alice"]
 
 
-async def test_a_body_over_the_limit_is_refused_and_nothing_is_stored(short_tmpdir: Path) -> None:
-    broker = open_broker(short_tmpdir / "broker.sqlite", max_body_bytes=8)
+async def test_a_body_over_the_limit_is_refused_and_nothing_is_stored(hive_db: HiveDb) -> None:
+    broker = await open_broker(hive_db, max_body_bytes=8)
     with pytest.raises(BodyTooLargeError) as caught:
         await broker.send("operator", "alice", "ünïcode!")  # 8 characters, 10 bytes
     assert (caught.value.size, caught.value.limit) == (10, 8)
     assert await broker.counts("alice") == {}
 
 
-async def test_a_full_inbox_refuses_new_messages_and_keeps_the_old(short_tmpdir: Path) -> None:
-    broker = open_broker(short_tmpdir / "broker.sqlite", max_inbox_depth=2)
+async def test_a_full_inbox_refuses_new_messages_and_keeps_the_old(hive_db: HiveDb) -> None:
+    broker = await open_broker(hive_db, max_inbox_depth=2)
     await broker.send("operator", "alice", "one")
     await broker.send("operator", "alice", "two")
     with pytest.raises(InboxFullError) as caught:
@@ -98,8 +103,8 @@ async def test_a_full_inbox_refuses_new_messages_and_keeps_the_old(short_tmpdir:
     await broker.send("operator", "alice", "three")
 
 
-async def test_a_reply_acknowledges_the_message_it_answers(short_tmpdir: Path) -> None:
-    broker = open_broker(short_tmpdir / "broker.sqlite")
+async def test_a_reply_acknowledges_the_message_it_answers(hive_db: HiveDb) -> None:
+    broker = await open_broker(hive_db)
     question = (await broker.send("operator", "alice", "ping?")).row
     [delivered] = (await broker.recv("alice", timeout_s=0, limit=1)).messages
     assert delivered.state == MessageState.DELIVERED
@@ -108,8 +113,8 @@ async def test_a_reply_acknowledges_the_message_it_answers(short_tmpdir: Path) -
     assert await broker.counts("alice") == {MessageState.ACKED: 1}
 
 
-async def test_reply_to_a_message_the_sender_never_saw_is_refused(short_tmpdir: Path) -> None:
-    broker = open_broker(short_tmpdir / "broker.sqlite")
+async def test_reply_to_a_message_the_sender_never_saw_is_refused(hive_db: HiveDb) -> None:
+    broker = await open_broker(hive_db)
     private = (await broker.send("operator", "alice", "for alice only")).row
     assert private.id is not None
     with pytest.raises(UnknownMessageError) as caught:
@@ -120,18 +125,18 @@ async def test_reply_to_a_message_the_sender_never_saw_is_refused(short_tmpdir: 
     assert await broker.counts("operator") == {}
 
 
-async def test_an_empty_or_blank_body_is_refused(short_tmpdir: Path) -> None:
-    broker = open_broker(short_tmpdir / "broker.sqlite")
+async def test_an_empty_or_blank_body_is_refused(hive_db: HiveDb) -> None:
+    broker = await open_broker(hive_db)
     for body in ("", " \n\t "):
         with pytest.raises(EmptyBodyError):
             await broker.send("operator", "alice", body)
     assert await broker.counts("alice") == {}
 
 
-async def test_one_bad_message_in_a_group_commit_fails_alone(short_tmpdir: Path) -> None:
+async def test_one_bad_message_in_a_group_commit_fails_alone(hive_db: HiveDb) -> None:
     # Sends that arrive together are committed together: a reply_to SQLite cannot hold, or one that
     # names nothing, must fail its own send and no other.
-    broker = open_broker(short_tmpdir / "broker.sqlite")
+    broker = await open_broker(hive_db)
     outcomes: dict[str, object] = {}
 
     async def send(label: str, reply_to: int | None) -> None:
@@ -154,8 +159,8 @@ async def test_one_bad_message_in_a_group_commit_fails_alone(short_tmpdir: Path)
     assert await broker.counts("alice") == {MessageState.QUEUED: 40}
 
 
-async def test_a_send_repeated_with_its_key_is_stored_once(short_tmpdir: Path) -> None:
-    broker = open_broker(short_tmpdir / "broker.sqlite")
+async def test_a_send_repeated_with_its_key_is_stored_once(hive_db: HiveDb) -> None:
+    broker = await open_broker(hive_db)
     first = await broker.send("bob", "alice", "hello", key="k-1")
     again = await broker.send("bob", "alice", "hello", key="k-1")
     assert (first.duplicate, again.duplicate) == (False, True)
@@ -169,8 +174,8 @@ async def test_a_send_repeated_with_its_key_is_stored_once(short_tmpdir: Path) -
     assert await broker.counts("alice") == {MessageState.QUEUED: 2}
 
 
-async def test_concurrent_sends_with_one_key_store_one_message(short_tmpdir: Path) -> None:
-    broker = open_broker(short_tmpdir / "broker.sqlite")
+async def test_concurrent_sends_with_one_key_store_one_message(hive_db: HiveDb) -> None:
+    broker = await open_broker(hive_db)
     ids: list[int | None] = []
 
     async def send() -> None:
@@ -183,8 +188,8 @@ async def test_concurrent_sends_with_one_key_store_one_message(short_tmpdir: Pat
     assert await broker.counts("alice") == {MessageState.QUEUED: 1}
 
 
-async def test_a_cursor_acknowledges_only_what_its_own_reader_was_handed(short_tmpdir: Path) -> None:
-    broker = open_broker(short_tmpdir / "broker.sqlite")
+async def test_a_cursor_acknowledges_only_what_its_own_reader_was_handed(hive_db: HiveDb) -> None:
+    broker = await open_broker(hive_db)
     m1 = (await broker.send("bob", "alice", "m1")).row
     m2 = (await broker.send("bob", "alice", "m2")).row
     assert m1.id is not None
@@ -201,8 +206,8 @@ async def test_a_cursor_acknowledges_only_what_its_own_reader_was_handed(short_t
     assert [(m.id, m.deliveries) for m in again] == [(m1.id, 2)]
 
 
-async def test_a_named_readers_leases_wait_for_it_then_return_to_the_queue(short_tmpdir: Path) -> None:
-    broker = Broker(HiveStore(open_engine(short_tmpdir / "broker.sqlite"), lease_hold_s=0.3))
+async def test_a_named_readers_leases_wait_for_it_then_return_to_the_queue(hive_db: HiveDb) -> None:
+    broker = await open_broker(hive_db, lease_hold_s=0.3)
     m1 = (await broker.send("bob", "alice", "m1")).row
     await broker.recv("alice", timeout_s=0, limit=1, after=0, reader="turn-loop")
     reply = (await broker.send("alice", "bob", "on it")).row
@@ -221,7 +226,10 @@ async def test_a_named_readers_leases_wait_for_it_then_return_to_the_queue(short
 
 
 async def test_at_the_size_limit_sends_stop_but_reading_and_acknowledging_go_on(short_tmpdir: Path) -> None:
-    broker = Broker(HiveStore(open_engine(short_tmpdir / "b.sqlite"), DbLimits(max_bytes=1024 * 1024)))
+    # SQLite's own limit (a page count); PostgreSQL has none, its server's full disk is DatabaseFullError too.
+    broker = Broker(
+        SqliteMessageStore(HiveStore(open_engine(short_tmpdir / "b.sqlite"), DbLimits(max_bytes=1024 * 1024)))
+    )
     body = "x" * 4000
     stored = 0
     refused: DatabaseFullError | None = None
@@ -241,8 +249,8 @@ async def test_at_the_size_limit_sends_stop_but_reading_and_acknowledging_go_on(
     assert got == stored
 
 
-async def test_the_inbox_depth_holds_within_one_group_commit(short_tmpdir: Path) -> None:
-    broker = open_broker(short_tmpdir / "broker.sqlite", max_inbox_depth=5)
+async def test_the_inbox_depth_holds_within_one_group_commit(hive_db: HiveDb) -> None:
+    broker = await open_broker(hive_db, max_inbox_depth=5)
     outcomes: list[bool] = []
 
     async def send(i: int) -> None:

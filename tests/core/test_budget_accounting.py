@@ -16,6 +16,7 @@ import anyio
 
 from hyperhive_core.broker.broker import Broker
 from hyperhive_core.broker.events import EventLog
+from hyperhive_core.broker.sqlite import SqliteMessageStore
 from hyperhive_core.broker.store import HiveStore, open_engine
 from hyperhive_core.budget.keeper import NEW_DAY, BudgetKeeper
 from hyperhive_core.budget.ledger import Ledger
@@ -147,8 +148,8 @@ async def keeper_rig(
     engine = open_engine(root / "hive.sqlite")
     store = HiveStore(engine)
     try:
-        broker = Broker(store)
-        events = EventLog(store)
+        broker = Broker(SqliteMessageStore(store))
+        events = EventLog(broker.store)
         clock = [BEFORE_MIDNIGHT - 60]
         keeper = BudgetKeeper(
             BudgetStore(engine), broker, events, lambda: agents, source=source, clock=lambda: clock[0]

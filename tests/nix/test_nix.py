@@ -173,6 +173,34 @@ def test_the_dashboard_address_and_manager_switch_reach_the_daemon(nix_instantia
     assert (env["HYPERHIVE_DASHBOARD"], env["HYPERHIVE_MANAGER"]) == ("127.0.0.1:9000", "1")
 
 
+def test_the_database_url_password_file_and_host_name_reach_the_daemon(nix_instantiate: str) -> None:
+    settings = (
+        '{ services.hyperhive.database = { url = "postgresql://hive_a@db.example/hive?sslmode=verify-full"; '
+        'passwordFile = "/run/secrets/pgpass"; hostName = "host-a"; }; }'
+    )
+    shared = evaluate(nix_instantiate, "eval-host.nix", "--arg", "host", settings)
+    env = environment(shared["unit"])
+    assert (env["HYPERHIVE_DATABASE"], env["PGPASSFILE"], env["HYPERHIVE_HOST_NAME"]) == (
+        "postgresql://hive_a@db.example/hive?sslmode=verify-full",
+        "/run/secrets/pgpass",
+        "host-a",
+    )
+    assert "HYPERHIVE_DATABASE" not in environment(
+        evaluate(nix_instantiate, "eval-host.nix", "--arg", "host", "{ }")["unit"]
+    )
+
+
+def test_a_database_url_with_a_password_is_refused_by_the_module(nix_instantiate: str) -> None:
+    error = refusal(
+        nix_instantiate,
+        "eval-host.nix",
+        "--arg",
+        "host",
+        '{ services.hyperhive.database.url = "postgresql://hive_a:s3cret@db.example/hive"; }',
+    )
+    assert "must hold no password" in error
+
+
 def test_the_local_backend_gets_no_container_template_and_no_nix_path(nix_instantiate: str) -> None:
     local = evaluate(nix_instantiate, "eval-host.nix", "--arg", "host", '{ services.hyperhive.backend = "local"; }')
     [exec_start] = [line for line in unit_lines(local["unit"]) if line.startswith("ExecStart=")]

@@ -49,6 +49,8 @@ let
     mcp = "1.21.0";
     mdurl = "0.1.2";
     opentelemetry-api = "1.38.0";
+    psycopg = "3.2.10";
+    psycopg-pool = "3.2.6";
     pycparser = "2.23";
     pydantic = "2.12.4";
     pydantic-core = "2.41.5";

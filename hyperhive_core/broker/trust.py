@@ -1,0 +1,91 @@
+"""Trust between hosts on a shared PostgreSQL database, enforced by the database itself.
+
+Each host's daemon connects with its own role, mapped to its host in `host_role`. Row-level
+security then lets a role place agents only on its own host, and store a message only when its
+sender is one of those agents (or the operator, whom every host's host.sock speaks for): a daemon
+that is compromised, or simply wrong, cannot write as another host's agent, whatever its Python
+does. Reading, handing out and acknowledging stay open to every daemon (the operator's inbox is
+shared). The tables belong to the administrator who runs `apply_trust`; daemons' roles get only
+row privileges, so RLS binds them (a table's owner would bypass it).
+"""
+
+import re
+from collections.abc import Mapping
+
+import anyio
+import psycopg
+from psycopg import sql
+
+from hyperhive_core.broker.placement import Placement
+from hyperhive_core.broker.postgres import create_schema, open_pg_engine, open_pg_store, pg_storage_error
+from hyperhive_core.names import OPERATOR
+
+ROLE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+TRUST_DDL: tuple[str, ...] = (
+    "CREATE TABLE IF NOT EXISTS host_role (role name PRIMARY KEY, host text NOT NULL)",
+    "ALTER TABLE message ENABLE ROW LEVEL SECURITY",
+    "ALTER TABLE placement ENABLE ROW LEVEL SECURITY",
+    "DROP POLICY IF EXISTS hive_read ON message",
+    "CREATE POLICY hive_read ON message FOR SELECT USING (true)",
+    "DROP POLICY IF EXISTS hive_hand_out ON message",
+    "CREATE POLICY hive_hand_out ON message FOR UPDATE USING (true) WITH CHECK (true)",
+    "DROP POLICY IF EXISTS hive_send_as_own ON message",
+    "CREATE POLICY hive_send_as_own ON message FOR INSERT WITH CHECK ("
+    f"sender = '{OPERATOR}' OR EXISTS (SELECT 1 FROM placement p JOIN host_role h ON h.host = p.host "
+    "WHERE p.name = message.sender AND h.role = current_user))",
+    "DROP POLICY IF EXISTS hive_read_placement ON placement",
+    "CREATE POLICY hive_read_placement ON placement FOR SELECT USING (true)",
+    "DROP POLICY IF EXISTS hive_place_own ON placement",
+    "CREATE POLICY hive_place_own ON placement FOR ALL "
+    "USING (host IN (SELECT host FROM host_role WHERE role = current_user)) "
+    "WITH CHECK (host IN (SELECT host FROM host_role WHERE role = current_user))",
+)
+
+
+def grant_host(role: str, host: str) -> list[sql.Composed]:
+    """The statements that let `role` (an existing login role) run the daemon of `host`.
+
+    Raises:
+        ValueError: `role` is not a plain lower-case SQL name.
+    """
+    if not ROLE.fullmatch(role):
+        raise ValueError(f"role {role!r} is not a plain SQL name; use lower-case letters, digits and _")
+    who = sql.Identifier(role)
+    return [
+        sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}").format(who),
+        sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {}").format(who),
+        sql.SQL("REVOKE ALL ON host_role FROM {}").format(who),
+        sql.SQL("GRANT SELECT ON host_role TO {}").format(who),
+        sql.SQL(
+            "INSERT INTO host_role (role, host) VALUES ({}, {}) ON CONFLICT (role) DO UPDATE SET host = EXCLUDED.host"
+        ).format(sql.Literal(role), sql.Literal(host)),
+    ]
+
+
+async def prepare_database(conninfo: str, grants: Mapping[str, str]) -> None:
+    """As the database's administrator: create the hive's tables and, with `grants` (role -> host),
+    the trust rules and each host role's rights. Idempotent.
+
+    Raises:
+        ValueError: a role is not a plain SQL name.
+        StorageError: the server refused (or cannot be reached).
+    """
+    statements = [q for role, host in sorted(grants.items()) for q in grant_host(role, host)]
+    engine = open_pg_engine(conninfo)
+    try:
+        await anyio.to_thread.run_sync(create_schema, engine)
+    finally:
+        engine.dispose()
+    async with open_pg_store(conninfo, pool_size=1) as store:
+        await Placement(store.pool, "").create()
+    if not grants:
+        return
+    try:
+        async with await psycopg.AsyncConnection.connect(conninfo) as conn, conn.transaction():
+            for statement in TRUST_DDL:
+                await conn.execute(statement.encode())
+            for query in statements:
+                await conn.execute(query)
+    except psycopg.Error as exc:
+        raise pg_storage_error(exc) from exc
