@@ -58,6 +58,13 @@ ensure_nix() { ensure_tool nix-instantiate nix-bin "the tests parse and evaluate
 # Debian's chromium, driven by Playwright (a pinned dev dependency) in the dashboard's browser tests.
 # Never `playwright install`: it downloads a browser build, which these machines cannot fetch.
 ensure_chromium() { ensure_tool chromium chromium "the dashboard's browser tests drive it"; }
+# PostgreSQL for the broker's second engine: the tests start their own server (initdb, pg_ctl in a
+# temp dir). Debian keeps those off PATH, under /usr/lib/postgresql/<version>/bin.
+ensure_postgres() {
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && return
+    command -v initdb >/dev/null && return
+    ensure_tool pg_ctlcluster postgresql "the broker's tests run on PostgreSQL too"
+}
 
 # The real claude-code the tests drive (against a fake Messages API they serve on 127.0.0.1).
 # Pinned exactly: its stream-json events, flags and settings are the contract the driver relies on.
