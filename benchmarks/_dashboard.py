@@ -18,19 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.core.dashboard._browser import CHROMIUM, chromium
+
 WAIT_MS = 30_000
 CHUNK_BYTES = 64 * 1024
 # Records when each message the stream inserts is painted: the frame after its insertion.
@@ -75,12 +66,8 @@ def open_browser() -> Generator[Browser]:
     """A headless chromium."""
     if not chromium_installed():
         raise RuntimeError("chromium is not installed: run ./scripts/test once (ensure_chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser
 
 
 @contextmanager

@@ -14,14 +14,12 @@ import os
 import platform
 import secrets
 import sys
-from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import anyio
 import pytest
 from anyio.abc import Process
-from anyio.streams.buffered import BufferedByteReceiveStream
 
 from hyperhive_core.client import HiveClient, open_hive_client
 from hyperhive_core.config import HiveConfig
@@ -30,6 +28,7 @@ from hyperhive_core.lifecycle._procs import SandboxRecord
 from hyperhive_core.lifecycle._seccomp import ARCHES, DENIED
 from hyperhive_core.lifecycle.local import RECORD_NAME
 from hyperhive_core.states import AgentState
+from tests import helpers
 from tests.helpers import echo_round_trip, hive_config, kill_hard, needs_bwrap
 
 REPO = Path(__file__).resolve().parents[2]
@@ -209,25 +208,11 @@ async def test_an_escaping_agent_does_not_outlive_shutdown(short_tmpdir: Path) -
         assert_escape_refused(report)
 
 
-@asynccontextmanager
-async def daemon_process(config: HiveConfig) -> AsyncGenerator[Process]:
+def daemon_process(config: HiveConfig) -> AbstractAsyncContextManager[Process]:
     """A real daemon in its own process running `config.agent_command`, yielded once it listens."""
-    command = [json.dumps(config.agent_command)] if config.agent_command else []
-    process = await anyio.open_process(
-        [sys.executable, "-m", "tests.daemon_main", str(config.run_dir), str(config.state_dir), *command], cwd=REPO
+    return helpers.daemon_process(
+        config, overrides={"agent_command": config.agent_command} if config.agent_command else None
     )
-    try:
-        assert process.stdout is not None
-        with anyio.fail_after(BOUND_S):
-            line = await BufferedByteReceiveStream(process.stdout).receive_until(b"\n", 64)
-        assert line == b"ready"
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-        with anyio.CancelScope(shield=True):
-            await process.wait()
-            await process.aclose()
 
 
 async def test_an_escaping_agent_dies_with_its_daemon_and_runs_once_after_a_restart(short_tmpdir: Path) -> None:

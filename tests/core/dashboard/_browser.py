@@ -5,11 +5,13 @@ its own `site` (the hive it needs), and gets one browser for the module.
 """
 
 import os
+from collections.abc import Generator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.cli._hive import LiveHive
 from tests.helpers import REPO
@@ -29,6 +31,18 @@ CHROMIUM_ARGS = [
 WAIT_MS = 15_000
 HOSTILE = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>\x1b[2J\x1b]0;owned\x07 & done'
 SCREENSHOTS = Path(os.environ.get("HYPERHIVE_SCREENSHOTS") or REPO / "build" / "screenshots")
+
+
+@contextmanager
+def chromium() -> Generator[Browser]:
+    """Debian's chromium, headless, driven by Playwright (which gives it a temporary user-data-dir)."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
 
 needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
 
