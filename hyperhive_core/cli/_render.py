@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from hyperhive_core.cli._safe import printable
+from hyperhive_core.durations import age
 from hyperhive_core.mcp.models import (
     AgentInfo,
     BranchView,
@@ -40,20 +41,6 @@ SYNC_STYLE = {
     SyncState.SUSPENDED: "magenta",
 }
 HISTORY_STYLE = {"failed": "red", "interrupted": "yellow", "started": "yellow"}
-
-
-def age(seconds: float | None) -> str:
-    """A short human duration: 42s, 5m03s, 2h10m, 3d04h."""
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
 def tokens(n: int) -> str:

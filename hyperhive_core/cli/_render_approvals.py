@@ -8,8 +8,8 @@ from rich.table import Table
 from rich.text import Text
 
 from hyperhive_core.approvals.views import PlanView, ProposalDetail, ProposalView, ReconcileReport, Verdict
-from hyperhive_core.cli._render import age
 from hyperhive_core.cli._safe import printable
+from hyperhive_core.durations import age
 from hyperhive_core.states import ProposalState
 
 PROPOSAL_STYLE = {

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from hyperhive_core.dashboard.html import Html, join, render
 from hyperhive_core.dashboard.queries import Message
+from hyperhive_core.durations import age
 from hyperhive_core.mcp.models import AgentInfo
 from hyperhive_core.names import OPERATOR
 from hyperhive_core.states import AgentState, SyncState
@@ -77,20 +78,6 @@ STATE_CLASS = {
     AgentState.FAILED: "bad",
     AgentState.MISSING: "bad",
 }
-
-
-def age(seconds: float | None) -> str:
-    """A short human duration: 42s, 5m03s, 2h10m, 3d04h."""
-    if seconds is None:
-        return "-"
-    s = int(max(seconds, 0))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
 def _clock(at: float) -> str:
