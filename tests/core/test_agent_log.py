@@ -39,8 +39,14 @@ async def test_an_agent_that_floods_its_output_is_read_at_a_bounded_rate_and_oth
     async with running_daemon(config), open_hive_client(config.host_socket) as operator:
         started = time.monotonic()
         await operator.spawn("noisy")
-        # The observation window: what the flooder could write in it is what is bounded.
-        await anyio.sleep(1.5)
+        # Until the flooder has spent its burst (watching the file, bounded): from then on only
+        # the rate lets its bytes through, and what it wrote by the end is what is bounded.
+        log_file = config.agent_state_dir("noisy") / "agent.log"
+        size = 0
+        with anyio.fail_after(20):
+            while size <= BURST_BYTES:
+                await anyio.sleep(0.05)
+                size = log_file.stat().st_size if log_file.exists() else 0
         with anyio.fail_after(5):
             await operator.send("noisy", "the daemon still serves")
             assert (await operator.inbox("noisy")).queued == 1
