@@ -85,9 +85,19 @@ def dirs(ctx: typer.Context) -> Dirs:
     return obj
 
 
+def _typed(ctx: typer.Context, name: str) -> bool:
+    # By the source's name: typer's vendored click keeps the enum in a private module.
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
 def use_dirs(ctx: typer.Context, run_dir: Path | None, state_dir: Path | None) -> Dirs:
     """The dirs for this command: given after the verb, or before it (the root's), or the defaults."""
     chosen = dirs(ctx)
+    # Only what was typed after the verb counts: the same option's value from HYPERHIVE_*_DIR is
+    # the root's already, and must not beat a --state-dir typed before the verb.
+    run_dir = run_dir if _typed(ctx, "run_dir") else None
+    state_dir = state_dir if _typed(ctx, "state_dir") else None
     if run_dir is not None or state_dir is not None:
         chosen = Dirs(run_dir=run_dir or chosen.run_dir, state_dir=state_dir or chosen.state_dir)
         ctx.obj = chosen

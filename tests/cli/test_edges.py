@@ -56,6 +56,17 @@ def test_dirs_can_come_after_the_verb(hive: LiveHive) -> None:
     assert "--run-dir" in help_text
 
 
+def test_dirs_typed_before_the_verb_beat_the_environments(hive: LiveHive) -> None:
+    # With the demo's env file sourced, `hivectl --state-dir X serve` served the env's dirs: the
+    # verb's own --state-dir took HYPERHIVE_STATE_DIR and overrode what was typed before the verb.
+    hive.ok("spawn", "alice")
+    elsewhere = {"COLUMNS": "200", "HYPERHIVE_RUN_DIR": "/nonexistent", "HYPERHIVE_STATE_DIR": "/nonexistent"}
+    dirs = ["--run-dir", str(hive.config.run_dir), "--state-dir", str(hive.config.state_dir)]
+    result = invoke(elsewhere, *dirs, "list")
+    assert result.exit_code == 0, result.output
+    assert "alice" in result.stdout
+
+
 def test_recv_acknowledges_what_it_printed(hive: LiveHive) -> None:
     hive.ok("spawn", "alice")
     hive.agent_sends("alice", "operator", "one")
