@@ -35,6 +35,16 @@ def no_default_dashboard() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True, scope="session")
+def no_operator_dirs() -> Iterator[None]:
+    """The tests choose their own dirs: an operator's HYPERHIVE_RUN_DIR/STATE_DIR (the demo's env file,
+    sourced in the shell that runs the tests) must not reach the daemons and hivectl they start."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("HYPERHIVE_RUN_DIR", raising=False)
+        patch.delenv("HYPERHIVE_STATE_DIR", raising=False)
+        yield
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
@@ -117,7 +127,9 @@ async def hive_db(request: pytest.FixtureRequest, short_tmpdir: Path) -> AsyncIt
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """In CI (`.ci/run` sets HYPERHIVE_NO_SKIP=1) a skip is a failure: CI installs every tool the
     tests use (bubblewrap, nix, chromium, claude-code, PostgreSQL), so a skip there means one is missing."""
     report = yield
