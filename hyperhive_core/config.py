@@ -36,6 +36,8 @@ LEASE_HOLD_S = 60.0
 # A stat of main's ref files this often notices a change made with plain git (a push, a merge).
 WATCH_INTERVAL_S = 1.0
 HEALTH_INTERVAL_S = 30.0
+# How often a daemon fetches the shared desired state (`desired_remote`).
+DESIRED_FETCH_S = 3.0
 # AF_UNIX paths are limited to 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH_BYTES = 107
 SandboxMode = Literal["auto", "bwrap", "none"]
@@ -118,6 +120,11 @@ class HiveConfig(BaseModel):
     # This daemon's host in a hive of several hosts (on a shared database): the HOST its agents are
     # placed on. Tests give each daemon its own.
     host_name: str = Field(default_factory=socket.gethostname, min_length=1)
+    # The desired hive shared by every host (GitOps): a git URL (a path, ssh://, https://) the state
+    # repo mirrors. The daemon fetches it at start and every `desired_fetch_s`, and pushes each of its
+    # writes there (compare-and-swap) before its own ref moves. None: the state repo is this host's own.
+    desired_remote: str | None = Field(default=None, min_length=1)
+    desired_fetch_s: float = Field(default=DESIRED_FETCH_S, gt=0)
     # Sends are refused while the state dir's disk has less than this free, so what is queued can
     # still be handed out and acknowledged (the operator reads its agents' last words).
     min_free_mb: int = Field(default=MIN_FREE_MB, ge=0)

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import anyio
 
 from hyperhive_core.approvals.agentfile import AgentFile, settings_diff
+from hyperhive_core.approvals.placing import unplaced_reason
 from hyperhive_core.broker.broker import Broker
 from hyperhive_core.broker.events import EventLog
 from hyperhive_core.broker.guard import RunawayGuard
@@ -117,6 +118,8 @@ class Hive:
         self.sync: SyncSource | None = None
         # Set on a database shared by several hosts' daemons: where agents this daemon does not run live.
         self.directory: AgentDirectory | None = None
+        # Main's agents placed on another host (None: on no host), kept by the reconciler.
+        self.elsewhere: dict[str, str | None] = {}
         self._agents: dict[str, AgentFile] = {}
         # The head of each repo agent's branch as last published into its repository.
         self._published: dict[str, str] = {}
@@ -140,8 +143,10 @@ class Hive:
     async def _recipient(self, name: str) -> str:
         if name == OPERATOR or name in self._agents:
             return name
-        if self.directory is not None and await self.directory.host_of(name) is not None:
-            return name  # another host's agent: stored here, its own daemon hands it out
+        if self.directory is not None and (name in self.elsewhere or await self.directory.host_of(name) is not None):
+            # Another host's agent (running, or placed there by main and not up yet): stored in the
+            # shared database, its own daemon hands it out.
+            return name
         raise UnknownAgentError(name, [*self._agents, OPERATOR])
 
     async def notify(self, recipient: str, body: str, *, key: str) -> None:
@@ -295,6 +300,8 @@ class Hive:
         Raises:
             UnknownAgentError: no agent has that name.
         """
+        if name not in self._agents and name in self.elsewhere:
+            return next(a for a in await self.list() if a.name == name)
         file = self._require(name)
         unread = await self.broker.unread_counts()
         info = await self._info(name, unread)
@@ -305,11 +312,24 @@ class Hive:
         """Every agent of the hive, by name (on a database shared by several hosts: theirs too)."""
         unread = await self.broker.unread_counts()
         local = [await self._info(name, unread) for name in self.agent_names]
+        pending = [
+            AgentInfo(
+                name=name,
+                backend="-",
+                state=AgentState.MISSING,
+                host=host or "",
+                unread=unread.get(name, 0),
+                detail=f"pending on {host}" if host else unplaced_reason(name, self.config.host_name),
+            )
+            for name, host in self.elsewhere.items()
+            if name not in self._agents
+        ]
         if self.directory is None:
-            return local
+            return sorted([*local, *pending], key=lambda a: a.name)
         here = self.directory.host
         for info in local:
             info.host = here
+        placed = {p.name: p for p in await self.directory.everyone() if p.name not in self._agents}
         remote = [
             AgentInfo(
                 name=p.name,
@@ -319,10 +339,13 @@ class Hive:
                 unread=unread.get(p.name, 0),
                 detail="" if p.up else f"its host {p.host} stopped heart-beating",
             )
-            for p in await self.directory.everyone()
-            if p.name not in self._agents
+            for p in placed.values()
+            # Run by the host main places it on (or by one that has not let go of it yet).
+            if self.elsewhere.get(p.name, p.host) == p.host or p.up
         ]
-        return sorted([*local, *remote], key=lambda a: a.name)
+        # Placed by main on a host that does not run it (yet): that host never came up, or is starting it.
+        shown = {a.name for a in remote}
+        return sorted([*local, *remote, *(a for a in pending if a.name not in shown)], key=lambda a: a.name)
 
     async def _info(self, name: str, unread: dict[str, int]) -> AgentInfo:
         row = self._agents[name]

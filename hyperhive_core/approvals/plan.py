@@ -27,7 +27,7 @@ class Step:
     @property
     def acts(self) -> bool:
         """Whether carrying it out touches the agent (wait, suspended and unmanaged only report)."""
-        return self.action not in ("wait", "suspended", "unmanaged")
+        return self.action not in ("wait", "suspended", "unmanaged", "unplaced", "elsewhere")
 
 
 def _changed(state: AgentStateRow | None, file: AgentFile) -> str:

@@ -23,6 +23,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from hyperhive_core.approvals.agentfile import AgentFile, HiveSettings, config_hash, not_applied
 from hyperhive_core.approvals.desired import DesiredHive, DesiredReader
 from hyperhive_core.approvals.managed_settings import managed_settings
+from hyperhive_core.approvals.placing import host_of, unplaced_reason
 from hyperhive_core.approvals.plan import Step, plan_agent
 from hyperhive_core.approvals.records import ApprovalRecords
 from hyperhive_core.approvals.repo import StateRepo
@@ -116,6 +117,35 @@ class Reconciler:
         return self.desired.settings if self.desired is not None else HiveSettings()
 
     @property
+    def here(self) -> str:
+        """This daemon's host."""
+        return self.hive.config.host_name
+
+    @property
+    def shared(self) -> bool:
+        """Whether every host reads this main (a desired remote): a file without `host` runs nowhere."""
+        return self.hive.config.desired_remote is not None
+
+    def host_of(self, file: AgentFile) -> str | None:
+        """The host an agent file places its agent on (None: no host)."""
+        return host_of(file, here=self.here, shared=self.shared)
+
+    def _local(self, desired: DesiredHive) -> dict[str, AgentFile]:
+        """Main's agents placed on this host: the only ones this daemon runs."""
+        return {name: file for name, file in desired.agents.items() if self.host_of(file) == self.here}
+
+    def _owns(self, name: str, row: AgentStateRow, desired: DesiredHive | None) -> bool:
+        """Whether a reconcile state row is this daemon's. On a database several hosts share, the row of
+        an agent placed elsewhere is its host's (this daemon never acts on it, nor deletes it)."""
+        if self.hive.config.database is None:
+            return True  # one host, one database: every row is this daemon's
+        file = desired.agents.get(name) if desired is not None else None
+        if file is not None:
+            return self.host_of(file) == self.here
+        # Off main: the host that applied it last removes it.
+        return _applied_file(row).host == self.here
+
+    @property
     def tracked(self) -> Collection[str]:
         """Every agent the reconciler has brought up (or tried to) and not removed."""
         return self._states.keys()
@@ -126,8 +156,11 @@ class Reconciler:
 
     async def load(self) -> None:
         """Read the agents' states; mark the steps a dead daemon left half-done as interrupted."""
-        self._states = await anyio.to_thread.run_sync(self.records.states)
-        for row in await anyio.to_thread.run_sync(self.records.interrupt_open):
+        rows = await anyio.to_thread.run_sync(self.records.states)
+        desired = await self.read_main()
+        self._states = {name: row for name, row in rows.items() if self._owns(name, row, desired)}
+        mine = set(self._states) | (set(self._local(desired)) if desired is not None else set())
+        for row in await anyio.to_thread.run_sync(self.records.interrupt_open, mine):
             logger.warning(
                 "the last daemon stopped during %s of %s (main %s); this start finishes it",
                 row.step,
@@ -286,15 +319,20 @@ class Reconciler:
         desired = await self.read_main()
         if desired is None:
             return ReconcileReport(rev=self.main, cause=cause, steps=[], error=self.refusal)
-        self._register(desired)
+        local = self._register(desired)
         outcomes: list[StepOutcome] = []
         for name in sorted(await self._names(desired)):
             if (only is not None and name not in only) or self._closed:
                 continue
             status = await self.hive.backend.status(name)
+            if name in desired.agents and name not in local:
+                away = self._away(name, desired.agents[name], status)
+                if away is not None and away.acts:
+                    outcomes.append(await self._depart(away, desired, cause))
+                continue
             step = plan_agent(
                 name,
-                desired.agents.get(name),
+                local.get(name),
                 self._states.get(name),
                 status,
                 now=time.time(),
@@ -329,16 +367,59 @@ class Reconciler:
                     names.add(container.removeprefix("h-"))
         return names
 
-    def _register(self, desired: DesiredHive) -> None:
-        """The hive's registry is main's agents plus those still tracked (removal pending or suspended)."""
-        for name, file in desired.agents.items():
+    def _register(self, desired: DesiredHive) -> dict[str, AgentFile]:
+        """The hive's registry is main's agents placed here plus those still tracked (removal or departure
+        pending, or suspended); main's others are another host's (`hive.elsewhere`). Returns those placed here."""
+        local = self._local(desired)
+        for name, file in local.items():
             self.hive.register(name, file)
         for name, state in self._states.items():
-            if name not in desired.agents:
+            if name not in local:
                 self.hive.register(name, _applied_file(state))
-        # An agent main dropped before it was ever brought up has nothing to remove: it just goes.
-        for name in set(self.hive.agent_names) - set(desired.agents) - set(self._states):
+        self.hive.elsewhere = {name: self.host_of(file) for name, file in desired.agents.items() if name not in local}
+        # An agent main dropped (or placed elsewhere) before it was ever brought up here just goes.
+        for name in set(self.hive.agent_names) - set(local) - set(self._states):
             self.hive.unregister(name)
+        return local
+
+    def _away(self, name: str, file: AgentFile, status: AgentStatus) -> Step | None:
+        """Agent `name` of main, placed on another host (or none): departs from here if it still runs
+        here (it moved), else only reported."""
+        host = self.host_of(file)
+        runs_here = name in self._states or status.state in (AgentState.RUNNING, AgentState.FAILED)
+        if runs_here:
+            where = f"host {host}" if host is not None else "no host"
+            return Step(name, "depart", f"placed on {where}: stopped and removed here (its workspace is kept)")
+        if host is None:
+            return Step(name, "unplaced", unplaced_reason(name, self.here))
+        if not self.shared:
+            return Step(name, "elsewhere", f"placed on host {host}, not on this one ({self.here}): not run here")
+        return None  # another host's agent on a shared hive: `hivectl list` shows it
+
+    async def _depart(self, step: Step, desired: DesiredHive, cause: str) -> StepOutcome:
+        """Stop and remove, here, an agent main places on another host: like a removal, but its reconcile
+        state row is left to its new host (on a shared database it is the same row) and nothing is pruned."""
+        name = step.agent
+        journal_id = await anyio.to_thread.run_sync(
+            lambda: self.records.journal_start(name, desired.rev, step.action, f"{cause}: {step.reason}")
+        )
+        self._busy[name] = step.action
+        try:
+            with anyio.fail_after(desired.settings.operation_timeout_s):
+                await self._tear_down(name)
+        except (HiveError, TimeoutError) as exc:
+            detail = str(exc) or f"took longer than {desired.settings.operation_timeout_s:g} s"
+            logger.error("%s of %s failed: %s", step.action, name, detail)
+            await anyio.to_thread.run_sync(lambda: self.records.journal_finish(journal_id, "failed", detail))
+            return StepOutcome(agent=name, action=step.action, ok=False, detail=detail)
+        finally:
+            self._busy.pop(name, None)
+        await anyio.to_thread.run_sync(lambda: self.records.journal_finish(journal_id, "done", step.reason))
+        self._states.pop(name, None)
+        self._started_at.pop(name, None)
+        self.hive.unregister(name)
+        logger.info("%s %s: %s", step.action, name, step.reason)
+        return StepOutcome(agent=name, action=step.action, ok=True, detail=step.reason)
 
     async def _settle(self, name: str) -> None:
         """An agent in sync: its socket listens and its state says Ready."""
@@ -540,6 +621,9 @@ class Reconciler:
         """Agent `name` against main, from its state and what runs now (never from a stale record)."""
         state = self._states.get(name)
         file = self.desired.agents.get(name) if self.desired is not None else None
+        away = None if file is None or self.host_of(file) == self.here else self.host_of(file)
+        if away is not None:
+            file = None  # placed on another host: departing from here
         notes = not_applied(file, self.hive.backend.info.name) if file is not None else []
         if state is None:
             reason = "on main, not brought up yet" if file is not None else "not tracked"
@@ -559,6 +643,8 @@ class Reconciler:
             return sync(SyncState.FAILED, state.reason)
         if status.state != AgentState.RUNNING:
             return sync(SyncState.FAILED, f"{status.state}: {status.detail or 'not running'}")
+        if away is not None:
+            return sync(SyncState.PROGRESSING, f"placed on host {away}; the reconcile has not moved it from here yet")
         if file is None:
             return sync(SyncState.PROGRESSING, "removed from main; the reconcile has not removed it yet")
         if state.applied_hash != config_hash(file):
@@ -574,11 +660,17 @@ class Reconciler:
         steps: list[PlanStep] = []
         in_sync = 0
         now = time.time()
+        local = self._local(desired)
         for name in sorted(await self._names(desired)):
             status = await self.hive.backend.status(name)
+            if name in desired.agents and name not in local:
+                away = self._away(name, desired.agents[name], status)
+                if away is not None:
+                    steps.append(PlanStep(agent=name, action=away.action, reason=away.reason))
+                continue
             step = plan_agent(
                 name,
-                desired.agents.get(name),
+                local.get(name),
                 self._states.get(name),
                 status,
                 now=now,

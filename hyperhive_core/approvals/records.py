@@ -104,10 +104,14 @@ class ApprovalRecords:
             session.exec(delete(JournalRow).where(col(JournalRow.agent) == agent, col(JournalRow.id) <= keep))  # pyright: ignore[reportCallIssue, reportUnknownMemberType]
             session.commit()
 
-    def interrupt_open(self) -> list[JournalRow]:
-        """Mark the steps a dead daemon left started as interrupted; those steps."""
+    def interrupt_open(self, agents: Collection[str] | None = None) -> list[JournalRow]:
+        """Mark the steps a dead daemon left started as interrupted (of `agents` only, if given: on a
+        database several hosts share, another host's step may be under way); those steps."""
         with self._session() as session:
-            rows = list(session.exec(select(JournalRow).where(col(JournalRow.state) == "started")))
+            query = select(JournalRow).where(col(JournalRow.state) == "started")
+            if agents is not None:
+                query = query.where(col(JournalRow.agent).in_(list(agents)))
+            rows = list(session.exec(query))
             now = time.time()
             for row in rows:
                 row.state = "interrupted"

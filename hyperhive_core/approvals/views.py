@@ -12,7 +12,20 @@ from hyperhive_core.states import ProposalState
 
 ProposalKind = Literal["spawn", "kill", "rebuild", "edit"]
 # What the reconciler would do (plan) or did (report) to one agent.
-Action = Literal["create", "start", "restart", "rebuild", "remove", "prune", "wait", "suspended", "unmanaged"]
+Action = Literal[
+    "create",
+    "start",
+    "restart",
+    "rebuild",
+    "remove",
+    "prune",
+    "depart",
+    "wait",
+    "suspended",
+    "unmanaged",
+    "unplaced",
+    "elsewhere",
+]
 
 
 class ProposalView(BaseModel):

@@ -29,9 +29,12 @@ ACTION_STYLE = {
     "rebuild": "yellow",
     "remove": "red",
     "prune": "red",
+    "depart": "red",
     "wait": "dim",
     "suspended": "magenta",
     "unmanaged": "bold magenta",
+    "unplaced": "bold magenta",
+    "elsewhere": "dim",
 }
 
 
