@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from hyperhive_core.approvals.control import HiveControl
 from hyperhive_core.approvals.desired import DesiredReader
+from hyperhive_core.approvals.mirror import DesiredMirror
 from hyperhive_core.approvals.proposals import Proposals
 from hyperhive_core.approvals.reconciler import Reconciler
 from hyperhive_core.approvals.records import ApprovalRecords
@@ -201,6 +202,8 @@ class Daemon:
                     await control.bootstrap()
                     await hive.budgets.settle()
                     tg.start_soon(hive.budgets.serve)
+                    if control.reconciler.mirror is not None:
+                        tg.start_soon(control.reconciler.mirror.serve)
                     await tg.start(
                         functools.partial(
                             control.reconciler.serve,
@@ -253,7 +256,7 @@ def _dashboard(config: HiveConfig, hive: Hive, operator: MCPServer[Any]) -> Abst
 
 def _build_control(config: HiveConfig, hive: Hive, engine: Engine, sockets: SocketHost, tg: TaskGroup) -> HiveControl:
     """The state repo, the reconciler and the proposals, wired to the hive's sockets."""
-    repo = StateRepo(config.state_repo, git=config.git)
+    repo = StateRepo(config.state_repo, git=config.git, remote=config.desired_remote)
     reader = DesiredReader(repo)
     records = ApprovalRecords(engine)
     # Late-bound: an agent's server needs the control it is part of.
@@ -285,6 +288,8 @@ def _build_control(config: HiveConfig, hive: Hive, engine: Engine, sockets: Sock
         socket_open=socket_open,
     )
     hive.sync = reconciler
+    if repo.remote is not None:
+        reconciler.mirror = DesiredMirror(repo, interval_s=config.desired_fetch_s, on_moved=reconciler.kick)
     proposals = Proposals(hive, repo, reader, records, reconciler)
     reconciler.ticker = proposals
     control = HiveControl(hive, repo, reader, records, reconciler, proposals)

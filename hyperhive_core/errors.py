@@ -305,6 +305,10 @@ class NothingToProposeError(ApprovalError):
         self.agent = agent
 
 
+class PlacementError(ApprovalError):
+    """A placement the operator asked for cannot be made (an unknown or down host, nothing to move)."""
+
+
 class InvalidChangeError(ApprovalError):
     """A change to an agent (proposed, or asked for by the operator) would make an invalid agent file."""
 

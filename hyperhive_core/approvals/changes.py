@@ -23,7 +23,13 @@ from hyperhive_core.approvals.agentfile import (
     settings_diff,
 )
 from hyperhive_core.approvals.repo import Author, Snapshot, StateRepo
-from hyperhive_core.errors import AgentExistsError, InvalidChangeError, NothingToProposeError, UnknownAgentError
+from hyperhive_core.errors import (
+    AgentExistsError,
+    InvalidChangeError,
+    NothingToProposeError,
+    PlacementError,
+    UnknownAgentError,
+)
 from hyperhive_core.names import MANAGER, OPERATOR
 
 OPERATOR_AUTHOR = Author("operator", "operator@hyperhive.invalid")
@@ -202,3 +208,41 @@ async def rollback(repo: StateRepo, snapshot: Snapshot, name: str, rev: str) -> 
         parse_agent(path, content)  # an old file the schema no longer accepts is refused, not committed
     effect = "as it was" if content is not None else "removed, as it did not exist then"
     return Change(name, f"rollback {name} to {rev[:12]}", {path: content}, f"agents/{name}.toml {effect} at {rev}")
+
+
+async def place(repo: StateRepo, snapshot: Snapshot, name: str, host: str) -> Change:
+    """Agent `name` placed on `host`: its daemon runs it, the one it leaves stops it.
+
+    Raises:
+        UnknownAgentError: main has no such agent.
+        NothingToProposeError: it is placed there already.
+    """
+    before = await current(repo, snapshot, name)
+    if before.host == host:
+        raise NothingToProposeError(name)
+    after = before.model_copy(update={"host": host})
+    was = before.host or "no host"
+    return Change(
+        name, f"place {name} on {host}", {agent_path(name): render_agent(name, after).encode()}, f"was: {was}"
+    )
+
+
+async def drain(repo: StateRepo, snapshot: Snapshot, host: str, to: str) -> Change:
+    """Every agent placed on `host` placed on `to` instead, in one commit.
+
+    Raises:
+        PlacementError: no agent of main is placed on `host`.
+    """
+    names = agents_in(snapshot)
+    paths = [agent_path(name) for name in names]
+    contents = await repo.blobs([snapshot.files[path] for path in paths])
+    files: dict[str, bytes | None] = {}
+    moved: list[str] = []
+    for name, path in zip(names, paths, strict=True):
+        file = parse_agent(path, contents[snapshot.files[path]])[1]
+        if file.host == host:
+            files[path] = render_agent(name, file.model_copy(update={"host": to})).encode()
+            moved.append(name)
+    if not moved:
+        raise PlacementError(f"no agent of main is placed on host {host!r}; nothing was committed (`hivectl list`)")
+    return Change("", f"drain {host} to {to}", files, f"moved from {host} to {to}: {', '.join(moved)}")

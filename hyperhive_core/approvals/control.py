@@ -32,7 +32,14 @@ from hyperhive_core.approvals.reconciler import Reconciler
 from hyperhive_core.approvals.records import ApprovalRecords
 from hyperhive_core.approvals.repo import MAIN, Snapshot, StateRepo
 from hyperhive_core.approvals.views import CommitReceipt, ProposalKind, ProposalView, ReconcileReport
-from hyperhive_core.errors import ApprovalError, BackendError, HiveError, NotPermittedError, StateRepoError
+from hyperhive_core.errors import (
+    ApprovalError,
+    BackendError,
+    HiveError,
+    NotPermittedError,
+    PlacementError,
+    StateRepoError,
+)
 from hyperhive_core.hive import Hive
 from hyperhive_core.lifecycle.base import ExtraMount
 from hyperhive_core.lifecycle.workspace import check_extra_dirs, check_repo
@@ -90,6 +97,8 @@ class HiveControl:
             StorageError: the database refused.
         """
         await self.repo.ensure()
+        if self.reconciler.mirror is not None:
+            await self.reconciler.mirror.start()
         if await self.repo.rev() is None:
             await self._first_main()
         # The desired hive lives in the repo from now on; an older release's rows go, once migrated.
@@ -103,7 +112,8 @@ class HiveControl:
             snapshot = await self.repo.snapshot(main)
             if agent_path(MANAGER) not in snapshot.files:
                 await self._commit(
-                    lambda s: _built(changes.spawn(s, MANAGER, AgentFile())), by="hivectl serve --manager"
+                    lambda s: _built(changes.spawn(s, MANAGER, AgentFile(host=self.placement_for(None)))),
+                    by="hivectl serve --manager",
                 )
         report = await self.reconciler.reconcile("daemon start")
         await self.proposals.recover()
@@ -199,9 +209,12 @@ class HiveControl:
         limits: Mapping[str, int | float | None] | None = None,
         claude: Mapping[str, Any] | None = None,
         sandbox: Mapping[str, Any] | None = None,
+        host: str | None = None,
         by: str = OPERATOR,
     ) -> AgentInfo:
         """Add an agent to main and start it (`spawn_manager` for hm1nd); settings left out are the defaults.
+
+        `host` places it (on a shared hive, left out: this daemon's host; the daemon of that host runs it).
 
         `claude` and `sandbox` are sections of its agent file (`{"tools": [...]}`, `{"repo": "/src/app"}`);
         `limits` left out are the daemon's.
@@ -214,7 +227,9 @@ class HiveControl:
             BackendError: it is on main but did not start (it is retried with backoff).
         """
         validate_agent_name(name)
-        return await self._spawn(name, role=role, driver=driver, limits=limits, claude=claude, sandbox=sandbox, by=by)
+        return await self._spawn(
+            name, role=role, driver=driver, limits=limits, claude=claude, sandbox=sandbox, host=host, by=by
+        )
 
     async def spawn_manager(self, *, role: str = "", driver: Driver = "auto", by: str = OPERATOR) -> AgentInfo:
         """Add the manager, hm1nd, to main and start it.
@@ -235,20 +250,87 @@ class HiveControl:
         limits: Mapping[str, int | float | None] | None = None,
         claude: Mapping[str, Any] | None = None,
         sandbox: Mapping[str, Any] | None = None,
+        host: str | None = None,
     ) -> AgentInfo:
         wanted = {k: v for k, v in (limits or {}).items() if v is not None}
         edit = AgentEdit(
             role=role,
             driver=driver,
+            host=self.placement_for(host),
             limits=wanted or None,
             claude={k: v for k, v in (claude or {}).items() if v is not None} or None,
             sandbox={k: v for k, v in (sandbox or {}).items() if v is not None} or None,
         )
         file = changes.edited(name, AgentFile(), edit)
-        await self.check_workspace(name, file)
+        if self.reconciler.host_of(file) == self.reconciler.here:
+            await self.check_workspace(name, file)  # another host's paths are its daemon's to check
         rev, change = await self._commit(lambda s: _built(changes.spawn(s, name, file)), by=by)
         self._check(await self._applied(rev, change, by=by), rev, change)
         return await self.hive.status(name)
+
+    def placement_for(self, host: str | None) -> str | None:
+        """The host a new agent's file names: the one asked for, else (on a shared hive) this daemon's."""
+        if host is not None:
+            return host
+        return self.hive.config.host_name if self.reconciler.shared else None
+
+    async def check_host(self, host: str, *, force: bool) -> None:
+        """Refuse to place agents on a host that is down or was never seen, unless `force`.
+
+        Raises:
+            PlacementError: the host is down or unknown (the error says how to go on).
+        """
+        if force or host == self.hive.config.host_name:
+            return
+        directory = self.hive.directory
+        known = await directory.hosts() if directory is not None else {}
+        if host not in known:
+            seen = ", ".join(sorted(known)) or "none but this one"
+            raise PlacementError(
+                f"host {host!r} has never run a daemon of this hive (hosts seen: {seen}); check the name, start "
+                f"`hivectl serve` there first, or add --force to place the agents anyway (they wait for it)"
+            )
+        if not known[host]:
+            raise PlacementError(
+                f"host {host!r} is down (its daemon stopped heart-beating); choose a live host, or add --force "
+                "to place the agents there anyway (they run when it is back)"
+            )
+
+    async def place(self, name: str, host: str, *, force: bool = False, by: str = OPERATOR) -> CommitReceipt:
+        """Commit agent `name` placed on `host`; the host it leaves stops it, `host`'s daemon runs it.
+
+        Raises:
+            PlacementError: `host` is down or unknown (without `force`).
+            UnknownAgentError: main has no such agent.
+            NothingToProposeError: it is placed there already.
+        """
+        await self.check_host(host, force=force)
+        rev, change = await self._commit(lambda s: changes.place(self.repo, s, name, host), by=by)
+        report = await self._applied(rev, change, by=by)
+        return CommitReceipt(rev=rev, summary=change.summary, report=report)
+
+    async def drain(
+        self, host: str, *, to: str | None = None, force: bool = False, by: str = OPERATOR
+    ) -> CommitReceipt:
+        """Commit, in one change, every agent placed on `host` placed on `to` (default: this daemon's host).
+
+        Raises:
+            PlacementError: `to` is `host`, or down or unknown (without `force`); nothing is placed on `host`.
+        """
+        target = to or self.hive.config.host_name
+        if target == host:
+            raise PlacementError(f"cannot drain {host!r} onto itself; name another host with --to")
+        await self.check_host(target, force=force)
+        rev, change = await self._commit(lambda s: changes.drain(self.repo, s, host, target), by=by)
+        try:
+            report = await self.reconciler.reconcile(f"{by}: {change.summary} ({rev[:12]})")
+        except HiveError as exc:
+            self.reconciler.kick(f"main moved to {rev[:12]}")
+            raise ApprovalError(
+                f"{change.summary} is committed to main ({rev[:12]}), but reconciling it failed: {exc}; "
+                "the daemon tries again by itself (`hivectl plan` shows what is left)"
+            ) from exc
+        return CommitReceipt(rev=rev, summary=change.summary, report=report)
 
     async def check_workspace(self, name: str, file: AgentFile) -> None:
         """Refuse, before anything is committed, a repository or extra dir this host cannot give the agent.
@@ -329,6 +411,14 @@ class HiveControl:
         status.pending_proposals = len(pending)
         if reconciler.refusal is not None:
             status.warnings.append(reconciler.refusal)
+        if reconciler.mirror is not None and (stale := reconciler.mirror.staleness) is not None:
+            status.warnings.append(stale)
+        unplaced = sorted(name for name, host in self.hive.elsewhere.items() if host is None)
+        if unplaced:
+            status.warnings.append(
+                f"placed on no host, so run by nobody: {', '.join(unplaced)} "
+                f'(add host = "…" to their files, or `hivectl place NAME HOST`)'
+            )
         failing = [
             name
             for name in sorted(reconciler.tracked)
@@ -367,8 +457,12 @@ class HiveControl:
         """
         if kind == "spawn":
             validate_agent_name(name)
-            file = changes.edited(name, AgentFile(), edit or AgentEdit())
-            await self.check_workspace(name, file)
+            wanted = edit or AgentEdit()
+            if wanted.host is None and (placed := self.placement_for(None)) is not None:
+                wanted = wanted.model_copy(update={"host": placed})
+            file = changes.edited(name, AgentFile(), wanted)
+            if self.reconciler.host_of(file) == self.reconciler.here:
+                await self.check_workspace(name, file)
 
             async def build(snapshot: Snapshot) -> Change:
                 return changes.spawn(snapshot, name, file)

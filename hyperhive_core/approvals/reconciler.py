@@ -23,6 +23,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from hyperhive_core.approvals.agentfile import AgentFile, HiveSettings, config_hash, not_applied
 from hyperhive_core.approvals.desired import DesiredHive, DesiredReader
 from hyperhive_core.approvals.managed_settings import managed_settings
+from hyperhive_core.approvals.mirror import DesiredMirror
 from hyperhive_core.approvals.placing import host_of, unplaced_reason
 from hyperhive_core.approvals.plan import Step, plan_agent
 from hyperhive_core.approvals.records import ApprovalRecords
@@ -92,6 +93,8 @@ class Reconciler:
         self.reader = reader
         self.records = records
         self.ticker: Ticker | None = None
+        # The desired remote's mirror, on a hive whose desired state is shared (it says how fresh main is).
+        self.mirror: DesiredMirror | None = None
         self.desired: DesiredHive | None = None
         # Why main cannot be applied now (a bad file), with its revision; None when it can.
         self.refusal: str | None = None
@@ -159,7 +162,7 @@ class Reconciler:
         rows = await anyio.to_thread.run_sync(self.records.states)
         desired = await self.read_main()
         self._states = {name: row for name, row in rows.items() if self._owns(name, row, desired)}
-        mine = set(self._states) | (set(self._local(desired)) if desired is not None else set())
+        mine = set(self._states) | set(self._local(desired) if desired is not None else ())
         for row in await anyio.to_thread.run_sync(self.records.interrupt_open, mine):
             logger.warning(
                 "the last daemon stopped during %s of %s (main %s); this start finishes it",
@@ -653,10 +656,11 @@ class Reconciler:
 
     async def plan(self, desired: DesiredHive | None = None) -> PlanView:
         """What a reconcile would do now: against main, or against `desired` (a proposal's preview)."""
+        stale = self.mirror.staleness if self.mirror is not None else None
         if desired is None:
             desired = await self.read_main()
             if desired is None:
-                return PlanView(rev=self.main, steps=[], in_sync=0, error=self.refusal)
+                return PlanView(rev=self.main, steps=[], in_sync=0, error=self.refusal, stale=stale)
         steps: list[PlanStep] = []
         in_sync = 0
         now = time.time()
@@ -681,7 +685,7 @@ class Reconciler:
                 in_sync += 1
             else:
                 steps.append(PlanStep(agent=step.agent, action=step.action, reason=step.reason, notes=list(step.notes)))
-        return PlanView(rev=desired.rev, steps=steps, in_sync=in_sync)
+        return PlanView(rev=desired.rev, steps=steps, in_sync=in_sync, stale=stale)
 
     # suspend and resume
 

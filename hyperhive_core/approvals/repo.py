@@ -105,6 +105,17 @@ def blob_id(content: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(content) + content, usedforsecurity=False).hexdigest()
 
 
+def redact_url(url: str) -> str:
+    """A git URL without the credentials it may carry (`https://user:token@host/…` -> `https://***@host/…`)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    if "@" not in authority:
+        return url
+    return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
+
+
 def proposal_ref(proposal: int) -> str:
     """The branch a proposal's commit lives on."""
     return f"{PROPOSALS}{proposal}"
@@ -123,9 +134,12 @@ def trailers(message: str) -> dict[str, str]:
 class StateRepo:
     """The bare repository holding the desired hive, and the git verbs the daemon needs."""
 
-    def __init__(self, path: Path, *, git: str = "git") -> None:
+    def __init__(self, path: Path, *, git: str = "git", remote: str | None = None) -> None:
         self.path = path
         self._git_exe = git
+        # The desired state every host shares (a git URL): this repo is its mirror, and every write
+        # reaches it (compare-and-swap) before a ref moves here. None: this repo is the desired state.
+        self.remote = remote
         env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
         env |= {
             "GIT_DIR": str(path),
@@ -164,7 +178,9 @@ class StateRepo:
             with anyio.fail_after(GIT_TIMEOUT_S):
                 return await anyio.run_process([self._git_exe, *args], input=stdin, env=self._env, check=check)
         except subprocess.CalledProcessError as exc:
-            stderr = (exc.stderr or b"").decode(errors="replace").strip() or f"exit status {exc.returncode}"
+            stderr = (
+                self.redact((exc.stderr or b"").decode(errors="replace").strip()) or f"exit status {exc.returncode}"
+            )
             raise StateRepoError(f"git {args[0]} failed in the state repo {self.path}: {stderr}") from exc
         except TimeoutError as exc:
             raise StateRepoError(f"git {args[0]} took longer than {GIT_TIMEOUT_S:g} s in {self.path}") from exc
@@ -309,7 +325,21 @@ class StateRepo:
         merge: str | None = None,
         ref: str = SCRATCH,
     ) -> str:
-        """Write a commit onto `ref` (never main): `parent`'s files with `changes` (None deletes); its id."""
+        """Write a commit onto `ref` (never main): `parent`'s files with `changes` (None deletes); its id.
+
+        With a desired remote, a commit for a branch (a proposal's) is pushed there before the branch
+        moves here.
+
+        Raises:
+            StateRepoError: git failed, or the remote refused the branch.
+        """
+        if self.remote is not None and ref != SCRATCH:
+            commit = await self.commit(
+                parent=parent, changes=changes, author=author, message=message, committer=committer, merge=merge
+            )
+            if not await self.move(ref, commit, await self.rev(ref), reason=message.split("\n", 1)[0]):
+                raise StateRepoError(f"{ref} moved on the desired remote {self.redact(self.remote)} meanwhile")
+            return commit
         now = int(time.time())
         who = committer or author
         text = message.rstrip("\n").encode() + b"\n"
@@ -346,10 +376,22 @@ class StateRepo:
         return commit
 
     async def move(self, ref: str, new: str, old: str | None, *, reason: str) -> bool:
-        """Point `ref` at `new` only if it still points at `old` (None: only if it does not exist).
+        """Point `ref` at `new` only if it still points at `old` (None: only if it does not exist): on the
+        desired remote first, when there is one, then here. The one primitive every write goes through.
 
         Returns False when another writer moved it first; nothing changed then.
+
+        Raises:
+            StateRepoError: git failed, or the desired remote cannot be reached (nothing changed).
         """
+        if self.remote is not None:
+            if not await self._push(ref, new, old):
+                await self.fetch()  # the remote moved: the caller's retry starts from what it has now
+                return False
+            await self._git("update-ref", "-m", reason, ref, new, old or ZERO, check=False)
+            # A fetch may have brought the remote's ref (ours, or a later one) here already: the
+            # remote holds the change, and the next fetch makes this mirror agree with it.
+            return True
         done = await self._git("update-ref", "-m", reason, ref, new, old or ZERO, check=False)
         if done.returncode == 0:
             return True
@@ -357,6 +399,68 @@ class StateRepo:
             return False
         stderr = done.stderr.decode(errors="replace").strip()
         raise StateRepoError(f"git update-ref {ref} failed in the state repo {self.path}: {stderr}")
+
+    # the desired remote
+
+    def redact(self, text: str) -> str:
+        """`text` with the desired remote's credentials (user:password@ of its URL) taken out."""
+        if self.remote is None:
+            return text
+        safe = redact_url(self.remote)
+        return text.replace(self.remote, safe) if safe != self.remote else text
+
+    async def _push(self, ref: str, new: str, old: str | None) -> bool:
+        """Compare-and-swap `ref` on the desired remote: `new` only if it is still `old` (None: absent).
+
+        Returns False when the remote's ref had moved (someone else pushed first).
+
+        Raises:
+            StateRepoError: the remote cannot be reached or refused for another reason.
+        """
+        assert self.remote is not None
+        lease = f"--force-with-lease={ref}:{old or ''}"
+        done = await self._git("push", "--porcelain", "--quiet", lease, self.remote, f"{new}:{ref}", check=False)
+        if done.returncode == 0:
+            return True
+        out = done.stdout.decode(errors="replace")
+        if any(line.startswith("!") and ("stale info" in line or "fetch first" in line) for line in out.splitlines()):
+            return False
+        stderr = self.redact(done.stderr.decode(errors="replace").strip() or out.strip())
+        raise StateRepoError(
+            f"cannot push {ref} to the desired remote {redact_url(self.remote)} (nothing changed): {stderr}"
+        )
+
+    async def fetch(self) -> bool:
+        """Make this mirror's branches the desired remote's (main, the proposals); True when main moved.
+
+        Raises:
+            StateRepoError: the remote cannot be reached (this mirror keeps what it had).
+        """
+        assert self.remote is not None
+        before = await self.rev()
+        await self._git("fetch", "--quiet", "--prune", "--no-tags", self.remote, "+refs/heads/*:refs/heads/*")
+        return await self.rev() != before
+
+    async def seed(self) -> None:
+        """Give an empty desired remote this repo's main (a host's hive becoming the shared one).
+
+        Raises:
+            StateRepoError: the remote cannot be reached.
+        """
+        assert self.remote is not None
+        main = await self.rev()
+        if main is not None and not await self._push(MAIN, main, None):
+            await self.fetch()
+
+    async def remote_has_main(self) -> bool:
+        """Whether the desired remote has a main branch.
+
+        Raises:
+            StateRepoError: the remote cannot be reached.
+        """
+        assert self.remote is not None
+        done = await self._git("ls-remote", "--heads", self.remote, MAIN)
+        return bool(done.stdout.strip())
 
     async def changed_paths(self, old: str, new: str) -> set[str]:
         """The files that differ between two commits."""

@@ -71,6 +71,9 @@ class PlanView(BaseModel):
     steps: list[PlanStep]
     in_sync: int = Field(description="Agents with nothing to do.")
     error: str | None = Field(default=None, description="Why main cannot be applied (a bad file), if it cannot.")
+    stale: str | None = Field(
+        default=None, description="Since when the desired remote does not answer (main may be behind it)."
+    )
 
 
 class StepOutcome(BaseModel):

@@ -121,6 +121,15 @@ class Placement:
         )
         return [Placed(str(name), str(host), bool(up)) for name, host, up in rows]
 
+    async def hosts(self) -> dict[str, bool]:
+        """Every host that ever heart-beat, and whether it is up.
+
+        Raises:
+            StorageError: the server refused.
+        """
+        rows = await self._fetch("SELECT host, heartbeat_at >= %s FROM daemon_host", (time.time() - DOWN_AFTER_S,))
+        return {str(host): bool(up) for host, up in rows}
+
     async def _fetch(self, statement: LiteralString, params: tuple[object, ...]) -> list[TupleRow]:
         rows: list[TupleRow] = []
         try:

@@ -207,3 +207,7 @@ class AgentDirectory(Protocol):
     async def everyone(self) -> list[Placed]:
         """Every placed agent of every host, by name."""
         ...
+
+    async def hosts(self) -> dict[str, bool]:
+        """Every host that ever heart-beat, and whether it is up."""
+        ...

@@ -50,6 +50,8 @@ app.command()(approvals.reconcile)
 app.command()(approvals.suspend)
 app.command()(approvals.resume)
 app.command()(approvals.rollback)
+app.command()(approvals.place)
+app.command()(approvals.drain)
 
 
 def main() -> None:

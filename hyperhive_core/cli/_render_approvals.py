@@ -92,6 +92,8 @@ def plan_table(plan: PlanView, *, title: str = "plan") -> RenderableType:
         )
     if plan.error is not None:
         return Group(printable(f"error: {plan.error}", style="bold red"), table)
+    if plan.stale is not None:
+        return Group(printable(f"warning: {plan.stale}", style="bold yellow"), table)
     if not plan.steps:
         table.caption = "nothing to do: the running hive is main"
     return table

@@ -172,6 +172,10 @@ def spawn(
         Path | None,
         typer.Option(help="A git repository: the agent works in its own clone of it, on branch hive/NAME."),
     ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(help="The host whose daemon runs them (a hive across hosts; default: this daemon's host)."),
+    ] = None,
     json: Json = False,
     run_dir: RunDir = None,
     state_dir: StateDir = None,
@@ -189,6 +193,7 @@ def spawn(
         "network": network,
         "extra_dirs": extra_dirs or None,
         "repo": _absolute(repo) if repo is not None else None,
+        "host": host,
     }
     settings = {key: value for key, value in settings.items() if value is not None}
     if manager and settings:

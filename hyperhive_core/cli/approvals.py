@@ -202,3 +202,45 @@ def rollback(
     console.print(report_table(receipt.report))
     if not receipt.report.ok:
         raise typer.Exit(1)
+
+
+def place(
+    ctx: typer.Context,
+    name: AgentArg,
+    host: Annotated[str, typer.Argument(help="The host whose daemon will run it.")],
+    force: Annotated[bool, typer.Option("--force", help="Even onto a host that is down or never seen.")] = False,
+    json: Json = False,
+    run_dir: RunDir = None,
+    state_dir: StateDir = None,
+) -> None:
+    """Place an agent on HOST (a commit on main): the host it leaves stops it, HOST's daemon runs it."""
+    use_dirs(ctx, run_dir, state_dir)
+    arguments = {"name": name, "host": host, "force": force}
+    receipt = call_daemon(ctx, lambda c: c.call("place", arguments, CommitReceipt, wait_s=RECONCILE_WAIT_S))
+    _committed(receipt, json=json)
+
+
+def drain(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Argument(help="The host to empty (a host that is down, or one to retire).")],
+    to: Annotated[str | None, typer.Option(help="The host that takes its agents (default: this daemon's).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Even onto a host that is down or never seen.")] = False,
+    json: Json = False,
+    run_dir: RunDir = None,
+    state_dir: StateDir = None,
+) -> None:
+    """Move every agent placed on HOST to another host, as one commit on main; each host then reconciles."""
+    use_dirs(ctx, run_dir, state_dir)
+    arguments = {"host": host, "to": to, "force": force}
+    receipt = call_daemon(ctx, lambda c: c.call("drain", arguments, CommitReceipt, wait_s=RECONCILE_WAIT_S))
+    _committed(receipt, json=json)
+
+
+def _committed(receipt: CommitReceipt, *, json: bool) -> None:
+    if json:
+        print_json(receipt)
+        return
+    console.print(f"committed {receipt.rev[:12]}: {receipt.summary}", markup=False, soft_wrap=True)
+    console.print(report_table(receipt.report))
+    if not receipt.report.ok:
+        raise typer.Exit(1)

@@ -23,6 +23,7 @@ from hyperhive_core.config import (
     AGENT_CPUS,
     AGENT_MEMORY_MB,
     AGENT_PIDS,
+    DESIRED_FETCH_S,
     MAX_EXCHANGES,
     MIN_FREE_MB,
     RATE_LIMIT,
@@ -257,6 +258,18 @@ def serve(
             help="With --database: the name of this host its agents are placed on (default: the machine's name).",
         ),
     ] = None,
+    desired_remote: Annotated[
+        str | None,
+        typer.Option(
+            envvar="HYPERHIVE_DESIRED_REMOTE",
+            show_default=False,
+            help="A git URL (a path, ssh://, https://) holding the desired hive every host shares: the state "
+            "repo mirrors it and every change is pushed there first. Default: the state repo is this host's own.",
+        ),
+    ] = None,
+    desired_fetch_s: Annotated[
+        float, typer.Option(min=0.1, help="With --desired-remote: how often to fetch it, in seconds.")
+    ] = DESIRED_FETCH_S,
     run_dir: RunDir = None,
     state_dir: StateDir = None,
 ) -> None:
@@ -293,6 +306,11 @@ def serve(
         dashboard_token_file=dashboard_token_file.resolve() if dashboard_token_file else None,
         dashboard_hosts=tuple(dashboard_host or ()),
         database=database,
+        # A path given relative to where hivectl runs means that path, wherever the daemon runs git.
+        desired_remote=str(Path(desired_remote).resolve())
+        if desired_remote and Path(desired_remote).exists()
+        else desired_remote or None,
+        desired_fetch_s=desired_fetch_s,
     )
     if host_name:
         config = config.model_copy(update={"host_name": host_name})

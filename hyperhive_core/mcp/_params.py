@@ -68,3 +68,14 @@ def tool_errors() -> Generator[None]:
         yield
     except HiveError as exc:
         raise ToolError(str(exc)) from exc
+
+
+Host = Annotated[
+    str | None,
+    Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="The host whose daemon runs it (a hive across hosts); null: this daemon's host.",
+    ),
+]

@@ -29,6 +29,7 @@ from hyperhive_core.mcp._params import (
     Cpus,
     DriverName,
     ExtraDirs,
+    Host,
     MemoryMb,
     Model,
     Network,
@@ -102,12 +103,13 @@ def register_manager_lifecycle(server: MCPServer[Any], control: HiveControl) -> 
         network: Network = None,
         extra_dirs: ExtraDirs = None,
         repo: Repo = None,
+        host: Host = None,
     ) -> ProposalView:
         """Propose a new agent; returns the proposal at once. It runs only once the operator approves."""
         with tool_errors():
             claude = {k: v for k, v in claude_section(tools, permission_mode, model).items() if v is not None}
             sandbox = {k: v for k, v in sandbox_section(network, extra_dirs, repo).items() if v is not None}
-            edit = AgentEdit(role=role, driver=driver, claude=claude or None, sandbox=sandbox or None)
+            edit = AgentEdit(role=role, driver=driver, host=host, claude=claude or None, sandbox=sandbox or None)
             return await control.propose("spawn", name, message=reason, edit=edit)
 
     @server.tool()
@@ -157,8 +159,10 @@ def register_operator_lifecycle(server: MCPServer[Any], control: HiveControl) ->
         network: Network = None,
         extra_dirs: ExtraDirs = None,
         repo: Repo = None,
+        host: Host = None,
     ) -> AgentInfo:
-        """Add an agent: commit it to main as the operator (its limits and settings too), and start it."""
+        """Add an agent: commit it to main as the operator (its limits and settings too), and start it (on
+        `host`: that host's daemon starts it)."""
         with tool_errors():
             limits = {"memory_mb": memory_mb, "pids": pids, "cpus": cpus}
             return await control.spawn(
@@ -168,6 +172,7 @@ def register_operator_lifecycle(server: MCPServer[Any], control: HiveControl) ->
                 limits=limits,
                 claude=claude_section(tools, permission_mode, model),
                 sandbox=sandbox_section(network, extra_dirs, repo),
+                host=host,
             )
 
     @server.tool()
@@ -204,6 +209,26 @@ def register_operator_lifecycle(server: MCPServer[Any], control: HiveControl) ->
         """Commit an agent's settings as they were at an earlier commit, and reconcile it."""
         with tool_errors():
             return await control.rollback(name, rev)
+
+    @server.tool()
+    async def place(
+        name: AgentName,
+        host: Annotated[str, Field(min_length=1, max_length=253, description="The host whose daemon will run it.")],
+        force: Annotated[bool, Field(description="Place it even on a host that is down or never seen.")] = False,
+    ) -> CommitReceipt:
+        """Commit an agent placed on another host: the host it leaves stops it, the new one runs it."""
+        with tool_errors():
+            return await control.place(name, host, force=force)
+
+    @server.tool()
+    async def drain(
+        host: Annotated[str, Field(min_length=1, max_length=253, description="The host to empty.")],
+        to: Annotated[str | None, Field(description="The host that takes its agents; null: this daemon's.")] = None,
+        force: Annotated[bool, Field(description="Drain even onto a host that is down or never seen.")] = False,
+    ) -> CommitReceipt:
+        """Commit, as one change, every agent placed on `host` placed on `to`; each host then reconciles."""
+        with tool_errors():
+            return await control.drain(host, to=to, force=force)
 
     @server.tool()
     async def reconcile(

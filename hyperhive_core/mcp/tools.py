@@ -138,7 +138,7 @@ TokenLimit = Annotated[
 PRIVILEGED_TOOLS = frozenset(
     {"spawn", "spawn_manager", "kill", "rebuild", "list_agents", "agent_status", "agent_logs", "shutdown"}
     | {"propose", "proposals", "approvals", "approval", "approve", "deny", "plan", "reconcile", "suspend", "resume"}
-    | {"rollback"}
+    | {"rollback", "place", "drain"}
 )
 # The operator's alone: an agent (the manager too) must not raise its own budget.
 OPERATOR_TOOLS = frozenset({"budgets", "set_budget"})
