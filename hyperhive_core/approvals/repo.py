@@ -423,7 +423,9 @@ class StateRepo:
         if done.returncode == 0:
             return True
         out = done.stdout.decode(errors="replace")
-        if any(line.startswith("!") and ("stale info" in line or "fetch first" in line) for line in out.splitlines()):
+        # Refused by the lease, or by the remote's own ref lock (a push landed between the lease's check
+        # and the update): either way the ref is not `old` any more, which is a lost race.
+        if any(line.startswith("!") for line in out.splitlines()) and await self._remote_rev(ref) != old:
             return False
         stderr = self.redact(done.stderr.decode(errors="replace").strip() or out.strip())
         raise StateRepoError(
@@ -458,9 +460,17 @@ class StateRepo:
         Raises:
             StateRepoError: the remote cannot be reached.
         """
+        return await self._remote_rev(MAIN) is not None
+
+    async def _remote_rev(self, ref: str) -> str | None:
+        """The commit `ref` points at on the desired remote (None: it has no such ref)."""
         assert self.remote is not None
-        done = await self._git("ls-remote", "--heads", self.remote, MAIN)
-        return bool(done.stdout.strip())
+        done = await self._git("ls-remote", self.remote, ref)
+        for line in done.stdout.decode().splitlines():
+            sha, _, name = line.partition("\t")
+            if name == ref:
+                return sha
+        return None
 
     async def changed_paths(self, old: str, new: str) -> set[str]:
         """The files that differ between two commits."""
