@@ -417,7 +417,11 @@ class Reconciler:
             return StepOutcome(agent=name, action=step.action, ok=False, detail=detail)
         finally:
             self._busy.pop(name, None)
-        await anyio.to_thread.run_sync(lambda: self.records.journal_finish(journal_id, "done", step.reason))
+        # On a database of its own, nobody else will take the row over: it goes, as for a removal.
+        forget = name if self.hive.config.database is None else None
+        await anyio.to_thread.run_sync(
+            lambda: self.records.journal_finish(journal_id, "done", step.reason, forget=forget)
+        )
         self._states.pop(name, None)
         self._started_at.pop(name, None)
         self.hive.unregister(name)

@@ -183,3 +183,27 @@ async def test_agents_are_run_by_the_host_main_places_them_on_and_drained_from_a
                 for name in ("bob", "carol"):
                     assert (await operator_b.status(name)).host == "host-a"
                 assert [(s.agent, s.action) for s in (await operator_b.plan()).steps] == [("dave", "unplaced")]
+
+
+async def test_on_one_host_a_file_naming_another_host_is_reported_and_not_run_here(short_tmpdir: Path) -> None:
+    config = hive_config(short_tmpdir, agent_command=IDLE_AGENT, host_name="here")
+    with anyio.fail_after(60):
+        async with running_daemon(config), open_hive_client(config.host_socket) as operator:
+            await operator.spawn("alice")
+            placed = await operator.spawn("bob", host="there")
+            assert (placed.state, placed.host, placed.detail) == (AgentState.MISSING, "there", "pending on there")
+            assert not config.agent_socket("bob").exists()
+            [step] = (await operator.plan()).steps
+            assert (step.agent, step.action) == ("bob", "elsewhere")
+            assert "placed on host there, not on this one (here)" in step.reason
+            # Placed here, it runs here; placed away again, it stops here (its workspace stays).
+            receipt = await operator.call("place", {"name": "bob", "host": "here"}, CommitReceipt)
+            assert [(s.agent, s.action, s.ok) for s in receipt.report.steps] == [("bob", "create", True)]
+            receipt = await operator.call("place", {"name": "bob", "host": "there", "force": True}, CommitReceipt)
+            assert [(s.agent, s.action, s.ok) for s in receipt.report.steps] == [("bob", "depart", True)]
+            assert (config.agent_state_dir("bob") / "work").is_dir()
+            listed = {a.name: (a.state, a.detail) for a in await operator.list_agents()}
+            assert listed["bob"] == (AgentState.MISSING, "pending on there")
+            # Without --force, a host no daemon of the hive ever ran on is refused.
+            with pytest.raises(ToolCallError, match="has never run a daemon of this hive"):
+                await operator.call("place", {"name": "alice", "host": "there"}, CommitReceipt)
