@@ -151,6 +151,18 @@ in
       };
     };
 
+    desiredRemote = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "ssh://git@git.example/ops/hive.git";
+      description = ''
+        A git URL holding the desired hive every host shares (`hivectl serve --desired-remote`): the
+        state repo mirrors it and every change is pushed there first. No password in it (the Nix
+        store is world-readable): give the service an SSH key or a credential helper instead.
+        null: the state repo is this host's own.
+      '';
+    };
+
     extraArgs = mkOption {
       type = types.listOf types.str;
       default = [ ];
@@ -171,6 +183,10 @@ in
       {
         assertion = cfg.database.url == null || builtins.match "[^/]*//[^/@]*:[^/@]*@.*" cfg.database.url == null;
         message = "services.hyperhive.database.url must hold no password (it would be world-readable in the Nix store): use database.passwordFile";
+      }
+      {
+        assertion = cfg.desiredRemote == null || builtins.match "[^/]*//[^/@]*:[^/@]*@.*" cfg.desiredRemote == null;
+        message = "services.hyperhive.desiredRemote must hold no password (it would be world-readable in the Nix store): use an SSH key or a git credential helper";
       }
     ];
 
@@ -201,6 +217,7 @@ in
       // lib.optionalAttrs (cfg.database.url != null) { HYPERHIVE_DATABASE = cfg.database.url; }
       // lib.optionalAttrs (cfg.database.passwordFile != null) { PGPASSFILE = cfg.database.passwordFile; }
       // lib.optionalAttrs (cfg.database.hostName != null) { HYPERHIVE_HOST_NAME = cfg.database.hostName; }
+      // lib.optionalAttrs (cfg.desiredRemote != null) { HYPERHIVE_DESIRED_REMOTE = cfg.desiredRemote; }
       // lib.optionalAttrs (cfg.backend == "nixos") {
         # nixos-container builds each container from <nixpkgs/nixos>: pin it, as the flake pins ours.
         NIX_PATH = "nixpkgs=${cfg.nixpkgs}";

@@ -176,7 +176,8 @@ def test_the_dashboard_address_and_manager_switch_reach_the_daemon(nix_instantia
 def test_the_database_url_password_file_and_host_name_reach_the_daemon(nix_instantiate: str) -> None:
     settings = (
         '{ services.hyperhive.database = { url = "postgresql://hive_a@db.example/hive?sslmode=verify-full"; '
-        'passwordFile = "/run/secrets/pgpass"; hostName = "host-a"; }; }'
+        'passwordFile = "/run/secrets/pgpass"; hostName = "host-a"; }; '
+        'services.hyperhive.desiredRemote = "ssh://git@git.example/hive.git"; }'
     )
     shared = evaluate(nix_instantiate, "eval-host.nix", "--arg", "host", settings)
     env = environment(shared["unit"])
@@ -185,6 +186,7 @@ def test_the_database_url_password_file_and_host_name_reach_the_daemon(nix_insta
         "/run/secrets/pgpass",
         "host-a",
     )
+    assert env["HYPERHIVE_DESIRED_REMOTE"] == "ssh://git@git.example/hive.git"
     assert "HYPERHIVE_DATABASE" not in environment(
         evaluate(nix_instantiate, "eval-host.nix", "--arg", "host", "{ }")["unit"]
     )
