@@ -155,7 +155,7 @@ class Hive:
         Straight to the broker: a notice is not the operator speaking, so it neither resets nor
         counts toward the runaway guard. An unknown recipient (the manager was killed) is logged.
         """
-        if recipient not in self._agents:
+        if recipient not in self._agents and (self.directory is None or recipient not in self.elsewhere):
             logger.warning("not telling %s (no longer in the hive): %s", recipient, body)
             return
         await self.broker.send(OPERATOR, recipient, body, key=key)
@@ -208,6 +208,13 @@ class Hive:
             if name != caller:
                 status = await self.backend.status(name)
                 peers.append(PeerInfo(name=name, state=status.state))
+        if self.directory is not None:
+            # Another host's agents: reachable through the shared database, whatever their state here.
+            running = {p.name for p in await self.directory.everyone() if p.up}
+            peers.extend(
+                PeerInfo(name=name, state=AgentState.RUNNING if name in running else AgentState.MISSING)
+                for name in sorted(set(self.elsewhere) - set(self._agents) - {caller})
+            )
         return peers
 
     # the registry: kept by the reconciler

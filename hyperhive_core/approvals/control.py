@@ -363,6 +363,17 @@ class HiveControl:
             InvalidChangeError, NothingToProposeError: a bad or empty edit.
             BackendError: it did not start again.
         """
+        if name in self.hive.elsewhere and name not in self.hive.agent_names:
+            if edit is None or not edit.fields():
+                host = self.hive.elsewhere[name]
+                where = f"host {host}" if host is not None else "no host"
+                raise PlacementError(
+                    f"{name} is placed on {where}, not on this one: rebuild it there (`hivectl rebuild {name}` on "
+                    f"its host), or change its settings from here (a commit its host applies)"
+                )
+            rev, change = await self._commit(lambda s: changes.edit(self.repo, s, name, edit, verb="rebuild"), by=by)
+            self._check(await self._applied(rev, change, by=by), rev, change)
+            return await self.hive.status(name)
         self.hive.settings_of(name)
         state = self.reconciler.state(name)
         if state is not None and state.suspended:

@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 # Tries of the merge's compare-and-swap when main keeps moving under it.
 MERGE_TRIES = 5
 MAX_MESSAGE_CHARS = 4000
+# On a database several hosts share, a proposal row this young without its commit may be another
+# host's, being written: a starting daemon leaves it.
+IN_FLIGHT_S = 60.0
 
 
 def _when(t: float | None) -> datetime | None:
@@ -464,9 +467,12 @@ class Proposals:
             lambda: self._records.proposals(states=[ProposalState.PROPOSED, ProposalState.APPROVED])
         )
         report: ReconcileReport | None = None
+        shared = self._hive.config.database is not None
         for row in rows:
             assert row.id is not None
             if row.commit is None:
+                if shared and row.created_at > time.time() - IN_FLIGHT_S:
+                    continue  # maybe another host's, being written now: a later start forgets it if it stays
                 await anyio.to_thread.run_sync(self._records.drop_proposal, row.id)
                 logger.warning("forgot proposal %d: the daemon stopped before its commit was written", row.id)
             elif row.state == ProposalState.APPROVED:

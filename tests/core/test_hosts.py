@@ -15,6 +15,7 @@ from hyperhive_core.broker import placement
 from hyperhive_core.client import open_hive_client
 from hyperhive_core.daemon import running_daemon
 from hyperhive_core.errors import ToolCallError
+from hyperhive_core.mcp.models import AgentInfo
 from hyperhive_core.states import AgentState
 from tests.helpers import IDLE_AGENT, daemon_process, hive_config
 from tests.postgres import PgServer
@@ -130,6 +131,8 @@ async def test_agents_are_run_by_the_host_main_places_them_on_and_drained_from_a
                     open_hive_client(a.agent_socket("alice")) as alice,
                     open_hive_client(b.agent_socket("bob")) as bob,
                 ):
+                    peers = {peer.name: peer.state for peer in (await alice.peers()).peers}
+                    assert peers == {"operator": "operator", "bob": AgentState.RUNNING, "carol": AgentState.RUNNING}
                     await alice.send("bob", "hello across hosts")
                     [got] = (await bob.recv(timeout_s=30)).messages
                     assert (got.sender, got.body) == ("alice", "hello across hosts")
@@ -204,6 +207,9 @@ async def test_on_one_host_a_file_naming_another_host_is_reported_and_not_run_he
             assert (config.agent_state_dir("bob") / "work").is_dir()
             listed = {a.name: (a.state, a.detail) for a in await operator.list_agents()}
             assert listed["bob"] == (AgentState.MISSING, "pending on there")
+            # Another host's agent is rebuilt there, not here.
+            with pytest.raises(ToolCallError, match="bob is placed on host there, not on this one"):
+                await operator.call("rebuild", {"name": "bob"}, AgentInfo)
             # Without --force, a host no daemon of the hive ever ran on is refused.
             with pytest.raises(ToolCallError, match="has never run a daemon of this hive"):
                 await operator.call("place", {"name": "alice", "host": "there"}, CommitReceipt)
