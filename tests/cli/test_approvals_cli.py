@@ -126,3 +126,21 @@ async def _main(hive: LiveHive) -> str:
     from tests.core.approvals._git import bare
 
     return (await bare(hive.config, "rev-parse", "main")).strip()
+
+
+def test_spawn_on_another_host_place_and_drain(hive: LiveHive) -> None:
+    here = hive.config.host_name
+    hive.ok("spawn", "bob", "--host", "far")
+    assert hive.json("status", "bob")["detail"] == "pending on far"
+    plan = hive.run("plan")
+    assert plan.exit_code == 1  # something main wants is not as it says here
+    assert "bob" in next(line for line in plan.stdout.splitlines() if "elsewhere" in line)
+    refused = error_line(hive.run("place", "bob", "nowhere"))
+    assert "host 'nowhere' has never run a daemon of this hive" in refused
+    assert "--force" in refused
+    assert "cannot drain 'far' onto itself" in error_line(hive.run("drain", "far", "--to", "far"))
+    assert "no agent of main is placed on host 'gone'" in error_line(hive.run("drain", "gone"))
+    out = hive.ok("drain", "far").stdout
+    assert f"drain far to {here}" in out
+    assert "create" in next(line for line in out.splitlines() if "bob" in line)
+    assert hive.json("status", "bob")["state"] == "running"
