@@ -148,6 +148,9 @@ class StateRepo:
             "GIT_TERMINAL_PROMPT": "0",
             "LC_ALL": "C",
         }
+        if remote is not None:
+            # A prompt (a password, an unknown host key) has nobody to answer it: fail at once instead.
+            env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes"
         self._env = env
         # Serialises this daemon's writes; other writers (a push) are met by update-ref's compare-and-swap.
         self.lock = anyio.Lock()

@@ -158,7 +158,7 @@ in
       description = ''
         A git URL holding the desired hive every host shares (`hivectl serve --desired-remote`): the
         state repo mirrors it and every change is pushed there first. No password in it (the Nix
-        store is world-readable): give the service an SSH key or a credential helper instead.
+        store is world-readable): give the service's user an SSH key instead.
         null: the state repo is this host's own.
       '';
     };
@@ -186,7 +186,7 @@ in
       }
       {
         assertion = cfg.desiredRemote == null || builtins.match "[^/]*//[^/@]*:[^/@]*@.*" cfg.desiredRemote == null;
-        message = "services.hyperhive.desiredRemote must hold no password (it would be world-readable in the Nix store): use an SSH key or a git credential helper";
+        message = "services.hyperhive.desiredRemote must hold no password (it would be world-readable in the Nix store): use an SSH key (the service user's ~/.ssh)";
       }
     ];
 
