@@ -389,7 +389,9 @@ class Reconciler:
         """Agent `name` of main, placed on another host (or none): departs from here if it still runs
         here (it moved), else only reported."""
         host = self.host_of(file)
-        runs_here = name in self._states or status.state in (AgentState.RUNNING, AgentState.FAILED)
+        # A stopped container is still a sandbox of it here (the local backend's "stopped" is no process).
+        left = status.state == AgentState.STOPPED and isinstance(self.hive.backend, NixosBackend)
+        runs_here = name in self._states or left or status.state in (AgentState.RUNNING, AgentState.FAILED)
         if runs_here:
             where = f"host {host}" if host is not None else "no host"
             return Step(name, "depart", f"placed on {where}: stopped and removed here (its workspace is kept)")

@@ -159,6 +159,8 @@ async def test_agents_are_run_by_the_host_main_places_them_on_and_drained_from_a
                 [dave] = [s for s in plan.steps if s.agent == "dave"]
                 assert dave.action == "unplaced"
                 assert "hivectl place dave HOST" in dave.reason
+                warnings = (await operator_a.hive_status()).warnings
+                assert any(w.startswith("placed on no host, so run by nobody: dave") for w in warnings)
 
                 doomed.kill()
                 assert await doomed.wait() == -9
