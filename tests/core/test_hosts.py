@@ -183,8 +183,10 @@ async def test_agents_are_run_by_the_host_main_places_them_on_and_drained_from_a
             }
             async with open_hive_client(a.agent_socket("bob")) as bob:
                 assert "before the drain" in [m.body for m in (await bob.recv(timeout_s=30)).messages]
-            # Host b comes back and runs none of them: main places them on host a now.
-            async with daemon_process(b, overrides=on_b), open_hive_client(b.host_socket) as operator_b:
+            # Host b comes back (in this process: one daemon start less to wait for) and runs none of
+            # them: main places them on host a now.
+            again = b.model_copy(update=on_b)
+            async with running_daemon(again), open_hive_client(b.host_socket) as operator_b:
                 for name in ("bob", "carol"):
                     assert (await operator_b.status(name)).host == "host-a"
                 assert [(s.agent, s.action) for s in (await operator_b.plan()).steps] == [("dave", "unplaced")]
