@@ -17,6 +17,7 @@ from hyperhive_core.broker.broker import Broker
 from hyperhive_core.broker.listener import listen_for_messages
 from hyperhive_core.broker.placement import Placement
 from hyperhive_core.broker.postgres import open_pg_store
+from hyperhive_core.broker.storage import Appended, AppendRequest
 from hyperhive_core.broker.trust import prepare_database
 from hyperhive_core.cli import app
 from hyperhive_core.client import open_hive_client
@@ -237,6 +238,13 @@ async def bob_recv(config: HiveConfig, cursor: int) -> RecvResult:
         return await bob.recv(timeout_s=10, max=20, after=cursor, reader="turn-loop")
 
 
+GROUP_WITH_A_FORGERY = (
+    ("alice", "bob", "first of a group"),
+    ("bob", "alice", "forged amid them"),
+    ("alice", "bob", "last of it"),
+)
+
+
 async def test_the_database_refuses_a_daemon_writing_as_another_hosts_agent(pg_server: PgServer) -> None:
     admin_url = pg_server.new_database()
     database = admin_url.split("/")[3].split("?")[0]
@@ -256,6 +264,12 @@ async def test_the_database_refuses_a_daemon_writing_as_another_hosts_agent(pg_s
         with pytest.raises(BrokerError) as caught:
             await broker.send("bob", "alice", "forged")
         assert "only send as the agents placed on its host" in str(caught.value)
+        # In one group commit with alice's sends, the forged one fails alone.
+        now = time.time()
+        grouped = await one.append_many(
+            [AppendRequest(sender, recipient, body, None, now, 100) for sender, recipient, body in GROUP_WITH_A_FORGERY]
+        )
+        assert [type(o) for o in grouped] == [Appended, BrokerError, Appended]
         async with await psycopg.AsyncConnection.connect(one_url, autocommit=True) as rogue:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 await rogue.execute(
@@ -270,7 +284,7 @@ async def test_the_database_refuses_a_daemon_writing_as_another_hosts_agent(pg_s
         assert await Placement(one.pool, "host-one").publish(["alice", "bob"], now=time.time()) == ["bob"]
     async with await psycopg.AsyncConnection.connect(admin_url) as admin:
         rows = await (await admin.execute("SELECT sender, body FROM message ORDER BY id")).fetchall()
-        assert rows == [("alice", "from alice, placed here")]
+        assert rows == [("alice", "from alice, placed here"), ("alice", "first of a group"), ("alice", "last of it")]
         placed = await (await admin.execute("SELECT name, host FROM placement ORDER BY name")).fetchall()
         assert placed == [("alice", "host-one"), ("bob", "host-two")]
 
