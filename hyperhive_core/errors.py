@@ -138,6 +138,16 @@ class EmptyBodyError(BrokerError):
         super().__init__("message body is empty; write what the recipient should read")
 
 
+class BodyNotTextError(BrokerError):
+    """A message body holds what no engine stores as text: a NUL character or a lone surrogate."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "message body holds a NUL character or a lone surrogate, which is not text the hive stores; "
+            "send plain text (encode binary data, e.g. as base64)"
+        )
+
+
 class KeyReusedError(BrokerError):
     """An idempotency key that stored one message came back with a different one."""
 
