@@ -11,7 +11,7 @@ import sqlite3
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.table import Table
@@ -23,6 +23,9 @@ from hyperhive_core.cli._safe import printable
 from hyperhive_core.config import MIN_FREE_MB
 from hyperhive_core.errors import DaemonUnavailableError, HiveError
 from hyperhive_core.mcp.models import BackupReceipt
+
+if TYPE_CHECKING:
+    from hyperhive_core.broker.migrations import Migration, SchemaStatus
 
 Status = Literal["ok", "warn", "fail"]
 STATUS_STYLE = {"ok": "green", "warn": "bold yellow", "fail": "bold red"}
@@ -156,23 +159,38 @@ def doctor(
 
 
 def migrate(
+    ctx: typer.Context,
     database: Annotated[
-        str,
+        str | None,
         typer.Option(
             envvar="HYPERHIVE_DATABASE",
             show_default=False,
-            help="The PostgreSQL URL, as the database's administrator (its password in a pgpass file).",
+            help="The PostgreSQL URL, as the schema's owner (its password in a pgpass file); "
+            "without it, the state dir's SQLite database (with its daemon stopped).",
         ),
-    ],
+    ] = None,
     grant: Annotated[
         list[str] | None,
         typer.Option(help="ROLE=HOST: let login role ROLE run the daemon of HOST, and only as its agents; repeatable."),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", "--status", help="Show the schema's version and what is pending; change nothing."),
+    ] = False,
+    run_dir: RunDir = None,
+    state_dir: StateDir = None,
 ) -> None:
-    """Create the hive's tables on a PostgreSQL database and, with --grant, the rules that bind each host's role."""
-    import anyio
+    """Bring the hive database's schema up to this hyperhive's (each migration in its own transaction);
+    on PostgreSQL, with --grant, also the rules that bind each host's role."""
+    from hyperhive_core.broker.migrations import LATEST, Migration, SchemaStatus
 
-    from hyperhive_core.broker.dburl import check_database_url, shown
+    def pending(status: SchemaStatus) -> str:
+        steps = "; ".join(f"{m.version}: {m.description}{'' if m.online else ' (offline)'}" for m in status.pending)
+        return f"pending: {steps}" if steps else "nothing pending"
+
+    def applied(done: list[Migration]) -> str:
+        steps = "; ".join(f"{m.version}: {m.description}" for m in done)
+        return f"applied {steps}" if steps else "nothing to apply"
 
     grants: dict[str, str] = {}
     for item in grant or []:
@@ -181,11 +199,72 @@ def migrate(
             raise fail(f"--grant {item!r} is not ROLE=HOST (a login role, and the --host-name of its daemon)")
         grants[role] = host
     try:
-        check_database_url(database)
-        from hyperhive_core.broker.trust import prepare_database
-
-        anyio.run(prepare_database, database, grants)
+        if database is None:
+            if grants:
+                raise fail("--grant is for a PostgreSQL database shared by several hosts; give --database URL too")
+            where, status, done = _migrate_sqlite(use_dirs(ctx, run_dir, state_dir).state_dir, dry_run=dry_run)
+            granted = ""
+        else:
+            where, status, done = _migrate_postgres(database, grants, dry_run=dry_run)
+            granted = ", ".join(f"{role} runs {host}" for role, host in sorted(grants.items()))
     except (ValueError, HiveError) as exc:
         raise fail(str(exc)) from None
-    granted = ", ".join(f"{role} runs {host}" for role, host in sorted(grants.items()))
-    console.print(f"{shown(database)} is ready" + (f": {granted}" if granted else ""), markup=False, soft_wrap=True)
+    if dry_run:
+        newer = " (newer than this hyperhive: upgrade it on this host)" if status.newer else ""
+        line = f"{where}: schema version {status.current}{newer}, this hyperhive's is {LATEST}; {pending(status)}"
+    else:
+        line = f"{where}: {applied(done)}; schema version {LATEST}" + (f"; {granted}" if granted else "")
+    console.print(line, markup=False, soft_wrap=True)
+
+
+def _migrate_sqlite(state_dir: Path, *, dry_run: bool) -> tuple[str, "SchemaStatus", list["Migration"]]:
+    """The state dir's database: its status, and (unless `dry_run`) what was applied, under the daemon's lock."""
+    from hyperhive_core.broker.migrations import status_of
+    from hyperhive_core.broker.store import open_engine, raw_engine, storage_error
+    from hyperhive_core.errors import DaemonRunningError
+    from hyperhive_core.lock import DaemonLock
+
+    db = state_dir / "broker.sqlite"
+    if not db.exists():
+        raise HiveError(f"no hive database at {db}; `hivectl serve` creates it (at the latest schema)")
+    try:
+        # The daemon's own lock: it applies what is pending at start, and nothing may change its file under it.
+        lock = DaemonLock.acquire(state_dir)
+    except DaemonRunningError as exc:
+        if not dry_run:
+            raise HiveError(f"{exc}; a daemon applies pending migrations itself when it starts") from None
+        lock = None
+    try:
+        engine = raw_engine(db)
+        try:
+            status = status_of(engine, storage_error)
+        finally:
+            engine.dispose()
+        if not dry_run:
+            open_engine(db).dispose()
+    finally:
+        if lock is not None:
+            lock.release()
+    return str(db), status, [] if dry_run else list(status.pending)
+
+
+def _migrate_postgres(
+    database: str, grants: dict[str, str], *, dry_run: bool
+) -> tuple[str, "SchemaStatus", list["Migration"]]:
+    import anyio
+
+    from hyperhive_core.broker.dburl import check_database_url, shown
+    from hyperhive_core.broker.migrations import status_of
+    from hyperhive_core.broker.postgres import open_pg_engine, pg_storage_error
+
+    check_database_url(database)
+    engine = open_pg_engine(database)
+    try:
+        status = status_of(engine, pg_storage_error)
+    finally:
+        engine.dispose()
+    if dry_run:
+        return shown(database), status, []
+    from hyperhive_core.broker.trust import prepare_database
+
+    return shown(database), status, anyio.run(prepare_database, database, grants)
