@@ -1,5 +1,5 @@
 """`hivectl backup` (an online copy of the hive database), `hivectl doctor` (what is wrong, and the way
-out) and `hivectl migrate` (a PostgreSQL database made ready for the daemons of several hosts).
+out) and `hivectl migrate` (the schema brought up to date; on PostgreSQL, the hosts' roles bound).
 
 Both work with the daemon running or not: backup asks the daemon when one runs (its snapshot is
 consistent with what it writes) and copies the file itself when none does; doctor only reads.
@@ -31,16 +31,31 @@ Status = Literal["ok", "warn", "fail"]
 STATUS_STYLE = {"ok": "green", "warn": "bold yellow", "fail": "bold red"}
 
 
+Database = Annotated[
+    str | None,
+    typer.Option(
+        envvar="HYPERHIVE_DATABASE",
+        show_default=False,
+        help="The hive's PostgreSQL URL (its password in a pgpass file); without it, the state dir's SQLite file.",
+    ),
+]
+
+
 def backup(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="A new file for the copy; never overwritten.")],
+    database: Database = None,
     json: Json = False,
     run_dir: RunDir = None,
     state_dir: StateDir = None,
 ) -> None:
-    """Take an online copy of the hive database; `hivectl serve --restore PATH` starts from it."""
+    """Take an online copy of the hive database; `hivectl serve --restore PATH` starts from it (on PostgreSQL:
+    a pg_dump, which pg_restore restores)."""
     d = use_dirs(ctx, run_dir, state_dir)
     dest = path.resolve()
+    if database is not None:
+        _backup_postgres(database, dest, json=json)
+        return
     try:
         try:
             with OperatorClient(d.host_socket) as client:
@@ -63,6 +78,26 @@ def backup(
         console.print(
             f"backed up the hive database to {receipt.path} ({receipt.bytes:,} bytes); "
             f"start from it with: hivectl serve --restore {receipt.path}",
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+def _backup_postgres(database: str, dest: Path, *, json: bool) -> None:
+    from hyperhive_core.broker.dburl import check_database_url
+    from hyperhive_core.broker.pgops import backup_postgres, restore_hint
+
+    try:
+        check_database_url(database)
+        receipt = BackupReceipt(path=str(dest), bytes=backup_postgres(database, dest))
+    except (ValueError, HiveError) as exc:
+        raise fail(str(exc)) from None
+    if json:
+        print_json(receipt)
+    else:
+        console.print(
+            f"backed up the hive database to {receipt.path} ({receipt.bytes:,} bytes, pg_dump's custom format); "
+            f"{restore_hint(dest)}",
             markup=False,
             soft_wrap=True,
         )
@@ -126,13 +161,28 @@ def _database_checks(state_dir: Path, running: bool) -> list[Check]:
     return checks
 
 
+def _postgres_checks(database: str) -> list[Check]:
+    from hyperhive_core.broker.dburl import check_database_url
+
+    try:
+        check_database_url(database)
+    except ValueError as exc:
+        return [Check("database", "fail", str(exc))]
+    from hyperhive_core.broker.pgops import check_postgres
+    from hyperhive_core.broker.placement import DOWN_AFTER_S
+
+    return [Check(f.name, f.status, f.detail) for f in check_postgres(database, down_after_s=DOWN_AFTER_S)]
+
+
 def doctor(
     ctx: typer.Context,
+    database: Database = None,
     json: Json = False,
     run_dir: RunDir = None,
     state_dir: StateDir = None,
 ) -> None:
-    """Check the hive's dirs, database and disk, with the daemon running or not; exit 1 if something fails."""
+    """Check the hive's dirs, database (SQLite's file, or with --database the shared PostgreSQL: schema, trust,
+    hosts and their heartbeats) and disk, with the daemon running or not; exit 1 if something fails."""
     from hyperhive_core.lock import lock_holder
 
     d = use_dirs(ctx, run_dir, state_dir)
@@ -142,7 +192,10 @@ def doctor(
         _private_dir("run dir", d.run_dir),
         Check("daemon", "ok", f"running (pid {pid})" if pid else "not running"),
     ]
-    checks.extend(_database_checks(d.state_dir, running=pid is not None))
+    if database is None:
+        checks.extend(_database_checks(d.state_dir, running=pid is not None))
+    else:
+        checks.extend(_postgres_checks(database))
     if d.state_dir.exists():
         free = shutil.disk_usage(d.state_dir).free
         level: Status = "ok" if free >= MIN_FREE_MB * 2**20 * 4 else "warn" if free >= MIN_FREE_MB * 2**20 else "fail"
