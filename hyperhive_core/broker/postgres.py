@@ -141,7 +141,17 @@ def check_schema(engine: Engine, shown_url: str) -> list[Migration]:
             bring it up (the message says who runs what).
         StorageError: the server refused (or cannot be reached).
     """
-    status = status_of(engine, pg_storage_error)
+    try:
+        status = status_of(engine, pg_storage_error)
+    except StorageError as exc:
+        if not isinstance(getattr(exc.__cause__, "orig", None), psycopg.errors.InsufficientPrivilege):
+            raise
+        raise SchemaVersionError(
+            f"this daemon's role may not read the hive database's schema version ({_first_line(exc)}): run "
+            f"`hivectl migrate --database {shown_url}` as the schema owner (it grants the hosts' roles what "
+            "they need), then start again",
+            current=0,
+        ) from exc
     refuse_newer(status)
     if not status.pending:
         return []

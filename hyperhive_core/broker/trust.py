@@ -66,14 +66,16 @@ def grant_host(role: str, host: str) -> list[sql.Composed]:
 
 async def prepare_database(conninfo: str, grants: Mapping[str, str]) -> list[Migration]:
     """As the database's administrator: apply the schema's pending migrations and, with `grants`
-    (role -> host), the trust rules and each host role's rights. Idempotent; returns what it applied.
+    (role -> host), the trust rules and each host role's rights (again for the roles granted before,
+    which a new table needs). Idempotent; returns what it applied.
 
     Raises:
         ValueError: a role is not a plain SQL name.
         SchemaVersionError: the database is newer than this code.
         StorageError: the server refused (or cannot be reached).
     """
-    statements = [q for role, host in sorted(grants.items()) for q in grant_host(role, host)]
+    for role in grants:
+        grant_host(role, "")  # a bad name fails before anything is done
     engine = open_pg_engine(conninfo)
     try:
         applied = await anyio.to_thread.run_sync(create_schema, engine)
@@ -85,7 +87,14 @@ async def prepare_database(conninfo: str, grants: Mapping[str, str]) -> list[Mig
             # opening a store: that would recover leases other hosts' daemons hold right now.)
             for statement in PLACEMENT_SCHEMA:
                 await conn.execute(statement.encode())
-            if grants:
+            granted: list[tuple[str, str]] = []
+            if await (await conn.execute("SELECT to_regclass('host_role') IS NOT NULL")).fetchone() == (True,):
+                rows = await (await conn.execute("SELECT role, host FROM host_role")).fetchall()
+                granted = [(str(role), str(host)) for role, host in rows]
+            # The roles granted before get the rights again: a migration may have added a table since.
+            statements = [q for role, host in sorted(granted) if role not in grants for q in grant_host(role, host)]
+            statements += [q for role, host in sorted(grants.items()) for q in grant_host(role, host)]
+            if statements:
                 for statement in TRUST_DDL:
                     await conn.execute(statement.encode())
                 for query in statements:

@@ -171,10 +171,13 @@ def test_a_daemons_role_may_not_migrate_and_says_who_must(pg_server: PgServer, s
     pg_server.execute(f"CREATE DATABASE {name}")
     pg_server.execute(f"CREATE ROLE {role} LOGIN")
     admin_url, daemon_url = pg_server.url(name), pg_server.url(name, user=role)
-    # The schema owner set the hive up at version 1, and granted the daemon its rows (trust.py).
+    # The schema owner set the hive up before versions were recorded, and granted the daemon its rows.
     engine = open_pg_engine(admin_url)
     try:
-        assert migrations.apply_pending(engine, pg_storage_error, only=MIGRATIONS[:1]) == [MIGRATIONS[0]]
+        with engine.begin() as conn:
+            step = MIGRATIONS[0].step("postgresql")
+            assert callable(step)
+            step(conn)
     finally:
         engine.dispose()
     with psycopg.connect(admin_url) as conn:
@@ -189,17 +192,27 @@ def test_a_daemons_role_may_not_migrate_and_says_who_must(pg_server: PgServer, s
 
     with pytest.raises(SchemaVersionError) as caught:
         anyio.run(start_daemon)
+    assert "this daemon's role may not change the schema" in str(caught.value)
     assert f"run `hivectl migrate --database {daemon_url.split('?')[0]}` as the schema owner" in str(caught.value)
     engine = open_pg_engine(admin_url)
     try:
-        assert [v for v, _, _ in migrations.history(engine, pg_storage_error)] == [1]
+        assert migrations.history(engine, pg_storage_error) == []  # refused: nothing written
     finally:
         engine.dispose()
     done = CliRunner().invoke(app, ["migrate", "--database", admin_url])
     assert done.exit_code == 0, done.output
-    anyio.run(start_daemon)  # at the latest version, the daemon's role only reads it
+    # At the latest version the daemon's role only reads it (migrate granted it the new version table).
+    anyio.run(start_daemon)
     with psycopg.connect(daemon_url) as conn:
         granted = conn.execute(
             sql.SQL("SELECT has_column_privilege({}, 'message', 'lease_host', 'UPDATE')").format(sql.Literal(role))
         ).fetchone()
     assert granted == (True,)
+    # A role that may not even read the version is told the same way out.
+    pg_server_revoke = f"REVOKE SELECT ON schema_version FROM {role}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(pg_server_revoke.encode())
+    with pytest.raises(SchemaVersionError) as unreadable:
+        anyio.run(start_daemon)
+    assert "may not read the hive database's schema version" in str(unreadable.value)
+    assert "`hivectl migrate --database" in str(unreadable.value)
