@@ -216,3 +216,18 @@ def test_a_daemons_role_may_not_migrate_and_says_who_must(pg_server: PgServer, s
         anyio.run(start_daemon)
     assert "may not read the hive database's schema version" in str(unreadable.value)
     assert "`hivectl migrate --database" in str(unreadable.value)
+
+
+def test_serve_on_a_newer_postgres_database_refuses_with_the_way_out(pg_server: PgServer, short_tmpdir: Path) -> None:
+    url = pg_server.new_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO schema_version (version, applied_at, description) VALUES (%s, 0, 'from the future')",
+            (LATEST + 1,),
+        )
+    dirs = ["--state-dir", str(short_tmpdir / "state"), "--run-dir", str(short_tmpdir / "run")]
+    done = CliRunner().invoke(app, ["serve", "--database", url, "--no-dashboard", "--host-name", "here", *dirs])
+    assert done.exit_code == 1
+    assert "upgrade hyperhive on this host" in done.output
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM daemon_host").fetchone() == (0,)  # it never ran
