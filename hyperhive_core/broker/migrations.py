@@ -194,7 +194,13 @@ def apply_pending(
                 _record(conn, migration.version, migration.description)
                 conn.commit()
             applied.append(migration)
-            logger.info("hive database: applied migration %d (%s)", migration.version, migration.description)
+            # A new database's own making is no news; a change to one that held a hive is.
+            logger.log(
+                logging.DEBUG if status.current == 0 else logging.INFO,
+                "hive database: applied migration %d (%s)",
+                migration.version,
+                migration.description,
+            )
     except SQLAlchemyError as exc:
         raise translate(exc) from exc
     return applied
