@@ -4,20 +4,21 @@ The server is a real one (Debian's), started in a temp dir by `tests.postgres` w
 a production server runs; every daemon is a real `Daemon` child on its own run and state dirs.
 Cross-daemon delivery is measured at the broker (two stores with their listeners in one process,
 a `send` through one and a waiting `recv` on the other), beside the same on one store: what
-NOTIFY adds. Sends between agents of different daemons through their sockets need placement
-(issue 15, step 3), which is not built yet.
+NOTIFY adds. The store's own rate (`store_rate`: batches appended straight to `PgStore`s, no MCP,
+no daemon) says what the engine can commit here, beside what the daemons reach through MCP.
 """
 
 import functools
 import time
 from collections.abc import AsyncGenerator, Generator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 
 import anyio
 
 from hyperhive_core.broker.broker import Broker
 from hyperhive_core.broker.listener import listen_for_messages
-from hyperhive_core.broker.postgres import open_pg_store
+from hyperhive_core.broker.postgres import PgStore, open_pg_store
+from hyperhive_core.broker.storage import AppendRequest
 from tests.postgres import PgServer, postgres_bin, running_postgres
 
 DAEMONS = (1, 2, 4)
@@ -70,3 +71,35 @@ def durable_server() -> Generator[PgServer | None]:
         return
     with running_postgres(bindir, durable=True) as server:
         yield server
+
+
+async def _store_rate(url: str, stores: int, writers: int, batch: int, seconds: float) -> tuple[int, float]:
+    """Messages committed (durably) by `stores` stores, each with `writers` tasks appending `batch` at a time."""
+    sent = 0
+    stop = anyio.Event()
+
+    async def write(store: PgStore, w: int) -> None:
+        nonlocal sent
+        while not stop.is_set():
+            requests = [
+                AppendRequest(f"w{w}", f"r{w}", "x" * 64, None, now=time.time(), max_depth=10**9) for _ in range(batch)
+            ]
+            await store.append_many(requests)
+            sent += batch
+
+    async with AsyncExitStack() as stack:
+        opened = [await stack.enter_async_context(open_pg_store(url, pool_size=writers)) for _ in range(stores)]
+        start = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for s, store in enumerate(opened):
+                for k in range(writers):
+                    tg.start_soon(write, store, s * writers + k)
+            await anyio.sleep(seconds)
+            stop.set()
+        elapsed = time.perf_counter() - start
+    return sent, elapsed
+
+
+def store_rate(server: PgServer, *, stores: int, writers: int, batch: int, seconds: float) -> tuple[int, float]:
+    """The PostgreSQL store's own rate, no MCP and no daemon: what the engine can commit on this machine."""
+    return anyio.run(functools.partial(_store_rate, server.new_database(), stores, writers, batch, seconds))

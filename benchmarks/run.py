@@ -42,8 +42,9 @@ from benchmarks._dashboard import (
     seed_messages,
     sse_clients,
 )
-from benchmarks._postgres import DAEMONS, durable_server, wake_samples
+from benchmarks._postgres import DAEMONS, durable_server, store_rate, wake_samples
 from benchmarks._rpc import LineClient, connect_socket, start_bridge
+from tests.postgres import PgServer
 
 READY_TIMEOUT_S = 60.0
 # The messages the page-load row's hive holds.
@@ -1147,12 +1148,72 @@ def measure_fairness(hive: Hive, sizes: Sizes, flood: int = 200_000) -> Row:
     )
 
 
+def mcp_ceiling(root: Path, sizes: Sizes, servers: int, clients: int = 20) -> float:
+    """Calls/s of `clients` threads (the throughput rows' shape) calling no-op tools on `servers` SDK servers."""
+    root.mkdir(parents=True)
+    stop = threading.Event()
+    counts = [0] * clients
+    with ExitStack() as stack:
+        for k in range(servers):
+            stack.enter_context(child("mcp", str(root / f"m{k}.sock")))
+        conns = [stack.enter_context(connect_socket(root / f"m{i % servers}.sock")) for i in range(clients)]
+
+        def loop(i: int) -> None:
+            while not stop.is_set():
+                conns[i].call("noop", {})
+                counts[i] += 1
+
+        threads = [threading.Thread(target=loop, args=(i,)) for i in range(clients)]
+        start = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        stop.wait(sizes.throughput_s)
+        stop.set()
+        for thread in threads:
+            thread.join()
+        return sum(counts) / (time.perf_counter() - start)
+
+
+def measure_ceilings(root: Path, server: PgServer, sizes: Sizes) -> list[Row]:
+    """What bounds the daemons' throughput here: the SDK's calls/s, and the PostgreSQL store's own rate."""
+    rows: list[Row] = []
+    for servers in (1, 4):
+        rate = mcp_ceiling(root / f"ceiling{servers}", sizes, servers)
+        rows.append(
+            Row(
+                f"ceiling: MCP no-op calls/s, {servers} server{'s' if servers > 1 else ''}",
+                "20 client threads (the throughput rows' clients) calling a tool that does nothing, "
+                f"as fast as they can, on {servers} SDK server process{'es' if servers > 1 else ''}",
+                f"{rate:,.0f} calls/s",
+                "-",
+                None,
+                extra={"rate": rate},
+            )
+        )
+    for stores in (1, 4):
+        sent, elapsed = store_rate(server, stores=stores, writers=4, batch=50, seconds=sizes.throughput_s)
+        rate = sent / elapsed
+        rows.append(
+            Row(
+                f"PostgreSQL store alone, {stores} store{'s' if stores > 1 else ''}",
+                f"{stores} x 4 tasks appending batches of 50 messages straight to `PgStore` (a group commit's "
+                "shape), no MCP, no daemon; durable commits",
+                f"{rate:,.0f} msg/s",
+                "≥ 2,000 durable msg/s",
+                rate >= 2000,
+                extra={"sent": sent, "elapsed_s": elapsed, "rate": rate},
+            )
+        )
+    return rows
+
+
 def measure_postgres(root: Path, floors: Floors, sizes: Sizes, pairs: int = 10) -> list[Row]:
-    """Throughput of 1, 2 and 4 daemons on one PostgreSQL database (fsync on), and a wake-up across two."""
+    """Throughput of 1, 2 and 4 daemons on one PostgreSQL database (fsync on), a wake-up across two, the ceilings."""
     rows: list[Row] = []
     with durable_server() as server:
         if server is None:
             return [Row("PostgreSQL rows", "PostgreSQL is not installed here", "skipped", "", None)]
+        rows += measure_ceilings(root, server, sizes)
         for n in DAEMONS:
             url = server.new_database()
             with ExitStack() as stack:

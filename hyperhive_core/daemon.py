@@ -152,7 +152,7 @@ class Daemon:
                 "--restore and --salvage are for the SQLite database; on PostgreSQL use its own tools (pg_restore)"
             )
         disk = DiskGuard(config.state_dir, config.min_free_mb * 1024 * 1024)
-        async with open_pg_store(url, lease_hold_s=config.lease_hold_s) as store:
+        async with open_pg_store(url, host=config.host_name, lease_hold_s=config.lease_hold_s) as store:
             broker = Broker(
                 store, max_body_bytes=config.max_body_bytes, max_inbox_depth=config.max_inbox_depth, disk=disk
             )

@@ -20,7 +20,8 @@
     │   ├── RateLimitedError         (a sender is over its rate)
     │   └── StorageError             (SQLite refused: disk full, locked, corrupt)
     │       ├── DatabaseFullError    (the disk or the size limit; reads keep working)
-    │       └── DatabaseDamagedError (found at start: the daemon refuses to run on it)
+    │       ├── DatabaseDamagedError (found at start: the daemon refuses to run on it)
+    │       └── SchemaVersionError   (the schema is newer than the code, or needs a migration first)
     ├── ApprovalError
     │   ├── AgentFileError           (a desired-state file on main is not valid: file, line, field)
     │   ├── StateRepoError           (git failed, or the state repo cannot be used)
@@ -138,6 +139,16 @@ class EmptyBodyError(BrokerError):
         super().__init__("message body is empty; write what the recipient should read")
 
 
+class BodyNotTextError(BrokerError):
+    """A message body holds what no engine stores as text: a NUL character or a lone surrogate."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "message body holds a NUL character or a lone surrogate, which is not text the hive stores; "
+            "send plain text (encode binary data, e.g. as base64)"
+        )
+
+
 class KeyReusedError(BrokerError):
     """An idempotency key that stored one message came back with a different one."""
 
@@ -201,6 +212,15 @@ class StorageError(BrokerError):
 
 class DatabaseFullError(StorageError):
     """The disk or the database's size limit leaves no room for new messages; reading still works."""
+
+
+class SchemaVersionError(StorageError):
+    """The database's schema version does not fit this code: newer than it knows, or behind and not
+    upgradable by this process; the message says who must do what."""
+
+    def __init__(self, reason: str, *, current: int) -> None:
+        super().__init__(reason)
+        self.current = current
 
 
 class DatabaseDamagedError(StorageError):

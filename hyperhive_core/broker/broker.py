@@ -21,7 +21,7 @@ import anyio
 from hyperhive_core.broker.models import MessageRow
 from hyperhive_core.broker.storage import Appended, AppendRequest, MessageStore
 from hyperhive_core.config import MAX_BODY_BYTES, MAX_INBOX_DEPTH
-from hyperhive_core.errors import BodyTooLargeError, DatabaseFullError, EmptyBodyError
+from hyperhive_core.errors import BodyNotTextError, BodyTooLargeError, DatabaseFullError, EmptyBodyError
 from hyperhive_core.states import MessageState
 
 # statvfs is cheap, but not free on every send: the free space is looked at most this often.
@@ -127,6 +127,7 @@ class Broker:
 
         Raises:
             EmptyBodyError: `body` is empty or only whitespace.
+            BodyNotTextError: `body` holds a NUL character or a lone surrogate.
             BodyTooLargeError: `body` is over the configured limit.
             InboxFullError: the recipient has too many unread messages.
             UnknownMessageError: `reply_to` names no message the sender took part in.
@@ -139,6 +140,10 @@ class Broker:
             raise BodyTooLargeError(size, self._max_body_bytes)
         if not body.strip():
             raise EmptyBodyError
+        # PostgreSQL's text holds neither, and SQLite's would hand back what no reader can decode:
+        # refused alike on both engines, before the message joins a group commit.
+        if "\x00" in body or size != len(body.encode(errors="replace")):
+            raise BodyNotTextError
         self.disk.check()
         request = AppendRequest(sender, recipient, body, reply_to, time.time(), self._max_inbox_depth, key)
         pending = _Pending(request)

@@ -5,10 +5,12 @@ listener wakes that recipient's waiting `recv` (which then claims from the datab
 notification is only a hint: after every (re)connect, and every `RECHECK_S` while connected, the
 listener re-reads every queue's length and wakes whoever has more waiting than it knew, so a lost
 notification (or one sent while this daemon was reconnecting) delays a message by at most that
-long, never loses it.
+long, never loses it. The same re-check takes back the leases a down host held on this host's
+agents (`PgStore.adopt_orphans`).
 """
 
 import logging
+import time
 
 import anyio
 import psycopg
@@ -16,6 +18,7 @@ from anyio.abc import TaskStatus
 
 from hyperhive_core.broker.broker import Broker
 from hyperhive_core.broker.dburl import shown
+from hyperhive_core.broker.placement import DOWN_AFTER_S
 from hyperhive_core.broker.postgres import CHANNEL, CONNECT_TIMEOUT_S, PgStore
 from hyperhive_core.errors import StorageError
 
@@ -77,5 +80,8 @@ async def listen_for_messages(
 
 
 async def _recheck(store: PgStore, broker: Broker) -> None:
+    # First what a down host's daemon held of this host's agents (it will never acknowledge it).
+    for recipient in await store.adopt_orphans(now=time.time(), down_after_s=DOWN_AFTER_S):
+        broker.wake(recipient)
     for recipient in await store.recheck():
         broker.wake(recipient)

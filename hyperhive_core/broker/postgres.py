@@ -13,6 +13,7 @@ names the connection string (it may hold a password).
 
 import logging
 import secrets
+import socket
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Sequence
@@ -25,8 +26,10 @@ from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import Engine, create_engine
-from sqlmodel import SQLModel
+from sqlalchemy.exc import SQLAlchemyError
 
+from hyperhive_core.broker.dburl import shown
+from hyperhive_core.broker.migrations import LATEST, Migration, apply_pending, refuse_newer, status_of
 from hyperhive_core.broker.models import MessageRow
 from hyperhive_core.broker.storage import (
     MAX_ALREADY_SENT,
@@ -44,9 +47,11 @@ from hyperhive_core.errors import (
     DatabaseFullError,
     InboxFullError,
     KeyReusedError,
+    SchemaVersionError,
     StorageError,
     UnknownMessageError,
 )
+from hyperhive_core.names import OPERATOR
 from hyperhive_core.states import MessageState
 
 logger = logging.getLogger(__name__)
@@ -107,32 +112,68 @@ def open_pg_engine(conninfo: str) -> Engine:
     )
 
 
-def create_schema(engine: Engine) -> None:
-    """Create the hive's tables that do not exist yet; blocking.
+def create_schema(engine: Engine) -> list[Migration]:
+    """As the schema's owner: bring the database to this code's schema; returns what was applied. Blocking.
 
     Raises:
+        SchemaVersionError: the database is newer than this code.
+        StorageError: the server refused (or cannot be reached).
+    """
+    return apply_pending(engine, pg_storage_error)
+
+
+# May this connection's role change the schema: own the tables (or be a superuser), or, on an empty
+# database, create tables. A daemon's role holds row privileges only (trust.py).
+_MAY_ALTER = (
+    "SELECT coalesce((SELECT pg_has_role(current_user, tableowner, 'USAGE') FROM pg_tables "
+    "WHERE schemaname = current_schema() AND tablename = 'message'), "
+    "has_schema_privilege(current_schema(), 'CREATE'))"
+)
+
+
+def check_schema(engine: Engine, shown_url: str) -> list[Migration]:
+    """At a daemon's start: apply what is pending when it all only adds and this role may; blocking.
+
+    Returns what was applied (usually nothing: `hivectl migrate` ran before).
+
+    Raises:
+        SchemaVersionError: the database is newer than this code, or behind and this daemon may not
+            bring it up (the message says who runs what).
         StorageError: the server refused (or cannot be reached).
     """
     try:
+        status = status_of(engine, pg_storage_error)
+    except StorageError as exc:
+        if not isinstance(getattr(exc.__cause__, "orig", None), psycopg.errors.InsufficientPrivilege):
+            raise
+        raise SchemaVersionError(
+            f"this daemon's role may not read the hive database's schema version ({_first_line(exc)}): run "
+            f"`hivectl migrate --database {shown_url}` as the schema owner (it grants the hosts' roles what "
+            "they need), then start again",
+            current=0,
+        ) from exc
+    refuse_newer(status)
+    if not status.pending:
+        return []
+    try:
         with engine.connect() as conn:
-            present = {
-                str(name)
-                for (name,) in conn.exec_driver_sql(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
-                ).fetchall()
-            }
-        # A daemon's role may hold row privileges only (see trust.py): touch the schema only when
-        # something is missing.
-        if {table.name for table in SQLModel.metadata.sorted_tables} <= present:
-            return
-        SQLModel.metadata.create_all(engine)
-        with engine.begin() as conn:
-            # The re-check counts every recipient's queue each second: only queued rows in the index.
-            conn.exec_driver_sql(
-                f"CREATE INDEX IF NOT EXISTS ix_message_queued ON message (recipient) WHERE state = '{_QUEUED}'"
-            )
-    except Exception as exc:
+            may_alter = bool(conn.exec_driver_sql(_MAY_ALTER).scalar_one())
+    except SQLAlchemyError as exc:
         raise pg_storage_error(exc) from exc
+    offline = [m for m in status.pending if not m.online]
+    if offline or not may_alter:
+        why = (
+            f"migration {offline[0].version} ({offline[0].description}) changes existing data"
+            if offline
+            else "this daemon's role may not change the schema"
+        )
+        raise SchemaVersionError(
+            f"the hive database is at schema version {status.current} and this hyperhive needs {LATEST}; "
+            f"{why}, so it was left as it is: run `hivectl migrate --database {shown_url}` as the schema owner, "
+            "then start again",
+            current=status.current,
+        )
+    return apply_pending(engine, pg_storage_error, only=status.pending)
 
 
 async def _configure(connection: AsyncConnection[TupleRow]) -> None:
@@ -142,11 +183,13 @@ async def _configure(connection: AsyncConnection[TupleRow]) -> None:
 
 @asynccontextmanager
 async def open_pg_store(
-    conninfo: str, *, lease_hold_s: float = LEASE_HOLD_S, pool_size: int = POOL_SIZE
+    conninfo: str, *, host: str | None = None, lease_hold_s: float = LEASE_HOLD_S, pool_size: int = POOL_SIZE
 ) -> AsyncGenerator["PgStore"]:
-    """Connect to the hive's PostgreSQL database (creating its tables), recover its leases, yield the store.
+    """Connect to the hive's PostgreSQL database as the daemon of `host` (default: this machine's name),
+    check its schema (see `check_schema`), recover this host's leases, yield the store.
 
     Raises:
+        SchemaVersionError: the schema does not fit this code and this daemon may not fix it.
         StorageError: the server cannot be reached or refused.
     """
     engine = open_pg_engine(conninfo)
@@ -163,12 +206,12 @@ async def open_pg_store(
         name="hive",
     )
     try:
-        await anyio.to_thread.run_sync(create_schema, engine)
+        await anyio.to_thread.run_sync(check_schema, engine, shown(conninfo))
         try:
             await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
         except (PoolTimeout, psycopg.Error) as exc:
             raise pg_storage_error(exc) from exc
-        store = PgStore(engine, pool, lease_hold_s=lease_hold_s)
+        store = PgStore(engine, pool, host=host or socket.gethostname(), lease_hold_s=lease_hold_s)
         await store.load(now=time.time())
         yield store
     finally:
@@ -185,10 +228,13 @@ class PgStore(EngineTables):
         engine: Engine,
         pool: AsyncConnectionPool[AsyncConnection[TupleRow]],
         *,
+        host: str,
         lease_hold_s: float = LEASE_HOLD_S,
     ) -> None:
         super().__init__(engine, pg_storage_error)
         self._pool = pool
+        # Set on every lease this store hands out: its restart recovers those and no other host's.
+        self.host = host
         self._lease_hold_s = lease_hold_s
         self._hold_due: dict[str, float] = {}
         self._tally = Counter[tuple[str, MessageState]]()
@@ -223,7 +269,11 @@ class PgStore(EngineTables):
             raise pg_storage_error(exc) from exc
 
     async def load(self, *, now: float) -> None:
-        """Recover leases as SQLite's store does at open, and read the counts and the last id.
+        """Recover this host's leases as SQLite's store does at open, and read the counts and the last id.
+
+        Only leases this host's daemon handed out (or, once, those handed out before leases named
+        their host): another host's daemon is serving its own, and `adopt_orphans` takes them over
+        only once that host is down.
 
         Raises:
             StorageError: the server refused.
@@ -231,16 +281,18 @@ class PgStore(EngineTables):
         async with self._transaction() as conn:
             requeued = (
                 await conn.execute(
-                    f"UPDATE message SET state = '{_QUEUED}', leased = false, reader = NULL, held_until = NULL "
-                    f"WHERE state = '{_DELIVERED}' AND leased AND (reader IS NULL OR substr(reader, 1, 1) = %s)",
-                    (UNNAMED_READER_PREFIX,),
+                    f"UPDATE message SET state = '{_QUEUED}', leased = false, reader = NULL, held_until = NULL, "
+                    f"lease_host = NULL WHERE state = '{_DELIVERED}' AND leased "
+                    "AND (lease_host = %s OR lease_host IS NULL) "
+                    "AND (reader IS NULL OR substr(reader, 1, 1) = %s)",
+                    (self.host, UNNAMED_READER_PREFIX),
                 )
             ).rowcount
             held = (
                 await conn.execute(
-                    f"UPDATE message SET held_until = %s WHERE state = '{_DELIVERED}' AND leased "
-                    "AND reader IS NOT NULL",
-                    (now + self._lease_hold_s,),
+                    f"UPDATE message SET held_until = %s, lease_host = %s WHERE state = '{_DELIVERED}' AND leased "
+                    "AND reader IS NOT NULL AND (lease_host = %s OR lease_host IS NULL)",
+                    (now + self._lease_hold_s, self.host, self.host),
                 )
             ).rowcount
         if requeued:
@@ -248,6 +300,59 @@ class PgStore(EngineTables):
         if held:
             logger.info("holding %d leased messages for their readers for %.0f s", held, self._lease_hold_s)
         await self.refresh()
+
+    async def adopt_orphans(self, *, now: float, down_after_s: float) -> list[str]:
+        """Take back the leases a down host's daemon held on the agents this host now runs; returns
+        the recipients whose messages went back to their queue.
+
+        A host is down when its heartbeat (`placement.daemon_host`) is older than `down_after_s`. Of
+        its leases on agents placed here (and on the operator, whose inbox every host serves), an
+        unnamed reader's go back to the queue, and a named reader's (the turn loop's) are held for
+        the lease hold, for that reader to come back for here. Cheap when there are none: one
+        statement per call, on the leased rows only.
+
+        Raises:
+            StorageError: the server refused.
+        """
+        orphaned = (
+            f"state = '{_DELIVERED}' AND leased AND lease_host IS NOT NULL AND lease_host <> %s "
+            "AND (recipient = %s OR recipient IN (SELECT name FROM placement WHERE host = %s)) "
+            "AND NOT EXISTS (SELECT 1 FROM daemon_host d WHERE d.host = message.lease_host AND d.heartbeat_at >= %s)"
+        )
+        since = now - down_after_s
+        async with self._transaction() as conn:
+            requeued = await (
+                await conn.execute(
+                    f"UPDATE message SET state = '{_QUEUED}', leased = false, reader = NULL, held_until = NULL, "
+                    f"lease_host = NULL WHERE {orphaned} AND (reader IS NULL OR substr(reader, 1, 1) = %s) "
+                    "RETURNING recipient",
+                    (self.host, OPERATOR, self.host, since, UNNAMED_READER_PREFIX),
+                )
+            ).fetchall()
+            held = await (
+                await conn.execute(
+                    f"UPDATE message SET held_until = %s, lease_host = %s WHERE {orphaned} "
+                    "AND reader IS NOT NULL AND substr(reader, 1, 1) <> %s RETURNING recipient",
+                    (now + self._lease_hold_s, self.host, self.host, OPERATOR, self.host, since, UNNAMED_READER_PREFIX),
+                )
+            ).fetchall()
+        back = Counter(str(r[0]) for r in requeued)
+        for recipient, n in back.items():
+            self._tally[(recipient, MessageState.DELIVERED)] = max(
+                self._tally[(recipient, MessageState.DELIVERED)] - n, 0
+            )
+            self._tally[(recipient, MessageState.QUEUED)] += n
+        until = now + self._lease_hold_s
+        for recipient in {str(r[0]) for r in held}:
+            due = self._hold_due.get(recipient)
+            self._hold_due[recipient] = until if due is None else min(due, until)
+        if requeued or held:
+            logger.warning(
+                "took over leases of hosts that stopped heart-beating: %d back in the queue, %d held for their readers",
+                len(requeued),
+                len(held),
+            )
+        return sorted(back)
 
     async def refresh(self) -> None:
         """Read the counts by state, the holds and the last id from the database (others commit too).
@@ -312,11 +417,25 @@ class PgStore(EngineTables):
     # messages
 
     async def append_many(self, requests: Sequence[AppendRequest]) -> list[Appended | BrokerError]:
-        """See `MessageStore.append_many`: one transaction, each message in its own savepoint."""
+        """See `MessageStore.append_many`: one transaction; the whole group in a few statements when it can.
+
+        The group is checked with one query per kind (keys, replies) and stored by one INSERT
+        (`_append_set`); when that INSERT fails (a key another daemon stored meanwhile, a row the
+        trust rules refuse), the group is stored again one message per savepoint, where a message
+        that fails fails alone. A savepoint per message costs three round trips, which bounded a
+        store's group commits to a few hundred messages a second.
+        """
         outcomes: list[Appended | BrokerError] = []
         delta = Counter[tuple[str, MessageState]]()
         async with self._transaction() as conn:
-            for request in requests:
+            one_by_one: Sequence[AppendRequest] = ()
+            try:
+                async with conn.transaction():
+                    outcomes = await self._append_set(conn, requests, delta)
+            except (psycopg.IntegrityError, psycopg.DataError, psycopg.errors.InsufficientPrivilege) as exc:
+                logger.debug("a group commit is stored one message at a time: %s", _first_line(exc))
+                outcomes, delta, one_by_one = [], Counter[tuple[str, MessageState]](), requests
+            for request in one_by_one:
                 mine = Counter[tuple[str, MessageState]]()
                 try:
                     async with conn.transaction():
@@ -415,6 +534,123 @@ class PgStore(EngineTables):
             )
         )
 
+    async def _append_set(
+        self,
+        conn: AsyncConnection[TupleRow],
+        requests: Sequence[AppendRequest],
+        delta: Counter[tuple[str, MessageState]],
+    ) -> list[Appended | BrokerError]:
+        """Check and store a group with a few set-wide statements; the same outcomes as `_insert` one by one.
+
+        Raises:
+            psycopg.Error: the INSERT failed (the caller stores the group one message at a time).
+        """
+        keyed = [(r.sender, r.key) for r in requests if r.key is not None]
+        if len(set(keyed)) < len(keyed):
+            # One key twice in a group: the second is the first's duplicate, which only the
+            # one-by-one path sees (its first is not stored yet when the group is checked).
+            raise psycopg.IntegrityError("a key repeats within one group")
+        earlier: dict[tuple[str, str], MessageRow] = {}
+        if keyed:
+            found = await (
+                await conn.execute(
+                    f"SELECT {MESSAGE_COLUMNS}, idem_key FROM message WHERE (sender, idem_key) IN "
+                    "(SELECT * FROM unnest(%s::text[], %s::text[]))",
+                    ([sender for sender, _ in keyed], [key for _, key in keyed]),
+                )
+            ).fetchall()
+            earlier = {(str(row[1]), str(row[-1])): message_row(row[:-1]) for row in found}
+        replied = sorted({r.reply_to for r in requests if r.reply_to is not None})
+        originals: dict[int, tuple[str, str, str]] = {}
+        if replied:
+            found = await (
+                await conn.execute(
+                    "SELECT id, sender, recipient, state::text FROM message WHERE id = ANY(%s::bigint[])", (replied,)
+                )
+            ).fetchall()
+            originals = {int(i): (str(sender), str(recipient), str(state)) for i, sender, recipient, state in found}
+        outcomes: list[Appended | BrokerError | None] = []
+        stored: list[AppendRequest] = []
+        acked: list[int] = []
+        for request in requests:
+            sender, recipient, reply_to = request.sender, request.recipient, request.reply_to
+            if request.key is not None and (before := earlier.get((sender, request.key))) is not None:
+                if (before.recipient, before.body, before.reply_to) != (recipient, request.body, reply_to):
+                    outcomes.append(KeyReusedError(request.key, before.id or 0))
+                else:
+                    outcomes.append(Appended(before, duplicate=True))
+                continue
+            if self._tally[(recipient, MessageState.QUEUED)] + delta[(recipient, MessageState.QUEUED)] >= (
+                request.max_depth
+            ):
+                outcomes.append(InboxFullError(recipient, request.max_depth))
+                continue
+            if reply_to is not None:
+                original = originals.get(reply_to)
+                if original is None or sender not in (original[0], original[1]):
+                    outcomes.append(UnknownMessageError(reply_to))
+                    continue
+                if original[1] == sender and original[2] == _DELIVERED:
+                    # A reply acknowledges what it answers, once (a second reply finds it acknowledged).
+                    originals[reply_to] = (original[0], original[1], _ACKED)
+                    acked.append(reply_to)
+                    delta[(sender, MessageState.DELIVERED)] -= 1
+                    delta[(sender, MessageState.ACKED)] += 1
+            delta[(recipient, MessageState.QUEUED)] += 1
+            stored.append(request)
+            outcomes.append(None)
+        if acked:
+            await conn.execute(
+                f"UPDATE message SET state = '{_ACKED}', acked_at = %s, held_until = NULL WHERE id = ANY(%s::bigint[])",
+                (requests[0].now, acked),
+            )
+        ids: list[int] = []
+        if stored:
+            ids = [
+                int(i)
+                for (i,) in await (
+                    await conn.execute(
+                        "SELECT nextval(pg_get_serial_sequence('message', 'id')) FROM generate_series(1, %s)",
+                        (len(stored),),
+                    )
+                ).fetchall()
+            ]
+            await conn.execute(
+                "INSERT INTO message (id, sender, recipient, body, created_at, reply_to, state, leased, deliveries, "
+                f"idem_key) SELECT i, s, r, b, c, p, '{_QUEUED}', false, 0, k FROM unnest(%s::bigint[], %s::text[], "
+                "%s::text[], %s::text[], %s::float8[], %s::bigint[], %s::text[]) AS t(i, s, r, b, c, p, k)",
+                (
+                    ids,
+                    [r.sender for r in stored],
+                    [r.recipient for r in stored],
+                    [r.body for r in stored],
+                    [r.now for r in stored],
+                    [r.reply_to for r in stored],
+                    [r.key for r in stored],
+                ),
+            )
+        fresh = iter(zip(ids, stored, strict=True))
+        done: list[Appended | BrokerError] = []
+        for outcome in outcomes:
+            if outcome is not None:
+                done.append(outcome)
+                continue
+            id_, request = next(fresh)
+            done.append(
+                Appended(
+                    MessageRow(
+                        id=id_,
+                        sender=request.sender,
+                        recipient=request.recipient,
+                        body=request.body,
+                        created_at=request.now,
+                        reply_to=request.reply_to,
+                        idem_key=request.key,
+                    )
+                )
+            )
+        return done
+
     def hold_due(self, recipient: str) -> float | None:
         """See `MessageStore.hold_due`."""
         return self._hold_due.get(recipient)
@@ -453,10 +689,10 @@ class PgStore(EngineTables):
         statement = (
             f"{_OLDEST_QUEUED}UPDATE message m SET state = '{_DELIVERED}', "
             "delivered_at = coalesce(m.delivered_at, %s), deliveries = m.deliveries + 1, leased = %s, reader = %s, "
-            f"held_until = NULL FROM bounded WHERE m.id = bounded.id RETURNING "
+            f"held_until = NULL, lease_host = %s FROM bounded WHERE m.id = bounded.id RETURNING "
             + ", ".join(f"m.{c.strip()}" for c in MESSAGE_COLUMNS.split(","))
         )
-        params = (recipient, limit, MAX_BATCH_BYTES, now, reader is not None, reader)
+        params = (recipient, limit, MAX_BATCH_BYTES, now, reader is not None, reader, self.host)
         async with self._transaction(durable=False) as conn:
             acked = await self._ack_through(conn, recipient, reader, ack_through, now) if reader and ack_through else 0
             expired = await self._requeue_expired(conn, recipient, now)
@@ -472,13 +708,13 @@ class PgStore(EngineTables):
     async def reclaim(self, recipient: str, reader: str, *, after: int, now: float) -> list[MessageRow]:
         """See `MessageStore.reclaim`."""
         statement = (
-            "UPDATE message SET held_until = NULL, deliveries = deliveries + 1 WHERE recipient = %s AND reader = %s "
+            "UPDATE message SET held_until = NULL, deliveries = deliveries + 1, lease_host = %s "
+            "WHERE recipient = %s AND reader = %s "
             f"AND leased AND state = '{_DELIVERED}' AND id > %s RETURNING {MESSAGE_COLUMNS}"
         )
         async with self._transaction(durable=False) as conn:
-            rows = [
-                message_row(r) for r in await (await conn.execute(statement, (recipient, reader, after))).fetchall()
-            ]
+            params = (self.host, recipient, reader, after)
+            rows = [message_row(r) for r in await (await conn.execute(statement, params)).fetchall()]
         return sorted(rows, key=lambda r: r.id or 0)
 
     async def ack_through(self, recipient: str, reader: str, last_id: int, *, now: float) -> int:

@@ -24,6 +24,7 @@ from sqlalchemy import Engine, Table, event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import SQLModel, create_engine
 
+from hyperhive_core.broker import migrations
 from hyperhive_core.broker.models import MessageRow
 from hyperhive_core.broker.storage import (
     MAX_ALREADY_SENT,
@@ -78,10 +79,16 @@ class DbLimits:
         return 0 if self.max_bytes is None else max(self.max_bytes // 10, 128 * 1024)
 
 
+def raw_engine(path: Path) -> Engine:
+    """An engine on the SQLite file at `path` as it is: no pragmas, no schema change (for reading it)."""
+    return create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False})
+
+
 def open_engine(path: Path, limits: DbLimits = DbLimits()) -> Engine:  # frozen, so shared safely
     """Open (creating if needed) the SQLite database at `path` with the broker's durability settings.
 
     Raises:
+        SchemaVersionError: the file's schema is newer than this code (nothing was written).
         StorageError: the file cannot be opened or its tables cannot be created.
     """
     try:
@@ -92,10 +99,24 @@ def open_engine(path: Path, limits: DbLimits = DbLimits()) -> Engine:  # frozen,
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:  # pyright: ignore[reportUnusedFunction]  # registered by the decorator
             _apply_pragmas(dbapi_connection, limits)
 
-        SQLModel.metadata.create_all(engine)
-        _add_missing_columns(engine)
     except (SQLAlchemyError, OSError) as exc:
         raise StorageError(f"cannot open the hive database {path}: {exc}") from exc
+    try:
+        # Refused before anything is written: a newer hyperhive made (or migrated) this file.
+        status = migrations.status_of(engine, storage_error)
+        migrations.refuse_newer(status)
+        if status.current:
+            # Tables and columns the models gained before versions were recorded, as before.
+            SQLModel.metadata.create_all(engine)
+            _add_missing_columns(engine)
+        # One daemon owns the file (its flock): what is pending is applied at open.
+        migrations.apply_pending(engine, storage_error)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise StorageError(f"cannot open the hive database {path}: {exc}") from exc
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
 
 

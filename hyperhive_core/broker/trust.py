@@ -16,8 +16,9 @@ import anyio
 import psycopg
 from psycopg import sql
 
-from hyperhive_core.broker.placement import Placement
-from hyperhive_core.broker.postgres import create_schema, open_pg_engine, open_pg_store, pg_storage_error
+from hyperhive_core.broker.migrations import Migration
+from hyperhive_core.broker.placement import SCHEMA as PLACEMENT_SCHEMA
+from hyperhive_core.broker.postgres import create_schema, open_pg_engine, pg_storage_error
 from hyperhive_core.names import OPERATOR
 
 ROLE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -63,29 +64,41 @@ def grant_host(role: str, host: str) -> list[sql.Composed]:
     ]
 
 
-async def prepare_database(conninfo: str, grants: Mapping[str, str]) -> None:
-    """As the database's administrator: create the hive's tables and, with `grants` (role -> host),
-    the trust rules and each host role's rights. Idempotent.
+async def prepare_database(conninfo: str, grants: Mapping[str, str]) -> list[Migration]:
+    """As the database's administrator: apply the schema's pending migrations and, with `grants`
+    (role -> host), the trust rules and each host role's rights (again for the roles granted before,
+    which a new table needs). Idempotent; returns what it applied.
 
     Raises:
         ValueError: a role is not a plain SQL name.
+        SchemaVersionError: the database is newer than this code.
         StorageError: the server refused (or cannot be reached).
     """
-    statements = [q for role, host in sorted(grants.items()) for q in grant_host(role, host)]
+    for role in grants:
+        grant_host(role, "")  # a bad name fails before anything is done
     engine = open_pg_engine(conninfo)
     try:
-        await anyio.to_thread.run_sync(create_schema, engine)
+        applied = await anyio.to_thread.run_sync(create_schema, engine)
     finally:
         engine.dispose()
-    async with open_pg_store(conninfo, pool_size=1) as store:
-        await Placement(store.pool, "").create()
-    if not grants:
-        return
     try:
         async with await psycopg.AsyncConnection.connect(conninfo) as conn, conn.transaction():
-            for statement in TRUST_DDL:
+            # Placement's tables, for a database made before they were part of the schema. (Not by
+            # opening a store: that would recover leases other hosts' daemons hold right now.)
+            for statement in PLACEMENT_SCHEMA:
                 await conn.execute(statement.encode())
-            for query in statements:
-                await conn.execute(query)
+            granted: list[tuple[str, str]] = []
+            if await (await conn.execute("SELECT to_regclass('host_role') IS NOT NULL")).fetchone() == (True,):
+                rows = await (await conn.execute("SELECT role, host FROM host_role")).fetchall()
+                granted = [(str(role), str(host)) for role, host in rows]
+            # The roles granted before get the rights again: a migration may have added a table since.
+            statements = [q for role, host in sorted(granted) if role not in grants for q in grant_host(role, host)]
+            statements += [q for role, host in sorted(grants.items()) for q in grant_host(role, host)]
+            if statements:
+                for statement in TRUST_DDL:
+                    await conn.execute(statement.encode())
+                for query in statements:
+                    await conn.execute(query)
     except psycopg.Error as exc:
         raise pg_storage_error(exc) from exc
+    return applied

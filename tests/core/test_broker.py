@@ -8,8 +8,10 @@ import pytest
 
 from hyperhive_core.broker.broker import Broker
 from hyperhive_core.broker.sqlite import SqliteMessageStore
+from hyperhive_core.broker.storage import Appended, AppendRequest
 from hyperhive_core.broker.store import DbLimits, HiveStore, open_engine
 from hyperhive_core.errors import (
+    BodyNotTextError,
     BodyTooLargeError,
     BrokerError,
     DatabaseFullError,
@@ -265,3 +267,92 @@ async def test_the_inbox_depth_holds_within_one_group_commit(hive_db: HiveDb) ->
             tg.start_soon(send, i)
     assert outcomes.count(True) == 5
     assert await broker.counts("alice") == {MessageState.QUEUED: 5}
+
+
+async def test_a_group_commit_gives_each_message_its_own_outcome(hive_db: HiveDb) -> None:
+    # One group holding every kind of outcome: PostgreSQL checks and stores it in a few set-wide
+    # statements; each message must fare exactly as it would alone.
+    store = await hive_db.open()
+    now = 1000.0
+
+    def request(sender: str, recipient: str, body: str, **fields: object) -> AppendRequest:
+        depth = fields.pop("max_depth", 100)
+        assert isinstance(depth, int)
+        reply_to = fields.pop("reply_to", None)
+        assert reply_to is None or isinstance(reply_to, int)
+        key = fields.pop("key", None)
+        assert key is None or isinstance(key, str)
+        return AppendRequest(sender, recipient, body, reply_to, now, depth, key)
+
+    [first, question] = await store.append_many(
+        [request("alice", "bob", "keyed", key="k1"), request("carol", "alice", "a question")]
+    )
+    assert isinstance(first, Appended)
+    assert isinstance(question, Appended)
+    # alice takes the question: her reply acknowledges it
+    [taken] = await store.claim("alice", 10, now=now)
+    assert taken.id == question.row.id
+    full = [request("x", "dave", f"fill {i}") for i in range(2)]
+    assert all(isinstance(o, Appended) for o in await store.append_many(full))
+
+    outcomes = await store.append_many(
+        [
+            request("alice", "bob", "keyed", key="k1"),  # the same send again: a duplicate
+            request("alice", "bob", "other body", key="k1"),  # the key with another message
+            request("alice", "carol", "the answer", reply_to=question.row.id),  # acknowledges the question
+            request("alice", "carol", "and more", reply_to=question.row.id),  # a second reply, no second ack
+            request("alice", "bob", "to nothing", reply_to=999_999),  # no such message
+            request("bob", "carol", "not his", reply_to=question.row.id),  # bob took no part in it
+            request("x", "dave", "one too many", max_depth=2),  # dave's inbox is full
+            request("alice", "erin", "plain"),
+            request("alice", "erin", "keyed anew", key="k2"),
+        ]
+    )
+    duplicate, reused, answer, more, nothing, not_his, overflow, plain, fresh = outcomes
+    assert isinstance(duplicate, Appended)
+    assert duplicate.duplicate
+    assert duplicate.row.id == first.row.id
+    assert isinstance(reused, KeyReusedError)
+    assert isinstance(answer, Appended)
+    assert isinstance(more, Appended)
+    assert isinstance(nothing, UnknownMessageError)
+    assert isinstance(not_his, UnknownMessageError)
+    assert isinstance(overflow, InboxFullError)
+    assert isinstance(plain, Appended)
+    assert isinstance(fresh, Appended)
+    stored = [answer, more, plain, fresh]
+    ids = [o.row.id or 0 for o in stored]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    assert [m.body for m in await store.peek("carol", 10)] == ["the answer", "and more"]
+    assert [m.body for m in await store.peek("erin", 10)] == ["plain", "keyed anew"]
+    assert store.counts("alice")[MessageState.ACKED] == 1
+    assert store.counts("alice").get(MessageState.DELIVERED, 0) == 0
+    assert store.queued("dave") == 2
+    # a later store (another process) reads what was committed, the acknowledgement included
+    other = await hive_db.open()
+    assert other.counts("alice")[MessageState.ACKED] == 1
+    assert other.queued("erin") == 2
+
+
+async def test_a_key_twice_in_one_group_stores_one_message(hive_db: HiveDb) -> None:
+    store = await hive_db.open()
+    twice = AppendRequest("alice", "bob", "once", None, 1.0, 100, "k")
+    first, second = await store.append_many([twice, twice])
+    assert isinstance(first, Appended)
+    assert isinstance(second, Appended)
+    assert second.duplicate
+    assert second.row.id == first.row.id
+    assert store.queued("bob") == 1
+
+
+@pytest.mark.parametrize("body", ["nul \x00 inside", "lone \ud800 surrogate"])
+async def test_a_body_no_engine_stores_as_text_is_refused_alike_on_both(hive_db: HiveDb, body: str) -> None:
+    # A lone surrogate failed a whole group commit on PostgreSQL (other senders' messages with it); a
+    # NUL was stored by SQLite and refused by PostgreSQL.
+    broker = await open_broker(hive_db)
+    with pytest.raises(BodyNotTextError) as caught:
+        await broker.send("alice", "bob", body)
+    assert "base64" in str(caught.value)
+    assert (await broker.send("alice", "bob", "plain text")).row.body == "plain text"
+    assert [m.body for m in (await broker.recv("bob", timeout_s=0, limit=10)).messages] == ["plain text"]

@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 
 from hyperhive_core.broker.broker import Broker
 from hyperhive_core.broker.listener import listen_for_messages
-from hyperhive_core.broker.placement import Placement
+from hyperhive_core.broker.placement import DOWN_AFTER_S, Placement
 from hyperhive_core.broker.postgres import open_pg_store
+from hyperhive_core.broker.storage import Appended, AppendRequest
 from hyperhive_core.broker.trust import prepare_database
 from hyperhive_core.cli import app
 from hyperhive_core.client import open_hive_client
@@ -237,6 +238,13 @@ async def bob_recv(config: HiveConfig, cursor: int) -> RecvResult:
         return await bob.recv(timeout_s=10, max=20, after=cursor, reader="turn-loop")
 
 
+GROUP_WITH_A_FORGERY = (
+    ("alice", "bob", "first of a group"),
+    ("bob", "alice", "forged amid them"),
+    ("alice", "bob", "last of it"),
+)
+
+
 async def test_the_database_refuses_a_daemon_writing_as_another_hosts_agent(pg_server: PgServer) -> None:
     admin_url = pg_server.new_database()
     database = admin_url.split("/")[3].split("?")[0]
@@ -256,6 +264,12 @@ async def test_the_database_refuses_a_daemon_writing_as_another_hosts_agent(pg_s
         with pytest.raises(BrokerError) as caught:
             await broker.send("bob", "alice", "forged")
         assert "only send as the agents placed on its host" in str(caught.value)
+        # In one group commit with alice's sends, the forged one fails alone.
+        now = time.time()
+        grouped = await one.append_many(
+            [AppendRequest(sender, recipient, body, None, now, 100) for sender, recipient, body in GROUP_WITH_A_FORGERY]
+        )
+        assert [type(o) for o in grouped] == [Appended, BrokerError, Appended]
         async with await psycopg.AsyncConnection.connect(one_url, autocommit=True) as rogue:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 await rogue.execute(
@@ -270,7 +284,7 @@ async def test_the_database_refuses_a_daemon_writing_as_another_hosts_agent(pg_s
         assert await Placement(one.pool, "host-one").publish(["alice", "bob"], now=time.time()) == ["bob"]
     async with await psycopg.AsyncConnection.connect(admin_url) as admin:
         rows = await (await admin.execute("SELECT sender, body FROM message ORDER BY id")).fetchall()
-        assert rows == [("alice", "from alice, placed here")]
+        assert rows == [("alice", "from alice, placed here"), ("alice", "first of a group"), ("alice", "last of it")]
         placed = await (await admin.execute("SELECT name, host FROM placement ORDER BY name")).fetchall()
         assert placed == [("alice", "host-one"), ("bob", "host-two")]
 
@@ -287,3 +301,56 @@ def test_migrate_makes_a_database_ready_and_refuses_a_grant_it_cannot_read(pg_se
     bad = CliRunner().invoke(app, ["migrate", "--database", url, "--grant", "host-a"])
     assert bad.exit_code == 1
     assert "is not ROLE=HOST" in bad.output
+
+
+async def test_a_restart_recovers_only_its_own_hosts_leases_and_a_down_hosts_come_back(pg_server: PgServer) -> None:
+    url = pg_server.new_database()
+
+    async def leases() -> list[tuple[str, str, str | None, bool, str | None]]:
+        async with await psycopg.AsyncConnection.connect(url) as conn:
+            rows = await (
+                await conn.execute(
+                    "SELECT body, state::text, reader, held_until IS NOT NULL, lease_host FROM message ORDER BY id"
+                )
+            ).fetchall()
+        return [(str(body), str(state), reader, bool(held), host) for body, state, reader, held, host in rows]
+
+    async with open_pg_store(url, host="host-b") as b:
+        await Placement(b.pool, "host-b").publish(["alice"], now=time.time())
+        for i in range(4):
+            await Broker(b).send("operator", "alice", f"m{i}")
+        assert [m.body for m in await b.claim("alice", 1, now=time.time(), reader="~b-1")] == ["m0"]
+        assert [m.body for m in await b.claim("alice", 2, now=time.time(), reader="turn-loop")] == ["m1", "m2"]
+        b_holds = [
+            ("m0", "DELIVERED", "~b-1", False, "host-b"),
+            ("m1", "DELIVERED", "turn-loop", False, "host-b"),
+            ("m2", "DELIVERED", "turn-loop", False, "host-b"),
+        ]
+        # host-a's daemon (re)starts while host-b's works on its leases: they stay host-b's.
+        async with open_pg_store(url, host="host-a") as a:
+            assert await leases() == [*b_holds, ("m3", "QUEUED", None, False, None)]
+            assert [m.body for m in await a.claim("alice", 10, now=time.time(), reader="~a-1")] == ["m3"]
+            # Not while host-b heart-beats, even were alice placed here too.
+            await Placement(a.pool, "host-a").publish(["alice"], now=time.time())
+            assert await a.adopt_orphans(now=time.time(), down_after_s=DOWN_AFTER_S) == []
+            assert (await leases())[:3] == b_holds
+    # host-b's daemon dies: its store gone without releasing anything, its heartbeat goes stale.
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as admin:
+        stale = time.time() - 2 * DOWN_AFTER_S
+        await admin.execute("UPDATE daemon_host SET heartbeat_at = %s WHERE host = 'host-b'", (stale,))
+        await admin.execute("UPDATE placement SET heartbeat_at = %s WHERE host = 'host-b'", (stale,))
+    async with open_pg_store(url, host="host-a") as a:
+        # host-a takes alice over (its heartbeat places her here), then what host-b held comes back.
+        assert await Placement(a.pool, "host-a").publish(["alice"], now=time.time()) == []
+        assert await a.adopt_orphans(now=time.time(), down_after_s=DOWN_AFTER_S) == ["alice"]
+        # (m3 too: host-a's own restart put its unnamed reader's lease back in the queue.)
+        assert [m.body for m in await a.claim("alice", 10, now=time.time(), reader="~a-2")] == ["m0", "m3"]
+        back = await a.reclaim("alice", "turn-loop", after=0, now=time.time())
+        assert [(m.body, m.deliveries) for m in back] == [("m1", 2), ("m2", 2)]
+        assert await a.adopt_orphans(now=time.time(), down_after_s=DOWN_AFTER_S) == []
+    assert [(body, host) for body, _, _, _, host in await leases()] == [
+        ("m0", "host-a"),
+        ("m1", "host-a"),
+        ("m2", "host-a"),
+        ("m3", "host-a"),
+    ]
