@@ -15,6 +15,7 @@ import pytest
 from rich.console import Console
 
 from hyperhive_core.cli._safe import ESCAPE_STYLE, escape_controls, html_escape_literal, printable, safe_json
+from hyperhive_core.errors import ToolCallError
 from tests.cli._hive import LiveHive, error_line, live_hive, report_as_agent
 from tests.helpers import IDLE_AGENT, hive_config
 
@@ -31,6 +32,8 @@ HOSTILE = {
     "bidi-override": ("user \u202etxt.exe", "user \\u202etxt.exe"),
     "nul": ("nul\x00byte", "nul\\x00byte"),
 }
+# What a message body can hold: the broker refuses a NUL (no engine stores it as text).
+STORABLE = {name: texts for name, texts in HOSTILE.items() if "\x00" not in texts[0]}
 
 
 def assert_no_raw_controls(raw: bytes) -> None:
@@ -103,7 +106,7 @@ def test_a_rich_console_writes_no_escape_from_printable_text_even_to_a_terminal(
 # hivectl against a real daemon
 
 
-@pytest.mark.parametrize(("body", "shown"), HOSTILE.values(), ids=list(HOSTILE))
+@pytest.mark.parametrize(("body", "shown"), STORABLE.values(), ids=list(STORABLE))
 def test_recv_shows_control_characters_in_a_body_as_visible_escapes(hive: LiveHive, body: str, shown: str) -> None:
     hive.agent_sends("alice", "operator", body)
     result = hive.ok("recv", "--wait", "5")
@@ -120,7 +123,7 @@ def test_inbox_shows_an_operators_hostile_body_literally(hive: LiveHive) -> None
 
 
 def test_json_output_is_valid_json_with_control_characters_as_unicode_escapes(hive: LiveHive) -> None:
-    bodies = [body for body, _ in HOSTILE.values()]
+    bodies = [body for body, _ in STORABLE.values()]
     for body in bodies:
         hive.agent_sends("alice", "operator", body)
     result = hive.ok("recv", "--wait", "5", "--max", "100", "--json")
@@ -165,3 +168,13 @@ def test_an_error_quoting_a_hostile_name_shows_it_with_visible_escapes(hive: Liv
     assert_no_raw_controls(result.stderr_bytes)
     assert "unknown agent" in line
     assert escape_controls(name) in line
+
+
+def test_an_agents_body_with_a_nul_is_refused_with_what_to_do(hive: LiveHive) -> None:
+    with pytest.raises(ToolCallError) as caught:
+        hive.agent_sends("alice", "operator", HOSTILE["nul"][0])
+    assert "NUL" in str(caught.value)
+    assert "base64" in str(caught.value)
+    # nothing was stored: the next message is the only one the operator gets
+    hive.agent_sends("alice", "operator", "plain text after it")
+    assert [m["body"] for m in hive.json("recv", "--wait", "5", "--max", "10")["messages"]] == ["plain text after it"]
