@@ -3,11 +3,11 @@
 A feed reads new rows once (messages after each commit, an agent's turn events as they are
 reported), renders them once, and offers each batch to every subscriber without waiting: a
 client whose queue is full is dropped (its stream ends, the browser reconnects with
-Last-Event-ID and replays from SQLite), so a slow browser never slows the daemon.
+Last-Event-ID and replays from the database), so a slow browser never slows the daemon.
 
 No gaps, no duplicates: a batch says which ids it covers (`after < id <= upto`). A subscriber
 keeps the position up to which it has seen the source; a batch that starts past it is preceded
-by a catch-up read from SQLite, and entries at or before it are skipped. The same rule replays a
+by a catch-up read from the database, and entries at or before it are skipped. The same rule replays a
 reconnecting client from its Last-Event-ID.
 """
 
@@ -29,12 +29,15 @@ logger = logging.getLogger(__name__)
 
 # Batches a client may have waiting before it counts as slow and is dropped.
 QUEUE_BATCHES = 256
-# Rows read from SQLite at once, by a feed or a replay.
+# Rows read from the database at once, by a feed or a replay.
 PAGE_ROWS = 500
 # A replay longer than this is cut: the client is told to reload instead.
 MAX_REPLAY_ROWS = 5_000
 # Under a steady flood a feed reads at most this often: many commits, one read.
 COALESCE_S = 0.02
+# While anyone listens, the message feed looks this often even without a wake-up (another daemon's
+# commit whose notification was lost).
+RECHECK_S = 1.0
 # How long an agent's event feed waits for an event before it looks whether anyone still listens.
 EVENT_WAIT_S = 15.0
 
@@ -143,29 +146,43 @@ class Feed:
 
 
 class MessageFeed(Feed):
-    """New messages, read once after each commit while anyone listens."""
+    """New messages, read from the database after each commit while anyone listens.
 
-    def __init__(self, broker: Broker, fetch: Fetch, *, queue_batches: int = QUEUE_BATCHES) -> None:
+    A commit of this daemon wakes it; on PostgreSQL the listener wakes it for what other daemons
+    commit (their notifications), and while anyone listens it also looks every `RECHECK_S`, so a
+    lost notification delays a message, never hides it. It reads what is new from the database
+    itself: the store's own count of ids knows only this daemon's commits.
+    """
+
+    def __init__(
+        self, broker: Broker, fetch: Fetch, newest: Callable[[], Awaitable[int]], *, queue_batches: int = QUEUE_BATCHES
+    ) -> None:
         super().__init__(queue_batches=queue_batches)
         self._broker = broker
         self._fetch = fetch
+        self._newest = newest
 
     async def run(self) -> None:
         """Publish every committed message, forever."""
-        store = self._broker.store
-        last = store.last_id
+        last = await self._newest()
         while True:
             committed = self._broker.next_commit()
-            newest = store.last_id
-            if newest <= last:
-                await committed.wait()
-                continue
             if not self.subscribers:
-                # Nobody listens: skip ahead; a client that comes later replays from SQLite.
-                last = newest
+                await committed.wait()
+                newest = await self._newest()
+                # Checked after the read: a client that subscribed meanwhile may not have replayed
+                # those rows yet, so the feed publishes them; otherwise every later client replays
+                # them itself (it subscribes before its replay).
+                if not self.subscribers:
+                    last = max(last, newest)
+                await anyio.sleep(COALESCE_S)
                 continue
             entries = await self._fetch(last, PAGE_ROWS, None)
-            upto = entries[-1].id if len(entries) == PAGE_ROWS else max(newest, entries[-1].id if entries else 0)
+            if not entries:
+                with anyio.move_on_after(RECHECK_S):
+                    await committed.wait()
+                continue
+            upto = entries[-1].id
             self.publish(Batch(last, upto, tuple(entries)))
             last = upto
             await anyio.sleep(COALESCE_S)
@@ -246,7 +263,7 @@ async def follow(
 
     Subscribes before the replay, so nothing committed meanwhile is missed. Ends (after a `Gap`)
     when the replay is too long, and when the client fell behind and was dropped: the browser
-    reconnects with the last id it got and carries on from SQLite.
+    reconnects with the last id it got and carries on from the database.
     """
     with feed.subscribe(dropped) as subscription:
         seen = cursor
