@@ -475,7 +475,9 @@ class Dashboard:
 
     async def sse_terminal(self, request: Request) -> Response:
         name = _principal(request.path_params["name"]) or ""
-        if name not in self.c.hive.agent_names:
+        local = name in self.c.hive.agent_names
+        # Another host's agent (a shared database): its turn events are in the database too.
+        if not local and name not in {a.name for a in await self.agents()}:
             raise Refused(f"no agent named {name!r} in the hive", status=404)
         cursor = self._cursor(request)
         reader = self.c.reader
@@ -491,7 +493,7 @@ class Dashboard:
                 if history:
                     yield b"".join(_event_entry(e).frame for e in history)
                 start = history[-1].id if history else 0
-            feed = await self.c.events.feed(name)
+            feed = await self.c.events.feed(name, remote=not local)
             async for frame in _frames(follow(feed, fetch, cursor=start)):
                 yield frame
 

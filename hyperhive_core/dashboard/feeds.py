@@ -191,9 +191,12 @@ class MessageFeed(Feed):
 class EventFeed(Feed):
     """One agent's turn events, read as the agent reports them while anyone listens."""
 
-    def __init__(self, agent: str, events: EventLog, start: int, convert: Callable[[EventRow], Entry]) -> None:
+    def __init__(
+        self, agent: str, events: EventLog, start: int, convert: Callable[[EventRow], Entry], *, wait_s: float
+    ) -> None:
         super().__init__()
         self.agent = agent
+        self._wait_s = wait_s
         self._events = events
         self._last = start
         self._convert = convert
@@ -202,7 +205,7 @@ class EventFeed(Feed):
         """Publish the agent's events until nobody listens; then `done` unregisters the feed."""
         try:
             while self.subscribers:
-                rows = await self._events.read(self.agent, after=self._last, limit=PAGE_ROWS, wait_s=EVENT_WAIT_S)
+                rows = await self._events.read(self.agent, after=self._last, limit=PAGE_ROWS, wait_s=self._wait_s)
                 if rows:
                     upto = rows[-1].id or self._last
                     self.publish(Batch(self._last, upto, tuple(self._convert(r) for r in rows)))
@@ -228,14 +231,17 @@ class EventFeeds:
         self._feeds: dict[str, EventFeed] = {}
         self._closed = False
 
-    async def feed(self, agent: str) -> EventFeed:
-        """The running feed of `agent`'s events (started if none runs); subscribe to it at once."""
+    async def feed(self, agent: str, *, remote: bool = False) -> EventFeed:
+        """The running feed of `agent`'s events (started if none runs); subscribe to it at once.
+
+        `remote`: another host's agent, whose reports wake nothing here: its feed looks every `RECHECK_S`.
+        """
         if (feed := self._feeds.get(agent)) is not None:
             return feed
         start = await self._last_event_id()
         if (feed := self._feeds.get(agent)) is not None:  # another client started it meanwhile
             return feed
-        feed = EventFeed(agent, self._events, start, self._convert)
+        feed = EventFeed(agent, self._events, start, self._convert, wait_s=RECHECK_S if remote else EVENT_WAIT_S)
         self._feeds[agent] = feed
 
         def done() -> None:

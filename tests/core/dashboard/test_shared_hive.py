@@ -100,6 +100,12 @@ async def test_the_dashboard_on_postgresql_streams_what_another_daemon_committed
                 await alice.report_events([{"type": "result", "subtype": "success", "is_error": False}])
             async with client.stream("GET", "/sse/terminal/alice") as response:
                 line = await anext(aiter(sse(response)))
+            # bob's, of host two: followed from host one's page
+            async with client.stream("GET", "/sse/terminal/bob") as response:
+                events = aiter(sse(response))
+                async with open_hive_client(hive.two) as bob:
+                    await bob.report_events([{"type": "result", "subtype": "success", "is_error": False}])
+                remote = await anext(events)
         listed = (await client.get("/api/messages", params={"agent": "bob"})).json()["messages"]
         after = (await client.get("/api/messages", params={"after": sent.id})).json()["messages"]
         thread = await client.get(f"/partials/thread/{reply.id}")
@@ -116,3 +122,4 @@ async def test_the_dashboard_on_postgresql_streams_what_another_daemon_committed
     assert f'id="m-{reply.id}"' in page.text
     assert line.event == "line"
     assert "turn done" in line.data
+    assert (remote.event, "turn done" in remote.data) == ("line", True)
