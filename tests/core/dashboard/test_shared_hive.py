@@ -20,6 +20,7 @@ from tests.postgres import PgServer
 
 WAIT_S = 30
 HOST_ONE, HOST_TWO, HOST_GONE = "host-one", "host-two", "host-gone"
+OTHER_VIEWS = ("/approvals", "/api/approvals", "/history", "/stats", "/api/stats", "/terminal/bob", "/messages")
 
 
 def place_on_a_down_host(url: str, agent: str, host: str) -> None:
@@ -64,7 +65,10 @@ async def test_the_agents_view_on_postgresql_shows_each_agents_host_and_a_down_h
         api = await client.get("/api/agents")
         html = await client.get("/agents")
         partial = await client.get("/partials/agents")
+        # The other views answer on PostgreSQL too (the approvals' rows are in the shared database).
+        others = {path: (await client.get(path)).status_code for path in OTHER_VIEWS}
     assert api.status_code == html.status_code == partial.status_code == 200
+    assert others == dict.fromkeys(OTHER_VIEWS, 200)
     agents: dict[str, Any] = {a["name"]: a for a in api.json()["agents"]}
     assert {name: a["host"] for name, a in agents.items()} == {"alice": HOST_ONE, "bob": HOST_TWO, "carol": HOST_GONE}
     assert "<th>host</th>" in html.text
