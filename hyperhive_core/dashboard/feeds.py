@@ -164,18 +164,25 @@ class MessageFeed(Feed):
 
     async def run(self) -> None:
         """Publish every committed message, forever."""
+        store = self._broker.store
         last = await self._newest()
+        look_at = anyio.current_time() + RECHECK_S
         while True:
             committed = self._broker.next_commit()
             if not self.subscribers:
+                # Nobody listens: skip ahead (a client that comes later replays from the database).
+                # Whether anyone listens is checked after each wait: a client that subscribed
+                # meanwhile may not have replayed those rows yet, so the feed publishes them.
                 await committed.wait()
-                newest = await self._newest()
-                # Checked after the read: a client that subscribed meanwhile may not have replayed
-                # those rows yet, so the feed publishes them; otherwise every later client replays
-                # them itself (it subscribes before its replay).
                 if not self.subscribers:
-                    last = max(last, newest)
-                await anyio.sleep(COALESCE_S)
+                    last = max(last, store.last_id)  # this daemon's commits, from memory
+                if anyio.current_time() >= look_at:
+                    # Other daemons' commits (a shared database), now and then: a client that comes
+                    # after a long quiet is not first handed all of them again.
+                    newest = await self._newest()
+                    if not self.subscribers:
+                        last = max(last, newest)
+                    look_at = anyio.current_time() + RECHECK_S
                 continue
             entries = await self._fetch(last, PAGE_ROWS, None)
             if not entries:
