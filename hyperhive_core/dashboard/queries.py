@@ -16,8 +16,7 @@ import anyio
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from hyperhive_core.broker.store import storage_error
-from hyperhive_core.errors import StorageError
+from hyperhive_core.broker.engine_errors import engine_error
 from hyperhive_core.states import MessageState
 
 T = TypeVar("T")
@@ -91,16 +90,6 @@ def event_data(text: str) -> dict[str, Any]:
 def _event(row: tuple[Any, ...]) -> Event:
     id_, agent, created_at, data = row
     return Event(id_, agent, created_at, event_data(str(data)))
-
-
-def engine_error(engine: Engine, exc: BaseException) -> StorageError:
-    """The `StorageError` for an error of `engine`, in its engine's words."""
-    if engine.dialect.name == "postgresql":
-        # Imported here: psycopg (and libpq) cost nothing to a daemon on SQLite.
-        from hyperhive_core.broker.postgres import pg_storage_error
-
-        return pg_storage_error(exc)
-    return storage_error(exc)
 
 
 # Portable SQL (SQLite and PostgreSQL): the recursive terms' columns are cast to one type, as

@@ -1,8 +1,15 @@
 """The approvals' rows on each engine (`hive_db`): the reconcile journal, each agent's reconcile state,
 and proposals, through `ApprovalRecords` on the store's own engine (SQLite's file, or PostgreSQL)."""
 
+from pathlib import Path
+
+import pytest
+
 from hyperhive_core.approvals.records import KEEP_JOURNAL, ApprovalRecords
 from hyperhive_core.broker.models import AgentStateRow, ProposalRow
+from hyperhive_core.broker.postgres import open_pg_engine
+from hyperhive_core.budget.store import BudgetStore
+from hyperhive_core.errors import StorageError
 from tests.conftest import HiveDb
 
 BASE = "b" * 40
@@ -85,3 +92,17 @@ async def test_proposals_are_listed_newest_first_and_the_first_verdict_wins(hive
     stored = records.proposal(carol.id)
     assert stored is not None
     assert (stored.state, stored.summary, stored.base) == ("approved", "spawn carol", BASE)
+
+
+def test_a_postgresql_server_that_cannot_be_reached_is_named_as_such(short_tmpdir: Path) -> None:
+    engine = open_pg_engine(f"postgresql://postgres@/hive?host={short_tmpdir}&port=1")
+    try:
+        with pytest.raises(StorageError) as journal:
+            ApprovalRecords(engine).states()
+        with pytest.raises(StorageError) as budgets:
+            BudgetStore(engine).budgets()
+    finally:
+        engine.dispose()
+    for caught in (journal, budgets):
+        assert str(caught.value).startswith("cannot reach the hive's PostgreSQL database")
+        assert "check that the server runs and that --database names it" in str(caught.value)
