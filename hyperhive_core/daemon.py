@@ -244,10 +244,6 @@ def _dashboard(config: HiveConfig, hive: Hive, operator: MCPServer[Any]) -> Abst
     """The dashboard while the daemon runs (the page acts through `operator`, the toolset behind host.sock)."""
     if config.dashboard is None:
         return nullcontext()
-    if config.database is not None:
-        # It reads the SQLite file directly (read-only, beside the daemon's writer).
-        logger.warning("the dashboard is not served with --database: it reads the SQLite database only, for now")
-        return nullcontext()
     # Imported here: starlette and uvicorn cost nothing to a daemon without a dashboard.
     from hyperhive_core.dashboard.server import open_dashboard
 

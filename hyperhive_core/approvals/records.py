@@ -2,7 +2,7 @@
 
 One Session per call, one transaction each (run it in a thread). A journal step's end and the
 agent's new state commit together, so what the journal says happened is what the state says.
-SQLAlchemy's errors become `StorageError` here, as in the broker's store.
+SQLAlchemy's errors become `StorageError` here, in the words of the engine (SQLite or PostgreSQL).
 """
 
 import time
@@ -14,8 +14,8 @@ from sqlalchemy import Engine, delete, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
+from hyperhive_core.broker.engine_errors import engine_error
 from hyperhive_core.broker.models import AgentStateRow, JournalRow, ProposalRow
-from hyperhive_core.broker.store import storage_error
 
 # Journal rows kept per agent: its short history; older ones are dropped as new ones come.
 KEEP_JOURNAL = 50
@@ -33,7 +33,7 @@ class ApprovalRecords:
             with Session(self._engine, expire_on_commit=False) as session:
                 yield session
         except SQLAlchemyError as exc:
-            raise storage_error(exc) from exc
+            raise engine_error(self._engine, exc) from exc
 
     # per-agent state
 

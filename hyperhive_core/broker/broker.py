@@ -185,8 +185,13 @@ class Broker:
                 stored = True
             pending.wake.set()
         if stored:
-            self._committed.set()
-            self._committed = anyio.Event()
+            self.note_commit()
+
+    def note_commit(self) -> None:
+        """Wake whoever waits on `next_commit`: this broker stored a message, or (on a database several
+        daemons share) another daemon did."""
+        self._committed.set()
+        self._committed = anyio.Event()
 
     def next_commit(self) -> anyio.Event:
         """An event set when the next commit that stores a message is done; take it before looking at

@@ -22,7 +22,8 @@ KEEP_EVENTS = 5_000
 
 
 def _encode(event: dict[str, Any]) -> tuple[str, str]:
-    kind = str(event.get("type", "unknown"))[:40]
+    # PostgreSQL's text cannot hold NUL (the JSON below escapes it, the bare type does not).
+    kind = str(event.get("type", "unknown"))[:40].replace("\0", "\ufffd")
     data = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
     if len(data.encode()) > MAX_EVENT_BYTES:
         # Keep the shape a reader needs (type, subtype) and say what was cut, not the whole blob.

@@ -65,6 +65,7 @@ async def listen_for_messages(
                         if origin != store.store_id and recipient:
                             await store.recount(recipient)
                             broker.wake(recipient)
+                            broker.note_commit()  # the dashboard's message feed reads it too
                     await _recheck(store, broker)
             finally:
                 # shielded: a cancelled listener must still close its connection (not leave it to the GC)

@@ -16,8 +16,8 @@ from sqlalchemy import Engine, Row, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
+from hyperhive_core.broker.engine_errors import engine_error
 from hyperhive_core.broker.models import BudgetRow, UsageRow
-from hyperhive_core.broker.store import storage_error
 from hyperhive_core.budget.limits import NO_LIMITS, Limits
 from hyperhive_core.budget.usage import Usage, utc_day
 
@@ -70,7 +70,7 @@ class BudgetStore:
             with Session(self._engine, expire_on_commit=False) as session:
                 yield session
         except SQLAlchemyError as exc:
-            raise storage_error(exc) from exc
+            raise engine_error(self._engine, exc) from exc
 
     def sums(self, day: str) -> tuple[dict[str, Usage], dict[str, Usage]]:
         """Every agent's usage in total, and on UTC day `day`."""

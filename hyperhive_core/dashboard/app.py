@@ -168,18 +168,27 @@ class Dashboard:
     async def index(self, request: Request) -> Response:
         return RedirectResponse("/agents", status_code=303)
 
+    @property
+    def here(self) -> str | None:
+        """This daemon's host in a hive of several hosts (a shared database); None on one host."""
+        directory = self.c.hive.directory
+        return directory.host if directory is not None else None
+
     async def agents_body(self) -> tuple[Html, int]:
         agents = await self.agents()
         activity = self.c.activity
         await activity.refresh()
+        here = self.here
         rows = [
-            pages.agent_row(a, sent=activity.sent.get(a.name, 0), last_at=activity.last_at.get(a.name)) for a in agents
+            pages.agent_row(a, sent=activity.sent.get(a.name, 0), last_at=activity.last_at.get(a.name), here=here)
+            for a in agents
         ]
-        return pages.agents_body(rows), len(agents)
+        return pages.agents_body(rows, hosts=here is not None), len(agents)
 
     async def agents_page(self, request: Request) -> Response:
         body, count = await self.agents_body()
-        return self.page(title="Agents", view="agents", content=pages.agents_view(body, count))
+        content = pages.agents_view(body, count, hosts=self.here is not None)
+        return self.page(title="Agents", view="agents", content=content)
 
     async def agents_partial(self, request: Request) -> Response:
         body, _ = await self.agents_body()
@@ -466,7 +475,9 @@ class Dashboard:
 
     async def sse_terminal(self, request: Request) -> Response:
         name = _principal(request.path_params["name"]) or ""
-        if name not in self.c.hive.agent_names:
+        local = name in self.c.hive.agent_names
+        # Another host's agent (a shared database): its turn events are in the database too.
+        if not local and name not in {a.name for a in await self.agents()}:
             raise Refused(f"no agent named {name!r} in the hive", status=404)
         cursor = self._cursor(request)
         reader = self.c.reader
@@ -482,7 +493,7 @@ class Dashboard:
                 if history:
                     yield b"".join(_event_entry(e).frame for e in history)
                 start = history[-1].id if history else 0
-            feed = await self.c.events.feed(name)
+            feed = await self.c.events.feed(name, remote=not local)
             async for frame in _frames(follow(feed, fetch, cursor=start)):
                 yield frame
 

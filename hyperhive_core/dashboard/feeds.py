@@ -3,11 +3,11 @@
 A feed reads new rows once (messages after each commit, an agent's turn events as they are
 reported), renders them once, and offers each batch to every subscriber without waiting: a
 client whose queue is full is dropped (its stream ends, the browser reconnects with
-Last-Event-ID and replays from SQLite), so a slow browser never slows the daemon.
+Last-Event-ID and replays from the database), so a slow browser never slows the daemon.
 
 No gaps, no duplicates: a batch says which ids it covers (`after < id <= upto`). A subscriber
 keeps the position up to which it has seen the source; a batch that starts past it is preceded
-by a catch-up read from SQLite, and entries at or before it are skipped. The same rule replays a
+by a catch-up read from the database, and entries at or before it are skipped. The same rule replays a
 reconnecting client from its Last-Event-ID.
 """
 
@@ -29,12 +29,15 @@ logger = logging.getLogger(__name__)
 
 # Batches a client may have waiting before it counts as slow and is dropped.
 QUEUE_BATCHES = 256
-# Rows read from SQLite at once, by a feed or a replay.
+# Rows read from the database at once, by a feed or a replay.
 PAGE_ROWS = 500
 # A replay longer than this is cut: the client is told to reload instead.
 MAX_REPLAY_ROWS = 5_000
 # Under a steady flood a feed reads at most this often: many commits, one read.
 COALESCE_S = 0.02
+# While anyone listens, the message feed looks this often even without a wake-up (another daemon's
+# commit whose notification was lost).
+RECHECK_S = 1.0
 # How long an agent's event feed waits for an event before it looks whether anyone still listens.
 EVENT_WAIT_S = 15.0
 
@@ -143,29 +146,50 @@ class Feed:
 
 
 class MessageFeed(Feed):
-    """New messages, read once after each commit while anyone listens."""
+    """New messages, read from the database after each commit while anyone listens.
 
-    def __init__(self, broker: Broker, fetch: Fetch, *, queue_batches: int = QUEUE_BATCHES) -> None:
+    A commit of this daemon wakes it; on PostgreSQL the listener wakes it for what other daemons
+    commit (their notifications), and while anyone listens it also looks every `RECHECK_S`, so a
+    lost notification delays a message, never hides it. It reads what is new from the database
+    itself: the store's own count of ids knows only this daemon's commits.
+    """
+
+    def __init__(
+        self, broker: Broker, fetch: Fetch, newest: Callable[[], Awaitable[int]], *, queue_batches: int = QUEUE_BATCHES
+    ) -> None:
         super().__init__(queue_batches=queue_batches)
         self._broker = broker
         self._fetch = fetch
+        self._newest = newest
 
     async def run(self) -> None:
         """Publish every committed message, forever."""
         store = self._broker.store
-        last = store.last_id
+        last = await self._newest()
+        look_at = anyio.current_time() + RECHECK_S
         while True:
             committed = self._broker.next_commit()
-            newest = store.last_id
-            if newest <= last:
-                await committed.wait()
-                continue
             if not self.subscribers:
-                # Nobody listens: skip ahead; a client that comes later replays from SQLite.
-                last = newest
+                # Nobody listens: skip ahead (a client that comes later replays from the database).
+                # Whether anyone listens is checked after each wait: a client that subscribed
+                # meanwhile may not have replayed those rows yet, so the feed publishes them.
+                await committed.wait()
+                if not self.subscribers:
+                    last = max(last, store.last_id)  # this daemon's commits, from memory
+                if anyio.current_time() >= look_at:
+                    # Other daemons' commits (a shared database), now and then: a client that comes
+                    # after a long quiet is not first handed all of them again.
+                    newest = await self._newest()
+                    if not self.subscribers:
+                        last = max(last, newest)
+                    look_at = anyio.current_time() + RECHECK_S
                 continue
             entries = await self._fetch(last, PAGE_ROWS, None)
-            upto = entries[-1].id if len(entries) == PAGE_ROWS else max(newest, entries[-1].id if entries else 0)
+            if not entries:
+                with anyio.move_on_after(RECHECK_S):
+                    await committed.wait()
+                continue
+            upto = entries[-1].id
             self.publish(Batch(last, upto, tuple(entries)))
             last = upto
             await anyio.sleep(COALESCE_S)
@@ -174,9 +198,12 @@ class MessageFeed(Feed):
 class EventFeed(Feed):
     """One agent's turn events, read as the agent reports them while anyone listens."""
 
-    def __init__(self, agent: str, events: EventLog, start: int, convert: Callable[[EventRow], Entry]) -> None:
+    def __init__(
+        self, agent: str, events: EventLog, start: int, convert: Callable[[EventRow], Entry], *, wait_s: float
+    ) -> None:
         super().__init__()
         self.agent = agent
+        self._wait_s = wait_s
         self._events = events
         self._last = start
         self._convert = convert
@@ -185,7 +212,7 @@ class EventFeed(Feed):
         """Publish the agent's events until nobody listens; then `done` unregisters the feed."""
         try:
             while self.subscribers:
-                rows = await self._events.read(self.agent, after=self._last, limit=PAGE_ROWS, wait_s=EVENT_WAIT_S)
+                rows = await self._events.read(self.agent, after=self._last, limit=PAGE_ROWS, wait_s=self._wait_s)
                 if rows:
                     upto = rows[-1].id or self._last
                     self.publish(Batch(self._last, upto, tuple(self._convert(r) for r in rows)))
@@ -211,14 +238,17 @@ class EventFeeds:
         self._feeds: dict[str, EventFeed] = {}
         self._closed = False
 
-    async def feed(self, agent: str) -> EventFeed:
-        """The running feed of `agent`'s events (started if none runs); subscribe to it at once."""
+    async def feed(self, agent: str, *, remote: bool = False) -> EventFeed:
+        """The running feed of `agent`'s events (started if none runs); subscribe to it at once.
+
+        `remote`: another host's agent, whose reports wake nothing here: its feed looks every `RECHECK_S`.
+        """
         if (feed := self._feeds.get(agent)) is not None:
             return feed
         start = await self._last_event_id()
         if (feed := self._feeds.get(agent)) is not None:  # another client started it meanwhile
             return feed
-        feed = EventFeed(agent, self._events, start, self._convert)
+        feed = EventFeed(agent, self._events, start, self._convert, wait_s=RECHECK_S if remote else EVENT_WAIT_S)
         self._feeds[agent] = feed
 
         def done() -> None:
@@ -246,7 +276,7 @@ async def follow(
 
     Subscribes before the replay, so nothing committed meanwhile is missed. Ends (after a `Gap`)
     when the replay is too long, and when the client fell behind and was dropped: the browser
-    reconnects with the last id it got and carries on from SQLite.
+    reconnects with the last id it got and carries on from the database.
     """
     with feed.subscribe(dropped) as subscription:
         seen = cursor

@@ -108,10 +108,23 @@ def _money(usd: float) -> str:
     return f"${usd:.4f}" if usd else "-"
 
 
-def agent_row(agent: AgentInfo, *, sent: int, last_at: float | None) -> Html:
-    """One agent: state and why, driver, uptime, counts, activity, usage, flags, and its buttons."""
-    failing = agent.state in (AgentState.FAILED, AgentState.MISSING)
+def host_down(agent: AgentInfo, here: str) -> bool:
+    """Whether `agent` runs on another host whose daemon stopped heart-beating (`Hive.list` shows
+    such agents as missing; this daemon's own agents are on a live host: this one)."""
+    return agent.host != here and agent.state == AgentState.MISSING
+
+
+def agent_row(agent: AgentInfo, *, sent: int, last_at: float | None, here: str | None = None) -> Html:
+    """One agent: state and why, driver, uptime, counts, activity, usage, flags, and its buttons.
+
+    `here`: this daemon's host, in a hive of several hosts (the row then shows the agent's host,
+    and marks an agent of a down host); None on one host.
+    """
+    down = here is not None and host_down(agent, here)
+    failing = agent.state in (AgentState.FAILED, AgentState.MISSING) and not down
     flags: list[Html] = []
+    if down:
+        flags.append(render('<span class="flag bad" title="{why}">host down</span>', why=agent.detail))
     if agent.paused:
         flags.append(render('<span class="flag warn" title="{why}">paused: budget</span>', why=agent.paused))
     if agent.throttled:
@@ -138,8 +151,8 @@ def agent_row(agent: AgentInfo, *, sent: int, last_at: float | None) -> Html:
         )
     return render(
         """<tr class="agent{failing}" id="agent-{name}" data-agent="{name}"
- data-state="{state}" data-sync="{sync_state}">
-<td class="name"><a href="/terminal/{name}">{name}</a><div class="role">{role}</div></td>
+ data-state="{state}" data-sync="{sync_state}" data-host="{host}">
+<td class="name"><a href="/terminal/{name}">{name}</a><div class="role">{role}</div></td>{host_cell}
 <td><span class="badge {state_class}">{state}</span><div class="detail">{detail}</div>{flags}</td>
 <td class="sync">{sync}<div class="detail">{sync_reason}</div></td>
 <td>{backend}<div class="dim">{sandbox}</div></td>
@@ -158,7 +171,9 @@ def agent_row(agent: AgentInfo, *, sent: int, last_at: float | None) -> Html:
 </td>
 </tr>
 """,
-        failing=Html(" failing") if failing else (Html(" suspended") if suspended else EMPTY),
+        failing=Html(" failing") if failing else Html(" down") if down else Html(" suspended") if suspended else EMPTY,
+        host=agent.host,
+        host_cell=EMPTY if here is None else render('<td class="host">{host}</td>', host=agent.host or here),
         sync=render('<span class="badge {cls}">{s}</span>', cls=SYNC_CLASS.get(agent.sync, ""), s=agent.sync.value)
         if agent.sync is not None
         else Html('<span class="dim">-</span>'),
@@ -187,10 +202,11 @@ def agent_row(agent: AgentInfo, *, sent: int, last_at: float | None) -> Html:
     )
 
 
-def agents_body(rows: Sequence[Html]) -> Html:
-    """The table body htmx refreshes every few seconds and after every action."""
-    body = join(rows) or Html(
-        '<tr><td colspan="12" class="empty">no agents yet: <code>hivectl spawn NAME</code></td></tr>'
+def agents_body(rows: Sequence[Html], *, hosts: bool = False) -> Html:
+    """The table body htmx refreshes every few seconds and after every action (`hosts`: with the host column)."""
+    body = join(rows) or render(
+        '<tr><td colspan="{n}" class="empty">no agents yet: <code>hivectl spawn NAME</code></td></tr>',
+        n=13 if hosts else 12,
     )
     return render(
         # hx-disinherit: the buttons inside answer into #notice (innerHTML), not with this outerHTML swap.
@@ -200,19 +216,20 @@ def agents_body(rows: Sequence[Html]) -> Html:
     )
 
 
-def agents_view(body: Html, count: int) -> Html:
-    """The agents view."""
+def agents_view(body: Html, count: int, *, hosts: bool = False) -> Html:
+    """The agents view (`hosts`: a hive of several hosts, with a column for each agent's host)."""
     return render(
         """<section class="view">
 <h1>Agents <small>{count}</small></h1>
 <table class="agents">
-<thead><tr><th>agent</th><th>state</th><th>against main</th><th>backend</th><th>driver</th><th>up</th><th>unread</th>
-<th>sent</th><th>last active</th><th>tokens</th><th>cost</th><th></th></tr></thead>
+<thead><tr><th>agent</th>{host}<th>state</th><th>against main</th><th>backend</th><th>driver</th><th>up</th>
+<th>unread</th><th>sent</th><th>last active</th><th>tokens</th><th>cost</th><th></th></tr></thead>
 {body}
 </table>
 </section>""",
         count=count,
         body=body,
+        host=Html("<th>host</th>") if hosts else EMPTY,
     )
 
 

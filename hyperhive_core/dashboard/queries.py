@@ -1,22 +1,28 @@
-"""What the dashboard reads from the hive database, on its own read-only connection.
+"""What the dashboard reads from the hive database, through the store's SQLAlchemy engine.
 
-The broker's writer and reader connections stay the broker's: the dashboard opens the file with
-`mode=ro` (WAL lets it read beside the writer without blocking it) and runs one query at a time in
-a worker thread. It writes nothing here; sqlite3 errors become `StorageError` at this boundary.
+The engine is the store's own (SQLite's file, or the PostgreSQL database the daemons of several
+hosts share), so the same queries serve both; the broker's hot-path connections stay the broker's
+(on SQLite, WAL lets these reads run beside its writer without blocking it). One query at a time,
+in a worker thread; the dashboard writes nothing here. Errors become `StorageError` at this boundary.
+
+The SQL is portable and runs on the pooled connection's own driver cursor: SQLAlchemy's rows
+would double the cost of reading a page of 500 messages, and these reads need none of its types.
 """
 
+import functools
 import json
-import sqlite3
-import threading
-from collections.abc import Callable, Generator
+import re
+from collections.abc import Callable, Generator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import anyio
+from sqlalchemy import Engine
+from sqlalchemy.engine.interfaces import DBAPICursor
+from sqlalchemy.exc import SQLAlchemyError
 
-from hyperhive_core.broker.store import storage_error
+from hyperhive_core.broker.engine_errors import engine_error
 from hyperhive_core.states import MessageState
 
 T = TypeVar("T")
@@ -92,36 +98,77 @@ def _event(row: tuple[Any, ...]) -> Event:
     return Event(id_, agent, created_at, event_data(str(data)))
 
 
+# Portable SQL (SQLite and PostgreSQL) with `:name` parameters: the recursive terms' columns are
+# cast to one type, as PostgreSQL wants.
+_THREAD_ROOT = (
+    "WITH RECURSIVE up(id, reply_to, depth) AS (SELECT id, reply_to, 0 FROM message WHERE id = :id "
+    "UNION ALL SELECT m.id, m.reply_to, up.depth + 1 FROM message m JOIN up ON m.id = up.reply_to "
+    "WHERE up.depth < :depth) SELECT id FROM up ORDER BY depth DESC LIMIT 1"
+)
+_THREAD_DOWN = (
+    "WITH RECURSIVE down(id, depth) AS (SELECT CAST(:root AS BIGINT), 0 UNION ALL "
+    "SELECT m.id, down.depth + 1 FROM message m JOIN down ON m.reply_to = down.id "
+    "WHERE m.id > down.id AND down.depth < :depth) "
+    f"SELECT {_COLUMNS} FROM message WHERE id IN (SELECT id FROM down) ORDER BY id LIMIT :limit"
+)
+_LAST_MESSAGE = "SELECT coalesce(max(id), 0) FROM message"
+_LAST_EVENT = "SELECT coalesce(max(id), 0) FROM event"
+_NAMED = re.compile(r"(?<![:\w]):(\w+)")
+
+
+@functools.cache
+def _for_driver(sql: str, engine: str) -> str:
+    """`sql` with its `:name` parameters as the engine's driver takes them: sqlite3 as they are,
+    psycopg as `%(name)s`."""
+    return sql if engine == "sqlite" else _NAMED.sub(r"%(\1)s", sql)
+
+
+class _Reads:
+    """One connection's driver cursor, running the portable SQL above."""
+
+    def __init__(self, cursor: DBAPICursor, engine: str) -> None:
+        self._cursor = cursor
+        self._engine = engine
+
+    def rows(self, sql: str, params: Mapping[str, object] | None = None) -> list[tuple[Any, ...]]:
+        """Every row of `sql`."""
+        self._cursor.execute(_for_driver(sql, self._engine), dict(params or {}))
+        # Both drivers' rows are tuples already.
+        return cast(list[tuple[Any, ...]], self._cursor.fetchall())
+
+    def first(self, sql: str, params: Mapping[str, object] | None = None) -> tuple[Any, ...] | None:
+        """The first row of `sql`, or None."""
+        rows = self.rows(sql, params)
+        return rows[0] if rows else None
+
+    def number(self, sql: str) -> int:
+        """The number `sql` selects."""
+        row = self.first(sql)
+        return int(row[0]) if row is not None else 0
+
+
 class HiveReader:
     """Read-only queries over the hive database for the dashboard's views, streams and stats."""
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._db: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
         self._limiter = anyio.CapacityLimiter(1)
 
-    def _connect(self) -> sqlite3.Connection:
-        if self._db is None:
-            db = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, check_same_thread=False)
-            db.execute("PRAGMA busy_timeout=5000")
-            self._db = db
-        return self._db
-
-    def close(self) -> None:
-        """Close the connection (the next query opens it again)."""
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
     @contextmanager
-    def _read(self) -> Generator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                yield self._connect()
-            except sqlite3.Error as exc:
-                raise storage_error(exc) from exc
+    def _read(self) -> Generator[_Reads]:
+        dialect = self._engine.dialect
+        try:
+            # The pool's connection goes back rolled back: these reads leave no transaction open.
+            with self._engine.connect() as db:
+                raw = db.connection.dbapi_connection
+                assert raw is not None, "a checked-out connection has its driver connection"
+                cursor = raw.cursor()
+                try:
+                    yield _Reads(cursor, dialect.name)
+                finally:
+                    cursor.close()
+        except (SQLAlchemyError, dialect.loaded_dbapi.Error) as exc:
+            raise engine_error(self._engine, exc) from exc
 
     async def run(self, query: Callable[[], T]) -> T:
         """Run one of the sync queries below in the reader's worker thread."""
@@ -131,65 +178,58 @@ class HiveReader:
 
     def messages_after(self, after: int, *, limit: int, agent: str | None = None) -> list[Message]:
         """Messages with id > `after`, oldest first; with `agent`, only those it sent or received."""
-        where, params = "id > ?", [after]
+        where, params = "id > :after", dict[str, object](after=after, limit=limit)
         if agent is not None:
-            where += " AND (sender = ? OR recipient = ?)"
-            params += [agent, agent]
+            where += " AND (sender = :agent OR recipient = :agent)"
+            params["agent"] = agent
         with self._read() as db:
-            rows = db.execute(f"SELECT {_COLUMNS} FROM message WHERE {where} ORDER BY id LIMIT ?", (*params, limit))
+            rows = db.rows(f"SELECT {_COLUMNS} FROM message WHERE {where} ORDER BY id LIMIT :limit", params)
             return [_message(r) for r in rows]
 
     def latest_messages(self, *, limit: int, agent: str | None = None) -> list[Message]:
         """The newest `limit` messages, oldest first; with `agent`, only those it sent or received."""
-        where, params = "", list[object]()
+        where, params = "", dict[str, object](limit=limit)
         if agent is not None:
-            where, params = "WHERE sender = ? OR recipient = ?", [agent, agent]
+            where, params["agent"] = "WHERE sender = :agent OR recipient = :agent", agent
         with self._read() as db:
-            rows = db.execute(f"SELECT {_COLUMNS} FROM message {where} ORDER BY id DESC LIMIT ?", (*params, limit))
-            return [_message(r) for r in reversed(rows.fetchall())]
+            rows = db.rows(f"SELECT {_COLUMNS} FROM message {where} ORDER BY id DESC LIMIT :limit", params)
+            return [_message(r) for r in reversed(rows)]
 
     def thread(self, message_id: int) -> list[Message]:
         """The message's thread: the `reply_to` chain up to its root, and every reply below that root."""
-        up = (
-            "WITH RECURSIVE up(id, reply_to, depth) AS (SELECT id, reply_to, 0 FROM message WHERE id = ? "
-            "UNION ALL SELECT m.id, m.reply_to, up.depth + 1 FROM message m JOIN up ON m.id = up.reply_to "
-            "WHERE up.depth < ?) SELECT id FROM up ORDER BY depth DESC LIMIT 1"
-        )
-        down = (
-            "WITH RECURSIVE down(id, depth) AS (SELECT ?, 0 UNION ALL SELECT m.id, down.depth + 1 FROM message m "
-            "JOIN down ON m.reply_to = down.id WHERE m.id > down.id AND down.depth < ?) "
-            f"SELECT {_COLUMNS} FROM message WHERE id IN (SELECT id FROM down) ORDER BY id LIMIT ?"
-        )
         with self._read() as db:
-            root = db.execute(up, (message_id, MAX_THREAD_DEPTH)).fetchone()
+            root = db.first(_THREAD_ROOT, {"id": message_id, "depth": MAX_THREAD_DEPTH})
             if root is None:
                 return []
-            rows = db.execute(down, (root[0], MAX_THREAD_DEPTH, MAX_THREAD_MESSAGES))
+            rows = db.rows(_THREAD_DOWN, {"root": root[0], "depth": MAX_THREAD_DEPTH, "limit": MAX_THREAD_MESSAGES})
             return [_message(r) for r in rows]
 
     def last_message_id(self) -> int:
         """The highest message id stored."""
         with self._read() as db:
-            return int(db.execute("SELECT coalesce(max(id), 0) FROM message").fetchone()[0])
+            return db.number(_LAST_MESSAGE)
 
     def tally(self, after: int) -> Tally:
         """Messages sent and received per principal, and the latest time of each, for ids > `after`."""
         with self._read() as db:
-            upto = int(db.execute("SELECT coalesce(max(id), 0) FROM message").fetchone()[0])
-            window = (after, upto)
-            sent = db.execute(
-                "SELECT sender, count(*), max(created_at) FROM message WHERE id > ? AND id <= ? GROUP BY sender", window
-            ).fetchall()
-            received = db.execute(
-                "SELECT recipient, count(*), max(created_at) FROM message WHERE id > ? AND id <= ? GROUP BY recipient",
+            upto = db.number(_LAST_MESSAGE)
+            window = {"after": after, "upto": upto}
+            sent = db.rows(
+                "SELECT sender, count(*), max(created_at) FROM message WHERE id > :after AND id <= :upto "
+                "GROUP BY sender",
                 window,
-            ).fetchall()
+            )
+            received = db.rows(
+                "SELECT recipient, count(*), max(created_at) FROM message WHERE id > :after AND id <= :upto "
+                "GROUP BY recipient",
+                window,
+            )
         last_at: dict[str, float] = {}
         for name, _, at in [*sent, *received]:
-            last_at[name] = max(at, last_at.get(name, 0.0))
+            last_at[name] = max(float(at), last_at.get(name, 0.0))
         return Tally(
-            sent={name: n for name, n, _ in sent},
-            received={name: n for name, n, _ in received},
+            sent={name: int(n) for name, n, _ in sent},
+            received={name: int(n) for name, n, _ in received},
             last_at=last_at,
             last_message_id=max(after, upto),
         )
@@ -199,31 +239,33 @@ class HiveReader:
     def events_after(self, agent: str, after: int, *, limit: int) -> list[Event]:
         """`agent`'s events with id > `after`, oldest first."""
         with self._read() as db:
-            rows = db.execute(
-                "SELECT id, agent, created_at, data FROM event WHERE agent = ? AND id > ? ORDER BY id LIMIT ?",
-                (agent, after, limit),
+            rows = db.rows(
+                "SELECT id, agent, created_at, data FROM event WHERE agent = :agent AND id > :after "
+                "ORDER BY id LIMIT :limit",
+                {"agent": agent, "after": after, "limit": limit},
             )
             return [_event(r) for r in rows]
 
     def latest_events(self, agent: str, *, limit: int) -> list[Event]:
         """`agent`'s newest `limit` events, oldest first."""
         with self._read() as db:
-            rows = db.execute(
-                "SELECT id, agent, created_at, data FROM event WHERE agent = ? ORDER BY id DESC LIMIT ?",
-                (agent, limit),
-            ).fetchall()
+            rows = db.rows(
+                "SELECT id, agent, created_at, data FROM event WHERE agent = :agent ORDER BY id DESC LIMIT :limit",
+                {"agent": agent, "limit": limit},
+            )
             return [_event(r) for r in reversed(rows)]
 
     def last_event_id(self) -> int:
         """The highest event id stored (of any agent)."""
         with self._read() as db:
-            return int(db.execute("SELECT coalesce(max(id), 0) FROM event").fetchone()[0])
+            return db.number(_LAST_EVENT)
 
     def event_times(self, after: int) -> EventTimes:
         """Each agent's latest event time, for events with id > `after`."""
         with self._read() as db:
-            upto = int(db.execute("SELECT coalesce(max(id), 0) FROM event").fetchone()[0])
-            last = db.execute(
-                "SELECT agent, max(created_at) FROM event WHERE id > ? AND id <= ? GROUP BY agent", (after, upto)
-            ).fetchall()
-        return EventTimes(dict(last), max(after, upto))
+            upto = db.number(_LAST_EVENT)
+            last = db.rows(
+                "SELECT agent, max(created_at) FROM event WHERE id > :after AND id <= :upto GROUP BY agent",
+                {"after": after, "upto": upto},
+            )
+        return EventTimes({str(agent): float(at) for agent, at in last}, max(after, upto))

@@ -121,7 +121,8 @@ async def serve_dashboard(
     credentials = await anyio.to_thread.run_sync(load_credentials, config)
     sock = _bind(address)
     port: int = sock.getsockname()[1]
-    reader = HiveReader(config.broker_path)
+    # The store's own engine: SQLite's file or the shared PostgreSQL database, read the same way.
+    reader = HiveReader(hive.broker.store.engine)
     try:
         stats = await anyio.to_thread.run_sync(StatsStore, config.state_dir / STATS_FILE)
     except BaseException:
@@ -140,7 +141,9 @@ async def serve_dashboard(
                 reader=reader,
                 activity=activity,
                 stats=stats,
-                messages=MessageFeed(hive.broker, message_fetch(reader)),
+                messages=MessageFeed(
+                    hive.broker, message_fetch(reader), functools.partial(reader.run, reader.last_message_id)
+                ),
                 events=EventFeeds(
                     tg, hive.events, functools.partial(reader.run, reader.last_event_id), event_row_entry
                 ),
@@ -194,5 +197,4 @@ async def serve_dashboard(
     finally:
         sock.close()
         info.unlink(missing_ok=True)
-        reader.close()
         stats.close()

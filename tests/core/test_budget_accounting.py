@@ -1,7 +1,8 @@
 """The accounting, fast: usage sums by UTC day, which limit a spend reaches, and the keeper on a clock of its own.
 
-The keeper runs on the real store, broker and event log (SQLite in a temp dir) with a clock the
-test moves, so a UTC midnight is a step of the clock, not a wait.
+The keeper runs on the real store, broker and event log (on each engine: SQLite in a temp dir, and
+a database of the test PostgreSQL) with a clock the test moves, so a UTC midnight is a step of the
+clock, not a wait.
 """
 
 import json
@@ -9,20 +10,19 @@ from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import anyio
 
 from hyperhive_core.broker.broker import Broker
 from hyperhive_core.broker.events import EventLog
-from hyperhive_core.broker.sqlite import SqliteMessageStore
-from hyperhive_core.broker.store import HiveStore, open_engine
+from hyperhive_core.broker.storage import MessageStore
 from hyperhive_core.budget.keeper import NEW_DAY, BudgetKeeper
 from hyperhive_core.budget.ledger import Ledger
 from hyperhive_core.budget.limits import HIVE_SCOPE, BudgetSource, Limits, overrun
 from hyperhive_core.budget.store import BudgetStore
 from hyperhive_core.budget.usage import MAX_TURN_USD, Usage, next_day_at, turn_usage, utc_day
+from tests.conftest import HiveDb
 
 BEFORE_MIDNIGHT = datetime(2026, 3, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 AFTER_MIDNIGHT = datetime(2026, 4, 1, 0, 0, 1, tzinfo=UTC).timestamp()
@@ -103,7 +103,7 @@ class Rig:
     keeper: BudgetKeeper
     broker: Broker
     events: EventLog
-    store: HiveStore
+    store: MessageStore
     clock: list[float]
 
     async def record(self, agent: str, events: list[dict[str, Any]]) -> None:
@@ -116,9 +116,9 @@ class Rig:
         """The agent's logged events, as `type/subtype`."""
         return [f"{row.type}/{json.loads(row.data)['subtype']}" for row in self.store.events(agent, after=0, limit=99)]
 
-    def notices(self, recipient: str) -> list[str]:
+    async def notices(self, recipient: str) -> list[str]:
         """What the daemon told `recipient` (queued for it, unread)."""
-        return [m.body for m in self.store.peek(recipient, 100) if m.sender == "hive"]
+        return [m.body for m in await self.store.peek(recipient, 100) if m.sender == "hive"]
 
 
 class DesiredBudgets:
@@ -143,28 +143,25 @@ class DesiredBudgets:
 
 @asynccontextmanager
 async def keeper_rig(
-    root: Path, agents: tuple[str, ...] = ("alice", "bob", "hm1nd"), source: BudgetSource | None = None
+    hive_db: HiveDb, agents: tuple[str, ...] = ("alice", "bob", "hm1nd"), source: BudgetSource | None = None
 ) -> AsyncGenerator[Rig]:
-    engine = open_engine(root / "hive.sqlite")
-    store = HiveStore(engine)
-    try:
-        broker = Broker(SqliteMessageStore(store))
-        events = EventLog(broker.store)
-        clock = [BEFORE_MIDNIGHT - 60]
-        keeper = BudgetKeeper(
-            BudgetStore(engine), broker, events, lambda: agents, source=source, clock=lambda: clock[0]
-        )
-        broker.gate = keeper
-        await keeper.open()
-        await keeper.settle()
-        yield Rig(keeper, broker, events, store, clock)
-    finally:
-        engine.dispose()
+    """A keeper on a new store of `hive_db` (a second rig on it is the daemon started again)."""
+    store = await hive_db.open()
+    broker = Broker(store)
+    events = EventLog(store)
+    clock = [BEFORE_MIDNIGHT - 60]
+    keeper = BudgetKeeper(
+        BudgetStore(store.engine), broker, events, lambda: agents, source=source, clock=lambda: clock[0]
+    )
+    broker.gate = keeper
+    await keeper.open()
+    await keeper.settle()
+    yield Rig(keeper, broker, events, store, clock)
 
 
-async def test_a_per_day_budget_pauses_an_agent_until_the_next_utc_day(tmp_path: Path) -> None:
+async def test_a_per_day_budget_pauses_an_agent_until_the_next_utc_day(hive_db: HiveDb) -> None:
     with anyio.fail_after(10):
-        async with keeper_rig(tmp_path) as rig:
+        async with keeper_rig(hive_db) as rig:
             keeper, broker = rig.keeper, rig.broker
             await keeper.set_limits("alice", usd_per_day=1.0)
             await rig.record("alice", [usage_event(0.6)])
@@ -185,7 +182,7 @@ async def test_a_per_day_budget_pauses_an_agent_until_the_next_utc_day(tmp_path:
             spend = keeper.spend("alice")
             assert (spend.day, spend.today.cost_usd, spend.total.cost_usd) == ("2026-04-01", 0, 1.2)
             assert rig.subtypes("alice") == ["hive/usage", "hive/usage", "hive/paused", "hive/held", "hive/resumed"]
-            operator, manager = rig.notices("operator"), rig.notices("hm1nd")
+            operator, manager = await rig.notices("operator"), await rig.notices("hm1nd")
     assert len(operator) == 2
     assert operator[0].startswith("budget: alice's turns are paused: alice used $1.2000 of its $1.0000 per-day")
     assert "hivectl budget alice --usd-per-day N" in operator[0]
@@ -195,10 +192,10 @@ async def test_a_per_day_budget_pauses_an_agent_until_the_next_utc_day(tmp_path:
 
 
 async def test_the_hive_budget_pauses_every_agent_with_one_notice_and_a_waiting_recv_wakes_when_raised(
-    tmp_path: Path,
+    hive_db: HiveDb,
 ) -> None:
     with anyio.fail_after(10):
-        async with keeper_rig(tmp_path) as rig:
+        async with keeper_rig(hive_db) as rig:
             keeper, broker = rig.keeper, rig.broker
             await keeper.set_limits(HIVE_SCOPE, tokens_total=1000)
             await rig.record("alice", [usage_event(input_tokens=600), usage_event(input_tokens=400)])
@@ -216,23 +213,23 @@ async def test_the_hive_budget_pauses_every_agent_with_one_notice_and_a_waiting_
                 await keeper.set_limits(HIVE_SCOPE, tokens_total=2000)
             assert got == ["for bob"]
             assert keeper.spend(HIVE_SCOPE).total.tokens == 1000
-            [paused, resumed] = rig.notices("operator")
+            [paused, resumed] = await rig.notices("operator")
     assert paused.startswith("budget: every agent's turns are paused (alice, bob, hm1nd): the hive used 1,000 tokens")
     assert resumed == "budget: alice, bob, hm1nd resume their turns: the operator changed the budget."
 
 
-async def test_usage_and_budgets_outlive_the_keeper_and_a_pause_is_taken_up_quietly(tmp_path: Path) -> None:
+async def test_usage_and_budgets_outlive_the_keeper_and_a_pause_is_taken_up_quietly(hive_db: HiveDb) -> None:
     with anyio.fail_after(10):
-        async with keeper_rig(tmp_path) as rig:
+        async with keeper_rig(hive_db) as rig:
             await rig.keeper.set_limits("alice", usd_total=0.5)
             await rig.record("alice", [usage_event(0.5, input_tokens=10)])
-            told = rig.notices("operator")
+            told = await rig.notices("operator")
             assert len(told) == 1
-        async with keeper_rig(tmp_path) as again:
+        async with keeper_rig(hive_db) as again:
             assert again.keeper.limits("alice") == Limits(usd_total=0.5)
             assert again.keeper.spend("alice").total == Usage(input_tokens=10, cost_usd=0.5, turns=1)
             assert again.keeper.paused("alice") is not None
-            assert again.notices("operator") == told  # nothing new: the operator was told before
+            assert await again.notices("operator") == told  # nothing new: the operator was told before
             # clearing the limits resumes it; an empty budget is forgotten
             await again.keeper.set_limits("alice", clear=True)
             assert again.keeper.paused("alice") is None
@@ -240,15 +237,17 @@ async def test_usage_and_budgets_outlive_the_keeper_and_a_pause_is_taken_up_quie
             assert again.subtypes("alice") == ["hive/usage", "hive/paused", "hive/paused", "hive/resumed"]
 
 
-async def test_the_keeper_enforces_limits_from_another_budget_source_unchanged(tmp_path: Path) -> None:
+async def test_the_keeper_enforces_limits_from_another_budget_source_unchanged(hive_db: HiveDb) -> None:
     files = {"bob": Limits(tokens_per_day=50)}
     with anyio.fail_after(10):
-        async with keeper_rig(tmp_path, source=DesiredBudgets(files)) as rig:
+        async with keeper_rig(hive_db, source=DesiredBudgets(files)) as rig:
             await rig.record("bob", [usage_event(input_tokens=50)])
             assert rig.keeper.paused("bob") is not None
             await rig.broker.send("operator", "bob", "waits")
             assert (await rig.broker.recv("bob", timeout_s=0, limit=1)).messages == []
             await rig.keeper.set_limits("bob", tokens_per_day=100)
             assert rig.keeper.paused("bob") is None
-            assert rig.notices("operator")[-1] == "budget: bob resume their turns: the operator changed the budget."
+            assert (await rig.notices("operator"))[
+                -1
+            ] == "budget: bob resume their turns: the operator changed the budget."
     assert files == {"bob": Limits(tokens_per_day=100)}

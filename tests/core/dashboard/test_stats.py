@@ -33,7 +33,7 @@ async def test_a_sample_holds_the_rate_queues_and_each_agents_cpu_memory_tokens_
         await operator.spawn("alice")
         await operator.spawn("bob")
         store = StatsStore(short_tmpdir / "stats.sqlite")
-        reader = HiveReader(config.broker_path)
+        reader = HiveReader(daemon.hive.broker.store.engine)
         sampler = Sampler(daemon.hive, Activity(reader), store, every_s=60)
         try:
             first = await sampler.sample_once()
@@ -44,7 +44,6 @@ async def test_a_sample_holds_the_rate_queues_and_each_agents_cpu_memory_tokens_
             second = await sampler.sample_once()
             window = store.window(0)
         finally:
-            reader.close()
             store.close()
     assert first.messages_per_min is None  # a rate needs two samples
     assert second.messages_per_min is not None
