@@ -32,7 +32,7 @@ from hyperhive_core.broker.sqlite import SqliteMessageStore
 from hyperhive_core.broker.storage import MessageStore
 from hyperhive_core.broker.store import DbLimits
 from hyperhive_core.config import HiveConfig
-from hyperhive_core.errors import ConfigError
+from hyperhive_core.errors import ConfigError, HiveError
 from hyperhive_core.hive import Hive
 from hyperhive_core.lifecycle import create_backend
 from hyperhive_core.lock import DaemonLock
@@ -262,6 +262,15 @@ def _build_control(config: HiveConfig, hive: Hive, engine: Engine, sockets: Sock
     listening: set[str] = set()
 
     async def open_socket(name: str) -> None:
+        if hive.directory is not None:
+            # On a shared database the trust rules let an agent send only once it is placed here: placed
+            # before its socket listens, its first send is stored (the heartbeat would lag up to 50 ms).
+            try:
+                await hive.directory.place(hive.agent_names)
+            except HiveError as exc:
+                logger.warning(
+                    "could not place agent %s before its socket opened (%s); the heartbeat retries", name, exc
+                )
         server = build_agent_server(name, hive, controls[0])
         await sockets.open(config.agent_socket(name), server, label=f"agent {name}")
         listening.add(name)

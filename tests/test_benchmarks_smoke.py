@@ -18,6 +18,10 @@ ROWS = [
     "dashboard: `send` with 10 SSE clients",
     "dashboard: throughput with 10 SSE clients",
     "dashboard: send → painted",
+    "ceiling: MCP no-op calls/s, 1 server",
+    "ceiling: MCP no-op calls/s, 4 servers",
+    "PostgreSQL store alone, 1 store",
+    "PostgreSQL store alone, 4 stores",
     "throughput, 1 daemon on PostgreSQL",
     "throughput, 2 daemons on PostgreSQL",
     "throughput, 4 daemons on PostgreSQL",
@@ -47,7 +51,14 @@ ROWS = [
 ]
 
 # rows that measure something other than time
-UNTIMED = {"claude RSS per agent"}
+# Rows that report a rate or a size, not a time.
+UNTIMED = {
+    "claude RSS per agent",
+    "ceiling: MCP no-op calls/s, 1 server",
+    "ceiling: MCP no-op calls/s, 4 servers",
+    "PostgreSQL store alone, 1 store",
+    "PostgreSQL store alone, 4 stores",
+}
 
 
 @needs_claude
@@ -74,3 +85,6 @@ def test_a_smoke_run_of_the_benchmarks_reports_every_row() -> None:
     [work] = [row for row in report["rows"] if row["what"] == "claude Bash call"]
     assert set(work["extra"]["model_requests_per_working_turn"]) == {3}
     assert report["machine"]["cores"]
+    rates = [row for row in report["rows"] if row["what"].startswith(("ceiling:", "PostgreSQL store alone"))]
+    assert len(rates) == 4
+    assert all(row["extra"]["rate"] > 0 for row in rates)

@@ -95,6 +95,14 @@ class Placement:
             raise pg_storage_error(exc) from exc
         return sorted(set(wanted) - {str(row[0]) for row in placed})
 
+    async def place(self, names: Sequence[str]) -> None:
+        """Publish `names` as this host's agents now (see `publish`), ahead of the next heartbeat.
+
+        Raises:
+            StorageError: the server refused.
+        """
+        await self.publish(names, now=time.time())
+
     async def host_of(self, name: str) -> str | None:
         """The live host that runs `name`, or None (no host does, or its host is down).
 

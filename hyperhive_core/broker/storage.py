@@ -211,3 +211,7 @@ class AgentDirectory(Protocol):
     async def hosts(self) -> dict[str, bool]:
         """Every host that ever heart-beat, and whether it is up."""
         ...
+
+    async def place(self, names: Sequence[str]) -> None:
+        """Publish `names` as this host's agents now, ahead of the next heartbeat."""
+        ...

@@ -354,3 +354,25 @@ async def test_a_restart_recovers_only_its_own_hosts_leases_and_a_down_hosts_com
         ("m2", "host-a"),
         ("m3", "host-a"),
     ]
+
+
+async def test_a_spawned_agents_first_send_is_stored_under_the_trust_rules(
+    pg_server: PgServer, short_tmpdir: Path
+) -> None:
+    # Row-level security lets a daemon's role send only as agents placed on its host: a new agent is
+    # placed before its socket listens (not left to the next heartbeat), so its first send is stored.
+    admin_url = pg_server.new_database()
+    database = admin_url.split("/")[3].split("?")[0]
+    role = f"one_{database}"
+    async with await psycopg.AsyncConnection.connect(admin_url, autocommit=True) as admin:
+        await admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    await prepare_database(admin_url, {role: "host-one"})
+    config = hive_config(short_tmpdir, agent_command=IDLE_AGENT)
+    overrides = {"database": pg_server.url(database, user=role), "host_name": "host-one"}
+    with anyio.fail_after(120):
+        async with daemon_process(config, overrides=overrides), open_hive_client(config.host_socket) as operator:
+            for name in ("alice", "bob", "carol"):
+                await operator.spawn(name)
+                async with open_hive_client(config.agent_socket(name)) as agent:
+                    receipt = await agent.send("operator", f"first words of {name}")
+                assert receipt.id > 0
