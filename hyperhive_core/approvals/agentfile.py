@@ -129,7 +129,9 @@ class AgentFile(_Section):
     role: str = Field(default="", description="What the agent is for; it opens the agent's prompt.")
     driver: Driver = "auto"
     backend: str | None = Field(default=None, description="The lifecycle backend; none: the daemon's.")
-    host: str | None = Field(default=None, description="Where the agent runs (multi-host, issue 15); none: here.")
+    host: str | None = Field(
+        default=None, description="The host whose daemon runs it (a hive of several hosts); none: here."
+    )
     generation: int = Field(default=0, ge=0, description="Bump it to rebuild the agent with the same settings.")
     claude: ClaudeSettings = ClaudeSettings()
     sandbox: SandboxSettings = SandboxSettings()
@@ -171,6 +173,7 @@ APPLIED_FIELDS = frozenset(
         "claude.model",
         "claude.tools",
         "claude.permission_mode",
+        "host",
     }
 )
 APPLIED_BY_BACKEND = {

@@ -103,6 +103,14 @@ def test_an_agent_file_is_written_with_only_what_differs_and_reads_back_the_same
     assert not_applied(file, "nixos") == ["sandbox.extra_dirs"]
 
 
+def test_the_host_an_agent_is_placed_on_is_applied_by_every_backend() -> None:
+    # placement honours `host` (each daemon runs only its host's agents); plan and status said
+    # "not applied by this daemon yet: host" about it all the same
+    file = AgentFile(host="host-b")
+    assert not_applied(file, "local") == []
+    assert not_applied(file, "nixos") == []
+
+
 def test_the_hash_follows_the_settings_not_the_text() -> None:
     plain = parse_agent("agents/alice.toml", b'role = "x"\ndriver = "echo"\n')[1]
     commented = parse_agent("agents/alice.toml", b'# hi\ndriver = "echo"   # reordered\n\nrole = "x"\n')[1]
