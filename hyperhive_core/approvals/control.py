@@ -178,10 +178,17 @@ class HiveControl:
             HiveError: the reconcile could not run (the database refused its journal); the commit
                 stays on main and the daemon's loop tries again.
         """
+        cause = f"{by}: {change.summary} ({rev[:12]})"
+        return await self._reconciled(rev, change, self.reconciler.reconcile_commit(rev, cause, agent=change.agent))
+
+    async def _reconciled(self, rev: str, change: Change, reconcile: Awaitable[ReconcileReport]) -> ReconcileReport:
+        """The report of `reconcile`, run for a change committed as `rev`; a failure leaves it to the loop.
+
+        Raises:
+            ApprovalError: the reconcile could not run; the commit stays on main and the loop tries again.
+        """
         try:
-            return await self.reconciler.reconcile_commit(
-                rev, f"{by}: {change.summary} ({rev[:12]})", agent=change.agent
-            )
+            return await reconcile
         except HiveError as exc:
             self.reconciler.kick(f"main moved to {rev[:12]}")
             raise ApprovalError(
@@ -322,14 +329,7 @@ class HiveControl:
             raise PlacementError(f"cannot drain {host!r} onto itself; name another host with --to")
         await self.check_host(target, force=force)
         rev, change = await self._commit(lambda s: changes.drain(self.repo, s, host, target), by=by)
-        try:
-            report = await self.reconciler.reconcile(f"{by}: {change.summary} ({rev[:12]})")
-        except HiveError as exc:
-            self.reconciler.kick(f"main moved to {rev[:12]}")
-            raise ApprovalError(
-                f"{change.summary} is committed to main ({rev[:12]}), but reconciling it failed: {exc}; "
-                "the daemon tries again by itself (`hivectl plan` shows what is left)"
-            ) from exc
+        report = await self._reconciled(rev, change, self.reconciler.reconcile(f"{by}: {change.summary} ({rev[:12]})"))
         return CommitReceipt(rev=rev, summary=change.summary, report=report)
 
     async def check_workspace(self, name: str, file: AgentFile) -> None:
