@@ -154,6 +154,12 @@ async def test_agents_are_run_by_the_host_main_places_them_on_and_drained_from_a
                     return (await operator_b.status("bob")).role == "edited on a laptop"
 
                 await until(bob_edited)
+
+                # Each host fetches on its own clock: host-a may see the push after host-b did.
+                async def a_has_fetched() -> bool:
+                    return any(s.agent == "dave" for s in (await operator_a.plan()).steps)
+
+                await until(a_has_fetched)
                 # A file that names no host on a shared hive is run by nobody, and the plan says what to do.
                 plan = await operator_a.plan()
                 [dave] = [s for s in plan.steps if s.agent == "dave"]
