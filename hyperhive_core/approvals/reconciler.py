@@ -420,7 +420,12 @@ class Reconciler:
         finally:
             self._busy.pop(name, None)
         # On a database of its own, nobody else will take the row over: it goes, as for a removal.
-        forget = name if self.hive.config.database is None else None
+        return await self._gone(step, journal_id, forget=name if self.hive.config.database is None else None)
+
+    async def _gone(self, step: Step, journal_id: int, *, forget: str | None) -> StepOutcome:
+        """Finish a step that took an agent away from this host: journal it done (dropping the reconcile
+        row of `forget` in the same commit) and forget the agent here."""
+        name = step.agent
         await anyio.to_thread.run_sync(
             lambda: self.records.journal_finish(journal_id, "done", step.reason, forget=forget)
         )
@@ -512,14 +517,7 @@ class Reconciler:
         finally:
             self._busy.pop(name, None)
         if step.action in TEAR_DOWN:
-            await anyio.to_thread.run_sync(
-                lambda: self.records.journal_finish(journal_id, "done", step.reason, forget=name)
-            )
-            self._states.pop(name, None)
-            self._started_at.pop(name, None)
-            self.hive.unregister(name)
-            logger.info("%s %s: %s", step.action, name, step.reason)
-            return StepOutcome(agent=name, action=step.action, ok=True, detail=step.reason)
+            return await self._gone(step, journal_id, forget=name)
         assert file is not None
         state.applied_hash = config_hash(file)
         state.applied_rev = desired.rev
