@@ -44,9 +44,8 @@ class Listing:
                 widths[i] = max(widths[i], cell.cell_len)
         return widths
 
-    def shown(self, max_width: int) -> tuple[list[int], bool]:
+    def shown(self, widths: Sequence[int], max_width: int) -> tuple[list[int], bool]:
         """The columns (by index) to show in `max_width`, dropping droppable ones in order; and whether they fit."""
-        widths = self.widths()
         shown = list(range(len(self.headers)))
         drop = [self.headers.index(h) for h in self.droppable if h in self.headers]
         while sum(widths[i] for i in shown) + GAP * (len(shown) - 1) > max_width:
@@ -65,9 +64,8 @@ class Listing:
             table.add_row(*(row[i] for i in shown))
         return table
 
-    def lines(self, shown: Sequence[int]) -> Text:
+    def lines(self, widths: Sequence[int], shown: Sequence[int]) -> Text:
         """The title, the header and every row's `shown` columns as aligned lines (no trailing spaces)."""
-        widths = self.widths()
         out = Text(no_wrap=True, overflow="ignore")
         out.append(f"{self.title}\n", style="italic")
         header = (" " * GAP).join(self.headers[i].ljust(widths[i]) for i in shown).rstrip()
@@ -93,11 +91,12 @@ class Listing:
         return notes
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[RenderableType]:
-        shown, fits = self.shown(options.max_width)
+        widths = self.widths()
+        shown, fits = self.shown(widths, options.max_width)
         if not fits:
             yield self.table(shown)
             return
-        yield self.lines(shown)
+        yield self.lines(widths, shown)
         notes = self.notes(shown)
         if notes:
             yield notes
