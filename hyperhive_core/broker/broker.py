@@ -135,14 +135,17 @@ class Broker:
             DatabaseFullError: the disk or the database's size limit leaves no room for new messages.
             StorageError: the database refused the write.
         """
-        size = len(body.encode(errors="surrogatepass"))
+        try:
+            size, text = len(body.encode()), True
+        except UnicodeEncodeError:  # a lone surrogate: sized as it would be stored, refused below
+            size, text = len(body.encode(errors="surrogatepass")), False
         if size > self._max_body_bytes:
             raise BodyTooLargeError(size, self._max_body_bytes)
         if not body.strip():
             raise EmptyBodyError
         # PostgreSQL's text holds neither, and SQLite's would hand back what no reader can decode:
         # refused alike on both engines, before the message joins a group commit.
-        if "\x00" in body or size != len(body.encode(errors="replace")):
+        if not text or "\x00" in body:
             raise BodyNotTextError
         self.disk.check()
         request = AppendRequest(sender, recipient, body, reply_to, time.time(), self._max_inbox_depth, key)
