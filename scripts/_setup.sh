@@ -57,6 +57,7 @@ ensure_bwrap() { ensure_tool bwrap bubblewrap "the agents' sandbox; without it t
 ensure_nix() { ensure_tool nix-instantiate nix-bin "the tests parse and evaluate the .nix files with it"; }
 # Debian's chromium, driven by Playwright (a pinned dev dependency) in the dashboard's browser tests.
 # Never `playwright install`: it downloads a browser build, which these machines cannot fetch.
+ensure_openssl() { ensure_tool openssl openssl "the TLS tests make a test CA with it"; }
 ensure_chromium() { ensure_tool chromium chromium "the dashboard's browser tests drive it"; }
 # PostgreSQL for the broker's second engine: the tests start their own server (initdb, pg_ctl in a
 # temp dir). Debian keeps those off PATH, under /usr/lib/postgresql/<version>/bin.
